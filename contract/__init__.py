@@ -1,0 +1,42 @@
+"""The model contract: the facts that training, export and the bot must agree on.
+
+This package imports only numpy and Pillow, so the bot can use it without TensorFlow.
+"""
+
+from contract.imaging import (
+    ImageDecodeError,
+    ImageTooLarge,
+    NotAnImage,
+    decode_image,
+    load_image_file,
+)
+from contract.spec import (
+    DEFAULT_THRESHOLD,
+    IMAGENET_MEAN_BGR,
+    INPUT_NAME,
+    INPUT_SIZE,
+    LABELS,
+    OUTPUT_NAME,
+    POSITIVE_LABEL,
+    RESIZE_METHOD,
+    MetaKey,
+    ModelSpec,
+)
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "IMAGENET_MEAN_BGR",
+    "INPUT_NAME",
+    "INPUT_SIZE",
+    "LABELS",
+    "OUTPUT_NAME",
+    "POSITIVE_LABEL",
+    "RESIZE_METHOD",
+    "ImageDecodeError",
+    "ImageTooLarge",
+    "MetaKey",
+    "ModelSpec",
+    "NotAnImage",
+    "decode_image",
+    "load_image_file",
+]

@@ -1,0 +1,115 @@
+"""Labels, input layout, threshold and ONNX metadata keys: one place for each fact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Class order is the order of the model's output columns (alphabetical, as folder loaders sort).
+LABELS: tuple[str, ...] = ("hot_dog", "not_hot_dog")
+POSITIVE_LABEL = "hot_dog"
+# The bot says "hotdog" when P(positive) >= threshold. 0.5 until a trained model carries its own.
+DEFAULT_THRESHOLD = 0.5
+
+# Clients send uint8 RGB NHWC; the graph itself casts, flips to BGR and subtracts this mean
+# (Keras's VGG16 "caffe" preprocessing), so no client can get the normalisation wrong.
+INPUT_SIZE = 224
+IMAGENET_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
+RESIZE_METHOD = "bilinear"  # whole image squashed to INPUT_SIZE x INPUT_SIZE, see contract.imaging
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+class MetaKey:
+    """Names of the ONNX ``metadata_props`` that export writes and the bot reads."""
+
+    LABELS = "nothotdog.labels"  # JSON list
+    POSITIVE_LABEL = "nothotdog.positive_label"
+    THRESHOLD = "nothotdog.threshold"
+    THRESHOLD_RULE = "nothotdog.threshold_rule"
+    INPUT_SIZE = "nothotdog.input_size"
+    INPUT_LAYOUT = "nothotdog.input_layout"
+    RESIZE = "nothotdog.resize"
+    MODEL_NAME = "nothotdog.model_name"
+    MODEL_VERSION = "nothotdog.model_version"
+    CREATED = "nothotdog.created"
+    METRICS = "nothotdog.val_metrics"  # JSON object
+    WEIGHTS_SOURCE = "nothotdog.backbone_weights"
+    DATA_SUMMARY = "nothotdog.training_data"  # JSON object
+    WEIGHTS_SHA256 = "nothotdog.weights_sha256"
+    QUANTIZATION = "nothotdog.quantization"
+
+
+INPUT_LAYOUT = "NHWC uint8 RGB"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a client needs to know about a model; defaults are the contract above."""
+
+    labels: tuple[str, ...] = LABELS
+    positive_label: str = POSITIVE_LABEL
+    threshold: float = DEFAULT_THRESHOLD
+    input_size: int = INPUT_SIZE
+    resize: str = RESIZE_METHOD
+    name: str = "nothotdog"
+    version: str = "unversioned"
+    metrics: Mapping[str, object] = field(default_factory=dict)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def positive_index(self) -> int:
+        return self.labels.index(self.positive_label)
+
+    def verdict(self, probabilities: Sequence[float]) -> tuple[str, float]:
+        """Label and its probability; two-class models use the threshold, others argmax."""
+        if len(self.labels) == 2:
+            p = float(probabilities[self.positive_index])
+            if p >= self.threshold:
+                return self.positive_label, p
+            other = self.labels[1 - self.positive_index]
+            return other, 1.0 - p
+        best = max(range(len(self.labels)), key=lambda i: probabilities[i])
+        return self.labels[best], float(probabilities[best])
+
+    def to_metadata(self) -> dict[str, str]:
+        meta = dict(self.extra)
+        meta.update(
+            {
+                MetaKey.LABELS: json.dumps(list(self.labels)),
+                MetaKey.POSITIVE_LABEL: self.positive_label,
+                MetaKey.THRESHOLD: repr(float(self.threshold)),
+                MetaKey.INPUT_SIZE: str(self.input_size),
+                MetaKey.INPUT_LAYOUT: INPUT_LAYOUT,
+                MetaKey.RESIZE: self.resize,
+                MetaKey.MODEL_NAME: self.name,
+                MetaKey.MODEL_VERSION: self.version,
+                MetaKey.METRICS: json.dumps(dict(self.metrics), sort_keys=True),
+            }
+        )
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> ModelSpec:
+        """Read what a model file carries; anything missing falls back to the contract."""
+        labels = tuple(json.loads(meta[MetaKey.LABELS])) if MetaKey.LABELS in meta else LABELS
+        positive = meta.get(MetaKey.POSITIVE_LABEL, POSITIVE_LABEL)
+        if positive not in labels:
+            raise ValueError(f"positive label {positive!r} is not one of {labels}")
+        known = {
+            MetaKey.LABELS, MetaKey.POSITIVE_LABEL, MetaKey.THRESHOLD, MetaKey.INPUT_SIZE,
+            MetaKey.RESIZE, MetaKey.MODEL_NAME, MetaKey.MODEL_VERSION, MetaKey.METRICS,
+        }
+        return cls(
+            labels=labels,
+            positive_label=positive,
+            threshold=float(meta.get(MetaKey.THRESHOLD, DEFAULT_THRESHOLD)),
+            input_size=int(meta.get(MetaKey.INPUT_SIZE, INPUT_SIZE)),
+            resize=meta.get(MetaKey.RESIZE, RESIZE_METHOD),
+            name=meta.get(MetaKey.MODEL_NAME, "nothotdog"),
+            version=meta.get(MetaKey.MODEL_VERSION, "unversioned"),
+            metrics=json.loads(meta[MetaKey.METRICS]) if MetaKey.METRICS in meta else {},
+            extra={k: v for k, v in meta.items() if k not in known},
+        )
