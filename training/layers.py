@@ -15,7 +15,8 @@ class VGGPreprocess(keras.layers.Layer):
     """
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("dtype", "float32")  # keep the mean subtraction exact under mixed precision
+        # float32 even under mixed precision: the mean subtraction stays exact.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
 
     def call(self, inputs):
