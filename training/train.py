@@ -1,0 +1,236 @@
+"""The training run: cache frozen features, train the head, fine-tune the top block, record all.
+
+Phase 1 is the classic recipe (freeze VGG16, train a new softmax head) made fast by caching
+the frozen features. Phase 2 unfreezes the top block at a low learning rate; the layers below
+it are still frozen, so their outputs are cached too, once per augmented view, and each epoch
+runs only the unfrozen block on a random view of every photo.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from contract import INPUT_SIZE, POSITIVE_LABEL
+from contract.dataset import DatasetError, Example, class_names, list_examples
+from training.augment import AugmentParams
+from training.features import CLEAN_VIEW, file_digests, trunk_outputs
+from training.record import data_summary, file_list, library_versions, write_json
+
+# What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
+UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path
+    val: Path | None = None
+    val_split: float = 0.15
+    weights: str = "imagenet"
+    unfreeze: str = "block5"
+    views: int = 3
+    head_epochs: int = 40
+    head_lr: float = 1e-3
+    finetune_epochs: int = 12
+    finetune_lr: float = 2e-5
+    patience: int = 3
+    batch_size: int = 32
+    dropout: float = 0.5
+    label_smoothing: float = 0.1
+    precision: str = "auto"
+    strategy: str = "auto"
+    seed: int = 1337
+    input_size: int = INPUT_SIZE
+    cache_dir: Path | None = None
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+
+def split_examples(examples: list[Example], fraction: float, seed: int):
+    """A stratified, seeded train/val split for data folders without a separate val folder."""
+    if not 0 < fraction < 1:
+        raise DatasetError("--val-split must be between 0 and 1")
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in sorted({e.label for e in examples}):
+        group = [e for e in examples if e.label == label]
+        rng.shuffle(group)
+        n_val = max(1, round(len(group) * fraction))
+        if n_val >= len(group):
+            raise DatasetError(f"class {label} has too few images to split off validation")
+        val += group[:n_val]
+        train += group[n_val:]
+    return sorted(train, key=lambda e: str(e.path)), sorted(val, key=lambda e: str(e.path))
+
+
+def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]]:
+    labels = class_names(cfg.data)
+    examples = list_examples(cfg.data, labels)
+    if cfg.val is not None:
+        val_labels = class_names(cfg.val)
+        if val_labels != labels:
+            raise DatasetError(f"{cfg.val} has classes {val_labels}, {cfg.data} has {labels}")
+        return labels, examples, list_examples(cfg.val, labels)
+    train, val = split_examples(examples, cfg.val_split, cfg.seed)
+    return labels, train, val
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Weights that make every class count as much as the others in the loss."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    return (len(y) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def run_training(cfg: TrainConfig) -> dict:
+    started = time.time()
+    if cfg.unfreeze not in UNFREEZE_CUTS:
+        raise ValueError(f"--unfreeze must be one of {sorted(UNFREEZE_CUTS)}")
+    labels, train_ex, val_ex = load_data(cfg)
+    positive = POSITIVE_LABEL if POSITIVE_LABEL in labels else labels[0]
+    print(f"data: {len(train_ex)} training and {len(val_ex)} validation images, classes {labels}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
+
+    import keras
+
+    from training.devices import choose_precision, choose_strategy
+    from training.model import build_classifier, split_at
+    from training.weights import load_backbone_weights
+
+    keras.utils.set_random_seed(cfg.seed)
+    precision = choose_precision(cfg.precision)
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = choose_strategy(cfg.strategy)
+    print(f"precision {precision}, strategy {type(strategy).__name__}")
+
+    with strategy.scope():
+        classifier = build_classifier(len(labels), cfg.dropout, cfg.input_size)
+        weights_source = load_backbone_weights(classifier, cfg.weights)
+    print(f"backbone weights: {weights_source}")
+    cut = UNFREEZE_CUTS[cfg.unfreeze]
+    trunk, top = split_at(classifier, cut)
+    trunk_id = f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return np.asarray(trunk.predict_on_batch(images), dtype=np.float16)
+
+    feature_shape = tuple(int(d) for d in trunk.output.shape[1:])
+    train_digests, val_digests = file_digests(train_ex), file_digests(val_ex)
+
+    def cached(examples, digests, view, desc):
+        return trunk_outputs(
+            predict, feature_shape, examples, digests, cache_dir, trunk_id, view=view,
+            seed=cfg.seed, params=cfg.augment, batch_size=cfg.batch_size, desc=desc,
+            size=cfg.input_size,
+        )  # fmt: skip
+
+    print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
+    t0 = time.time()
+    val_x = cached(val_ex, val_digests, CLEAN_VIEW, "val")
+    train_views = [cached(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
+    cache_seconds = time.time() - t0
+    y_train = np.array([e.label for e in train_ex])
+    y_val = np.array([e.label for e in val_ex])
+
+    from training.phases import evaluate_phase, finetune_top, train_head
+
+    with strategy.scope():
+        history1 = train_head(classifier, top, train_views, y_train, val_x, y_val, cfg)
+    phase1 = evaluate_phase(
+        "phase1", classifier, top, val_x, y_val, val_ex, labels, positive, out, history1
+    )
+    history = {"phase1": history1}
+    phases = {"phase1": phase1}
+    final = "phase1"
+    if cfg.unfreeze != "none" and cfg.finetune_epochs > 0:
+        before = classifier.get_weights()
+        with strategy.scope():
+            history2 = finetune_top(classifier, top, train_views, y_train, val_x, y_val, cfg)
+        history["phase2"] = history2
+        phases["phase2"] = evaluate_phase(
+            "phase2", classifier, top, val_x, y_val, val_ex, labels, positive, out, history2
+        )
+        if phases["phase2"]["log_loss"] <= phase1["log_loss"]:
+            final = "phase2"
+        else:
+            print("phase 2 did not lower validation loss: keeping the phase 1 model")
+            classifier.set_weights(before)
+
+    from training.report import format_summary, write_evaluation
+
+    final_metrics = phases[final]
+    threshold = final_metrics["threshold"]
+    probs = np.load(out / final / "val_probabilities.npy")
+    metrics = write_evaluation(
+        out, y_val, probs, val_ex, labels, positive, threshold, history=history
+    )
+    _save_float32(classifier, labels, cfg, out / "model.keras")
+    wall = time.time() - started
+    summary = {
+        "threshold": threshold,
+        "threshold_rule": final_metrics["threshold_rule"],
+        "final_phase": final,
+        "val": metrics,
+        "phase1": phase1,
+        **({"phase2": phases["phase2"]} if "phase2" in phases else {}),
+        "wall_time_s": round(wall, 1),
+        "feature_cache_s": round(cache_seconds, 1),
+    }
+    write_json(out / "metrics.json", summary)
+    write_json(out / "labels.json", {"labels": labels, "positive_label": positive})
+    write_json(out / "history.json", history)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    write_json(
+        out / "config.json",
+        {
+            "config": config,
+            "weights_source": weights_source,
+            "precision": precision,
+            "strategy": type(strategy).__name__,
+            "versions": library_versions(),
+            "data_summary": {
+                "train": data_summary(train_ex, labels),
+                "val": data_summary(val_ex, labels),
+            },
+        },
+    )
+    write_json(
+        out / "files.json",
+        {
+            "train": file_list(train_ex, train_digests, labels),
+            "val": file_list(val_ex, val_digests, labels),
+        },
+    )
+    print()
+    for name, m in phases.items():
+        print(f"{name}: val accuracy {m['accuracy']:.4f}, log loss {m['log_loss']:.4f}")
+    print(f"final model: {final}, threshold {threshold:.3f} ({final_metrics['threshold_rule']})")
+    print(format_summary(metrics))
+    print(f"wall time {wall / 60:.1f} min; run folder {out}")
+    return summary
+
+
+def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:
+    """Save a float32 copy: export and evaluation must not inherit the training precision."""
+    import keras
+
+    from training.model import build_classifier
+
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        clean = build_classifier(len(labels), cfg.dropout, cfg.input_size)
+        clean.set_weights(classifier.get_weights())
+        clean.save(path)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def steps(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
