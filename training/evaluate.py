@@ -1,0 +1,279 @@
+"""``nothotdog-eval MODEL DATA_DIR``: the same metrics and plots for a Keras model or an ONNX file.
+
+One command for every form of the model (Keras after training, float ONNX, int8 ONNX) is what
+makes their numbers comparable. The ONNX path never imports TensorFlow: it must run where only
+the bot's dependencies are installed; Keras is imported lazily, only for a Keras model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from contract import DEFAULT_THRESHOLD, INPUT_SIZE, LABELS, POSITIVE_LABEL, decode_image
+from contract.dataset import DatasetError, Example, list_examples
+from contract.imaging import ImageDecodeError
+from contract.runtime import ModelLoadError, load_onnx
+from training.report import METRICS_FILE, format_summary, write_evaluation
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+KERAS_MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.json"
+
+
+class EvaluationError(RuntimeError):
+    """Bad input to the evaluation; the message is one line, meant for the command line."""
+
+
+@dataclass
+class LoadedModel:
+    """What evaluation needs from any model form: a batch predictor and the contract facts."""
+
+    predict: PredictFn
+    labels: tuple[str, ...]
+    positive_label: str
+    threshold: float
+    input_size: int
+    kind: str  # "onnx" or "keras", for the summary
+
+
+def predict_examples(
+    predict_fn: PredictFn,
+    examples: Sequence[Example],
+    batch_size: int = 32,
+    progress: bool = True,
+    *,
+    size: int = INPUT_SIZE,
+) -> np.ndarray:
+    """Probabilities ``float32 [n, classes]`` for ``examples``, decoded by the contract in batches.
+
+    ``predict_fn`` takes ``uint8 [b, size, size, 3]`` RGB; every image goes through
+    ``contract.decode_image``, the bot's own decode, so measured and served pixels are identical.
+    An unreadable image raises ``EvaluationError`` naming the file: silently skipping it would
+    change what the figures describe.
+    """
+    if not examples:
+        raise EvaluationError("no examples to evaluate")
+    if batch_size < 1:
+        raise EvaluationError(f"batch size must be at least 1, got {batch_size}")
+    outputs: list[np.ndarray] = []
+    bar = tqdm(total=len(examples), desc="evaluating", unit="img", disable=not progress)
+    with bar:
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            batch = np.stack([_decode(e.path, size) for e in chunk])
+            probs = np.asarray(predict_fn(batch), dtype=np.float32)
+            if probs.ndim != 2 or probs.shape[0] != len(chunk):
+                raise EvaluationError(
+                    f"the model returned shape {probs.shape} for a batch of {len(chunk)}"
+                )
+            outputs.append(probs)
+            bar.update(len(chunk))
+    return np.concatenate(outputs)
+
+
+def _decode(path: Path, size: int) -> np.ndarray:
+    try:
+        return decode_image(Path(path).read_bytes(), size=size)
+    except (OSError, ImageDecodeError) as exc:
+        raise EvaluationError(f"cannot read image {path}: {exc}") from exc
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """An ``.onnx`` file, a ``.keras`` file, or a training run folder holding ``model.keras``."""
+    path = Path(path)
+    if not path.exists():
+        raise EvaluationError(f"model {path} does not exist")
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx(path)
+    if path.is_dir():
+        keras_file = path / KERAS_MODEL_FILE
+        if not keras_file.is_file():
+            raise EvaluationError(f"{path} is a folder without {KERAS_MODEL_FILE}")
+        return _load_keras(keras_file)
+    if path.suffix.lower() == ".keras":
+        return _load_keras(path)
+    raise EvaluationError(f"{path} is neither an .onnx file, a .keras file nor a run folder")
+
+
+def _load_onnx(path: Path) -> LoadedModel:
+    try:
+        model = load_onnx(path)
+    except ModelLoadError as exc:
+        raise EvaluationError(str(exc)) from exc
+    spec = model.spec
+    return LoadedModel(
+        model.predict, spec.labels, spec.positive_label, spec.threshold, spec.input_size, "onnx"
+    )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EvaluationError(f"{path} must hold a JSON object")
+    return data
+
+
+def _load_keras(keras_file: Path) -> LoadedModel:
+    """Labels from ``labels.json`` and threshold from ``metrics.json`` beside the model file;
+    the contract's defaults (with a note) when a bare ``.keras`` file comes without them."""
+    folder = keras_file.parent
+    labels_file, metrics_file = folder / LABELS_FILE, folder / METRICS_FILE
+    if labels_file.is_file():
+        info = _read_json(labels_file)
+        labels = tuple(info.get("labels") or ())
+        positive = info.get("positive_label", POSITIVE_LABEL)
+        if len(labels) < 2 or positive not in labels:
+            raise EvaluationError(
+                f"{labels_file} must list at least two labels including the positive one"
+            )
+    else:
+        labels, positive = LABELS, POSITIVE_LABEL
+        _note(f"no {LABELS_FILE} beside {keras_file.name}; assuming labels {list(labels)}")
+    threshold = DEFAULT_THRESHOLD
+    if metrics_file.is_file():
+        threshold = float(_read_json(metrics_file).get("threshold", DEFAULT_THRESHOLD))
+    else:
+        _note(f"no {METRICS_FILE} beside {keras_file.name}; using threshold {threshold}")
+
+    import keras  # lazily: the ONNX path must not pay for (or need) TensorFlow
+
+    import training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
+
+    try:
+        model = keras.saving.load_model(keras_file, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EvaluationError(f"cannot load {keras_file}: {first_line}") from exc
+    shape = model.input_shape
+    size = shape[1] if isinstance(shape, tuple) and len(shape) == 4 and shape[1] else INPUT_SIZE
+    if model.output_shape[-1] != len(labels):
+        raise EvaluationError(
+            f"{keras_file} has {model.output_shape[-1]} outputs but {len(labels)} labels"
+        )
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+
+    return LoadedModel(predict, labels, positive, threshold, int(size), "keras")
+
+
+def _note(message: str) -> None:
+    print(f"nothotdog-eval: note: {message}", file=sys.stderr)
+
+
+def default_out_dir(model_path: Path, data_dir: Path) -> Path:
+    """``RUN/eval-DATA`` for a run folder, ``MODEL_STEM-eval-DATA`` beside a model file.
+
+    DATA is the data folder's name, prefixed by its parent's when it is a split such as ``val``.
+    """
+    data = data_dir.resolve()
+    name = data.name if data.parent.name in ("", "/") else f"{data.parent.name}-{data.name}"
+    if model_path.is_dir():
+        return model_path / f"eval-{name}"
+    return model_path.parent / f"{model_path.stem}-eval-{name}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nothotdog-eval",
+        description=(
+            "Evaluate a Keras model or an ONNX file on a labelled folder (one sub-folder per "
+            "class) and write metrics.json plus plots, overall and per source tag."
+        ),
+    )
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="an .onnx file (labels and threshold from its metadata), a .keras file, or a "
+        "training run folder with model.keras, labels.json and metrics.json",
+    )
+    parser.add_argument(
+        "data_dir", type=Path, help="folder with one sub-folder per model label, e.g. hot_dog/"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write metrics.json and the plots (default: RUN/eval-DATA for a run "
+        "folder, MODEL-eval-DATA beside a model file)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold on P(positive) (default: the one the model carries, else 0.5)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="images per inference batch (default: 32)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 1 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (EvaluationError, DatasetError) as exc:
+        print(f"nothotdog-eval: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise EvaluationError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.batch_size < 1:
+        raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.data_dir.is_dir():
+        raise EvaluationError(f"data folder {args.data_dir} does not exist")
+    model = load_model(args.model)
+    threshold = model.threshold if args.threshold is None else args.threshold
+    examples = list_examples(args.data_dir, model.labels)
+    extra = sorted(
+        p.name
+        for p in args.data_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in model.labels
+    )
+    if extra:
+        _note(f"ignoring folders that are not model labels: {extra}")
+    probs = predict_examples(
+        model.predict,
+        examples,
+        args.batch_size,
+        progress=not args.no_progress,
+        size=model.input_size,
+    )
+    if probs.shape[1] != len(model.labels):
+        raise EvaluationError(
+            f"the model returned {probs.shape[1]} columns for {len(model.labels)} labels"
+        )
+    out = args.out or default_out_dir(args.model, args.data_dir)
+    metrics = write_evaluation(
+        out,
+        [e.label for e in examples],
+        probs,
+        examples,
+        model.labels,
+        model.positive_label,
+        threshold,
+    )
+    print(f"{model.kind} model {args.model} on {args.data_dir}:")
+    print(format_summary(metrics))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
