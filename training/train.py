@@ -87,6 +87,15 @@ def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def run_training(cfg: TrainConfig) -> dict:
+    """Train, evaluate and save; returns what metrics.json holds."""
+    from training.devices import choose_precision, precision_policy
+
+    precision = choose_precision(cfg.precision)
+    with precision_policy(precision):
+        return _run(cfg, precision)
+
+
+def _run(cfg: TrainConfig, precision: str) -> dict:
     started = time.time()
     if cfg.unfreeze not in UNFREEZE_CUTS:
         raise ValueError(f"--unfreeze must be one of {sorted(UNFREEZE_CUTS)}")
@@ -99,13 +108,11 @@ def run_training(cfg: TrainConfig) -> dict:
 
     import keras
 
-    from training.devices import choose_precision, choose_strategy
+    from training.devices import choose_strategy
     from training.model import build_classifier, split_at
     from training.weights import load_backbone_weights
 
     keras.utils.set_random_seed(cfg.seed)
-    precision = choose_precision(cfg.precision)
-    keras.mixed_precision.set_global_policy(precision)
     strategy = choose_strategy(cfg.strategy)
     print(f"precision {precision}, strategy {type(strategy).__name__}")
 
@@ -218,18 +225,14 @@ def run_training(cfg: TrainConfig) -> dict:
 
 def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:
     """Save a float32 copy: export and evaluation must not inherit the training precision."""
-    import keras
 
+    from training.devices import precision_policy
     from training.model import build_classifier
 
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
+    with precision_policy("float32"):
         clean = build_classifier(len(labels), cfg.dropout, cfg.input_size)
         clean.set_weights(classifier.get_weights())
         clean.save(path)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
 
 
 def steps(n: int, batch_size: int) -> int:

@@ -56,13 +56,17 @@ def read_onnx_conv_weights(path: str | Path) -> dict[str, tuple[np.ndarray, np.n
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for node in model.graph.node:
         match = _CONV_NAME.search(node.name)
-        if node.op_type != "Conv" or not match or len(node.input) < 3:
+        if node.op_type != "Conv" or not match:
             continue
-        if node.input[1] not in inits or node.input[2] not in inits:
-            raise WeightsError(f"{path}: conv {match.group(1)} has non-constant weights")
+        name = match.group(1)
+        if node.input[1] not in inits:
+            raise WeightsError(f"{path}: conv {name} has non-constant weights")
         kernel_oihw = numpy_helper.to_array(inits[node.input[1]])
-        bias = numpy_helper.to_array(inits[node.input[2]])
-        found[match.group(1)] = (np.transpose(kernel_oihw, (2, 3, 1, 0)).copy(), bias.copy())
+        if len(node.input) > 2 and node.input[2] in inits:
+            bias = numpy_helper.to_array(inits[node.input[2]])
+        else:  # tf2onnx drops an all-zero bias
+            bias = np.zeros(kernel_oihw.shape[0], dtype=kernel_oihw.dtype)
+        found[name] = (np.transpose(kernel_oihw, (2, 3, 1, 0)).copy(), bias.copy())
     return found
 
 

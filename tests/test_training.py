@@ -1,0 +1,126 @@
+"""Training on tiny synthetic photos: artefacts, metrics, cache reuse, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("tensorflow")
+
+from training.__main__ import main as train_main
+from training.augment import AugmentParams, augment
+
+SMALL = ["--weights", "none", "--input-size", "32", "--views", "1", "--precision", "float32",
+         "--head-epochs", "1", "--finetune-epochs", "1", "--batch-size", "8"]  # fmt: skip
+
+
+def make_folder(root: Path, per_class: int = 8, seed: int = 0) -> Path:
+    """Red-ish photos are hot dogs, blue-ish ones are not; two source tags."""
+    rng = np.random.default_rng(seed)
+    for label, colour in (("hot_dog", (200, 40, 30)), ("not_hot_dog", (30, 60, 200))):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(colour) + rng.integers(-40, 40, (40, 48, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / label / f"src{i % 2}__{i}.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("data")
+    return make_folder(base / "train", 8, seed=1), make_folder(base / "val", 4, seed=2)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    args = ["--data", str(data[0]), "--val", str(data[1]), "--out", str(out), *SMALL]
+    assert train_main(args) == 0
+    return out
+
+
+def test_run_folder_holds_every_artefact(run: Path):
+    for name in ("model.keras", "labels.json", "metrics.json", "history.json", "config.json",
+                 "files.json"):  # fmt: skip
+        assert (run / name).is_file(), name
+    assert len(list(run.glob("*.png"))) >= 4  # curves, confusion matrix, ROC, worst mistakes
+    assert json.loads((run / "labels.json").read_text()) == {
+        "labels": ["hot_dog", "not_hot_dog"], "positive_label": "hot_dog",
+    }  # fmt: skip
+    history = json.loads((run / "history.json").read_text())
+    assert set(history) == {"phase1", "phase2"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["weights_source"] == "random initialisation"
+    assert config["data_summary"]["train"]["per_label"] == {"hot_dog": 8, "not_hot_dog": 8}
+    files = json.loads((run / "files.json").read_text())
+    assert len(files["train"]) == 16 and len(files["train"][0]["sha256"]) == 64
+
+
+def test_metrics_have_every_key_overall_and_per_source(run: Path):
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"threshold", "threshold_rule", "final_phase", "val", "phase1", "phase2"} <= set(metrics)
+    keys = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "confusion_matrix"}
+    assert keys <= set(metrics["val"])
+    assert set(metrics["val"]["per_source"]) == {"src0", "src1"}
+    assert keys <= set(metrics["val"]["per_source"]["src0"])
+    assert 0.0 < metrics["threshold"] < 1.0
+
+
+def test_saved_model_takes_uint8_and_is_float32(run: Path):
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.input.dtype == "uint8"
+    assert all(w.dtype == "float32" for w in model.weights)
+    probs = model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0)
+    assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_rerun_reuses_the_feature_cache(run: Path, data, capsys):
+    cache = sorted((run / "cache").glob("*.npy"))
+    stamps = [p.stat().st_mtime_ns for p in cache]
+    assert len(cache) == 3  # val, train clean, train augmented
+    args = ["--data", str(data[0]), "--val", str(data[1]), "--out", str(run), *SMALL]
+    assert train_main(args) == 0
+    assert "reusing" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in sorted((run / "cache").glob("*.npy"))] == stamps
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("empty", "at least two"),
+        ("one_class", "at least two"),
+        ("unreadable", "cannot use training image"),
+        ("missing", "is not a folder"),
+    ],
+)
+def test_bad_data_folder_gives_a_clear_error(tmp_path: Path, capsys, layout: str, message: str):
+    data = tmp_path / "data"
+    if layout == "empty":
+        data.mkdir()
+    elif layout == "one_class":
+        make_folder(data, 2)
+        shutil.rmtree(data / "not_hot_dog")
+    elif layout == "unreadable":
+        make_folder(data, 3)
+        (data / "hot_dog" / "src0__broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    code = train_main(["--data", str(data), "--val-split", "0.34", "--out", str(tmp_path / "o"),
+                       *SMALL])  # fmt: skip
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_augment_keeps_shape_and_is_seeded():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    params = AugmentParams()
+    a = augment(image, np.random.default_rng(5), params)
+    b = augment(image, np.random.default_rng(5), params)
+    assert a.shape == image.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, image)
