@@ -1,0 +1,123 @@
+"""``nothotdog-export RUN_DIR_or_MODEL --out models/NAME.onnx [--quantize int8 --calibration DIR]
+[--check DIR]``: convert, prove parity, optionally quantize behind an accuracy gate.
+
+Nothing is written at ``--out`` unless every check passed; the figures measured are written
+next to it (NAME.export.json) either way. With ``--quantize int8`` the int8 model goes to
+``--out`` and the float32 one stays beside it as NAME.float32.onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from export import settings as d
+
+PROG = "nothotdog-export"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert a trained Keras model into the bot's ONNX file, prove it matches "
+        "Keras, and optionally quantize it to int8 behind an accuracy gate.",
+        epilog="With --quantize int8 the int8 model goes to --out and the float32 one stays "
+        "beside it as NAME.float32.onnx. What was measured goes to NAME.export.json, also when "
+        "a check fails; nothing is written at --out unless every check passed.",
+    )
+    p.add_argument("source", type=Path, help="training run folder, or a bare .keras file")
+    p.add_argument("--out", type=Path, required=True, help="models/NAME.onnx")
+    p.add_argument("--quantize", choices=["int8"], help="ship a static int8 model at --out")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="labelled folder (training images) to calibrate int8 on")
+    p.add_argument("--check", type=Path, metavar="DIR",
+                   help="labelled folder for parity and for the int8 accuracy gate")
+    p.add_argument("--max-drop", type=float, metavar="POINTS", default=d.DEFAULT_MAX_DROP,
+                   help="accuracy points int8 may lose against float32 (default %(default)s)")
+    p.add_argument("--calibration-images", type=int, metavar="N",
+                   default=d.DEFAULT_CALIBRATION_IMAGES,
+                   help="stratified, seeded sample size (default %(default)s; 0 = all)")
+    p.add_argument("--parity-images", type=int, metavar="N", default=d.DEFAULT_PARITY_IMAGES,
+                   help="stratified sample of --check for Keras vs ONNX (default %(default)s; "
+                        "0 = all)")
+    p.add_argument("--tolerance", type=float, default=d.TOLERANCE,
+                   help="max |Δprobability| Keras vs ONNX (default %(default)g)")
+    p.add_argument("--exclude", choices=d.EXCLUDE_CHOICES, default=d.DEFAULT_EXCLUDE,
+                   help="nodes kept in float when quantizing (default %(default)s)")
+    p.add_argument("--activations", choices=d.ACTIVATION_CHOICES,
+                   default=d.DEFAULT_ACTIVATIONS,
+                   help="int8 activation type (default %(default)s)")
+    p.add_argument("--calibration-method", choices=d.METHOD_CHOICES, default=d.DEFAULT_METHOD,
+                   help="entropy/percentile keep whole activations in memory (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="for the calibration sample")
+    p.add_argument("--opset", type=int, default=d.DEFAULT_OPSET)
+    p.add_argument("--model-version", help="default: RUN-NAME-<weights sha256 prefix>")
+    args = p.parse_args(argv)
+    if args.out.suffix != ".onnx":
+        p.error("--out must name a .onnx file")
+    if args.quantize and (args.calibration is None or args.check is None):
+        p.error("--quantize int8 needs --calibration DIR (to calibrate) and --check DIR (the gate)")
+    if args.opset < d.MIN_OPSET:
+        p.error(f"--opset must be {d.MIN_OPSET} or newer")
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[export] {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's chatter off progress
+    from export.errors import EXPECTED
+    from export.pipeline import ExportOptions, run_export
+    from export.quantize import QuantSettings
+
+    opts = ExportOptions(
+        source=args.source,
+        out=args.out,
+        quantize=args.quantize,
+        calibration=args.calibration,
+        check=args.check,
+        max_drop=args.max_drop,
+        parity_images=args.parity_images,
+        tolerance=args.tolerance,
+        quant=QuantSettings(
+            calibration_images=args.calibration_images,
+            seed=args.seed,
+            exclude=args.exclude,
+            activations=args.activations,
+            method=args.calibration_method,
+        ),
+        opset=args.opset,
+        model_version=args.model_version,
+    )
+    summary: dict[str, Any] = {"command": [PROG, *(sys.argv[1:] if argv is None else argv)]}
+    started = time.perf_counter()
+    try:
+        run_export(opts, summary, log)
+    except EXPECTED as exc:
+        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        write_summary(opts.summary_path, summary, started)
+        print(f"[export] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        log(f"nothing written at {opts.out}; figures in {opts.summary_path}")
+        return 1
+    summary["status"] = "ok"
+    write_summary(opts.summary_path, summary, started)
+    log(f"done in {summary['seconds']:.0f}s; summary {opts.summary_path}")
+    return 0
+
+
+def write_summary(path: Path, summary: dict[str, Any], started: float) -> None:
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

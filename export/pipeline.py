@@ -1,0 +1,194 @@
+"""The export, step by step: load, convert, label, prove parity, write, quantize behind a gate.
+
+Each step logs what it measured and adds it to ``summary``, which the CLI writes next to the
+model even when a later step fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime as ort
+
+from contract import ModelSpec
+from contract.runtime import ModelLoadError, load_onnx
+from export.convert import ConversionError, load_float32, tidy, to_onnx
+from export.images import decode_examples, generated_images, labelled_examples
+from export.metadata import (
+    REQUIRED_KEYS,
+    build_spec,
+    read_metadata,
+    weights_sha256,
+    with_quantization,
+    write_metadata,
+)
+from export.parity import check_parity, compare, keras_probabilities, onnx_probabilities
+from export.quantize import (
+    ExampleReader,
+    QuantSettings,
+    compare_models,
+    gate,
+    quantize_int8,
+)
+from export.settings import DEFAULT_MAX_DROP, DEFAULT_OPSET, DEFAULT_PARITY_IMAGES, TOLERANCE
+from export.source import read_run
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    source: Path
+    out: Path
+    quantize: str | None = None  # "int8" or None
+    calibration: Path | None = None
+    check: Path | None = None
+    max_drop: float = DEFAULT_MAX_DROP
+    parity_images: int = DEFAULT_PARITY_IMAGES
+    tolerance: float = TOLERANCE
+    quant: QuantSettings = field(default_factory=QuantSettings)
+    opset: int = DEFAULT_OPSET
+    model_version: str | None = None
+
+    @property
+    def float32_path(self) -> Path:
+        """With int8 at --out, the float32 model stays beside it as the reference."""
+        return self.out.with_name(f"{self.out.stem}.float32.onnx") if self.quantize else self.out
+
+    @property
+    def summary_path(self) -> Path:
+        return self.out.with_name(f"{self.out.stem}.export.json")
+
+
+def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -> None:
+    if opts.quantize and (opts.calibration is None or opts.check is None):
+        raise ValueError("int8 needs a calibration folder and a check folder")
+    run = read_run(opts.source)
+    log(f"source {run.model_path} (labels {list(run.labels)}, threshold {run.threshold:g})")
+    summary["source"] = {
+        "model": str(run.model_path.resolve()),
+        "run_dir": str(run.run_dir.resolve()) if run.run_dir else None,
+        "model_file_sha256": file_sha256(run.model_path),
+    }
+
+    step = time.perf_counter()
+    loaded = load_float32(run.model_path)
+    model = loaded.model
+    classes = model.outputs[0].shape[-1]
+    if classes != len(run.labels):
+        raise ConversionError(f"model has {classes} outputs but {len(run.labels)} labels")
+    log(f"loaded Keras model as float32 (trained as {loaded.trained_policy}) "
+        f"in {time.perf_counter() - step:.1f}s")
+
+    step = time.perf_counter()
+    proto = to_onnx(model, opts.opset)
+    sha = weights_sha256(model.get_weights())
+    spec = build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
+    write_metadata(proto, spec)
+    onnx.checker.check_model(proto, full_check=True)
+    log(f"converted with tf2onnx (opset {opts.opset}) in {time.perf_counter() - step:.1f}s; "
+        f"version {spec.version}")
+    summary["spec"] = spec.to_metadata()
+    summary["conversion"] = {
+        "path": "tf2onnx.convert.from_keras with an explicit uint8 input_signature",
+        "opset": opts.opset,
+        "trained_policy": loaded.trained_policy,
+    }
+
+    # Real photos when there are some: generated images can miss real activation ranges.
+    step = time.perf_counter()
+    if opts.check is not None:
+        examples = labelled_examples(opts.check, run.labels, opts.parity_images)
+        images, _, skipped = decode_examples(examples)
+        bad = set(skipped)
+        names: list[str] | None = [str(e.path) for e in examples if e.path not in bad]
+        source = str(opts.check)
+    else:
+        images, names, source = generated_images(), None, "generated"
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    parity = check_parity(model, session, images, spec, source, names, opts.tolerance)
+    summary["parity"] = parity.as_dict()
+    log(f"parity ok on {parity.images} images ({source}): max |Δp| {parity.max_abs_diff:.2e} "
+        f"(limit {opts.tolerance:g}), same label on all ({time.perf_counter() - step:.1f}s)")
+    if loaded.trained is not None:
+        # Information, not a gate: how far float32 serving sits from the model as trained.
+        drift = compare(keras_probabilities(loaded.trained, images),
+                        onnx_probabilities(session, images), spec, source, names)
+        summary["trained_precision_drift"] = drift.as_dict()
+        log(f"vs the {loaded.trained_policy} model as trained: max |Δp| "
+            f"{drift.max_abs_diff:.2e}, {drift.label_mismatches} label(s) differ (information)")
+
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=opts.out.parent, prefix=f".{opts.out.stem}-") as tmp:
+        work = Path(tmp)
+        staged = work / "float32.onnx"
+        onnx.save(proto, str(staged))
+        verify_file(staged)
+        os.replace(staged, opts.float32_path)
+        summary["files"] = {"float32": file_info(opts.float32_path)}
+        log(f"wrote {opts.float32_path} ({opts.float32_path.stat().st_size / 1e6:.1f} MB)")
+        if opts.quantize:
+            quantize_and_gate(opts, spec, work, summary, log)
+
+
+def quantize_and_gate(
+    opts: ExportOptions, spec: ModelSpec, work: Path, summary: dict[str, Any], log: Log
+) -> None:
+    assert opts.calibration is not None and opts.check is not None
+    settings = opts.quant
+    if opts.calibration.resolve() == opts.check.resolve():
+        log("warning: calibrating on the check folder makes the gate optimistic")
+    examples = labelled_examples(
+        opts.calibration, spec.labels, settings.calibration_images, settings.seed
+    )
+    log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
+        f"from {opts.calibration} by class and source (seed {settings.seed})")
+    staged = work / "int8.onnx"
+    result = quantize_int8(opts.float32_path, staged, ExampleReader(examples), settings, work)
+    proto = onnx.load(str(staged))
+    write_metadata(proto, with_quantization(spec, result.description))
+    tidy(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(staged))
+    verify_file(staged)
+    summary["quantization"] = {"settings": vars(settings), **vars(result)}
+    log(f"quantized in {result.seconds:.1f}s; kept float: {result.excluded_nodes or 'nothing'}")
+
+    check = labelled_examples(opts.check, spec.labels)
+    log(f"comparing float32 and int8 on {len(check)} images from {opts.check}")
+    comparison = compare_models(opts.float32_path, staged, check, opts.max_drop)
+    summary["comparison"] = comparison.as_dict()
+    log("float32 vs int8, measured in this run:\n" + comparison.table())
+    gate(comparison)
+    os.replace(staged, opts.out)
+    summary["files"]["int8"] = file_info(opts.out)
+    summary["comparison"]["int8"]["path"] = str(opts.out)
+    log(f"int8 passed the gate; wrote {opts.out} ({opts.out.stat().st_size / 1e6:.1f} MB)")
+
+
+def verify_file(path: Path) -> None:
+    """Load the file exactly as the bot will and check every promised metadata key."""
+    load_onnx(path, intra_op_threads=1)
+    missing = [key for key in REQUIRED_KEYS if key not in read_metadata(path)]
+    if missing:
+        raise ModelLoadError(f"{path} lacks metadata {missing}")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_info(path: Path) -> dict[str, Any]:
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}

@@ -1,0 +1,360 @@
+"""Static int8 quantization (QDQ, per-channel weights) and the side-by-side check that gates it.
+
+onnxruntime's recipe: ``quant_pre_process`` (shape inference + graph optimisation) first, then
+``quantize_static`` calibrated on real training images, then a comparison with the float32
+model on held-out images, both loaded the way the bot loads them (contract.runtime.load_onnx).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from contract import INPUT_NAME, MetaKey
+from contract.dataset import Example
+from contract.runtime import OnnxModel, load_onnx
+from export.images import batches, generated_images
+from export.settings import (
+    DEFAULT_ACTIVATIONS,
+    DEFAULT_CALIBRATION_IMAGES,
+    DEFAULT_EXCLUDE,
+    DEFAULT_MAX_DROP,
+    DEFAULT_METHOD,
+    EXCLUDE_CHOICES,
+)
+
+CALIBRATION_BATCH = 8  # MinMax keeps only per-batch min/max, so batching changes no range
+# The classifier head starts at the global pooling after the last convolution (Keras:
+# GlobalAveragePooling2D -> Dropout -> Dense softmax); everything from there stays float.
+HEAD_START_OPS = frozenset({"GlobalAveragePool", "ReduceMean", "Flatten"})
+ACTIVATION_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+CALIBRATION_METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+
+
+class QuantizationError(RuntimeError):
+    """Quantization could not run, or its result failed a check."""
+
+
+class AccuracyGateError(QuantizationError):
+    """int8 lost more accuracy than allowed; the int8 file must not ship."""
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    seed: int = 0
+    exclude: str = DEFAULT_EXCLUDE
+    activations: str = DEFAULT_ACTIVATIONS
+    method: str = DEFAULT_METHOD
+
+    def describe(self, images: int) -> str:
+        """The one-line story stored in the model's metadata and shown by /about."""
+        return (
+            f"int8 static QDQ (onnxruntime): per-channel int8 weights, {self.activations} "
+            f"activations, {self.method} calibration on {images} training images; "
+            f"float kept: {self.exclude}"
+        )
+
+
+class ExampleReader(CalibrationDataReader):
+    """Feeds calibration batches decoded on demand, so a few hundred photos never sit in
+    memory at once; undecodable files are skipped and counted."""
+
+    def __init__(self, examples: Sequence[Example], batch_size: int = CALIBRATION_BATCH) -> None:
+        self.examples = list(examples)
+        self.batch_size = batch_size
+        self.rewind()
+
+    def rewind(self) -> None:
+        self._batches = batches(self.examples, self.batch_size)
+        self.used = 0
+        self.skipped: list[Path] = []
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        for images, _, skipped in self._batches:
+            self.skipped.extend(skipped)
+            if len(images):
+                self.used += len(images)
+                return {INPUT_NAME: images}
+        return None
+
+
+class ArrayReader(CalibrationDataReader):
+    """Calibration from images already in memory (generated ones, or tests)."""
+
+    def __init__(self, images: np.ndarray, batch_size: int = CALIBRATION_BATCH) -> None:
+        self.images = images
+        self.batch_size = batch_size
+        self.rewind()
+
+    def rewind(self) -> None:
+        self._next = 0
+        self.used = 0
+        self.skipped: list[Path] = []
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self.images):
+            return None
+        batch = self.images[self._next : self._next + self.batch_size]
+        self._next += len(batch)
+        self.used += len(batch)
+        return {INPUT_NAME: np.ascontiguousarray(batch)}
+
+
+def excluded_nodes(proto: onnx.ModelProto, which: str) -> list[str]:
+    """Names of the nodes kept in float for one of EXCLUDE_CHOICES, found by position relative
+    to the convolutions so they survive renaming by the graph optimiser. "head" is the global
+    pooling, dense layer and softmax: a 512x2 matmul costs nothing in float, and its output
+    is what the threshold reads."""
+    if which not in EXCLUDE_CHOICES:
+        raise QuantizationError(f"exclude must be one of {EXCLUDE_CHOICES}, not {which!r}")
+    nodes = list(proto.graph.node)
+    convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
+    if not convs:
+        raise QuantizationError("the graph has no Conv node; is this the VGG16 model?")
+    names: list[str] = []
+    if "preprocess" in which:
+        names += [node.name for node in nodes[: convs[0]]]
+    if "head" in which:
+        after = nodes[convs[-1] + 1 :]
+        pools = [i for i, node in enumerate(after) if node.op_type in HEAD_START_OPS]
+        if not pools:
+            raise QuantizationError("no global pooling after the last Conv: where is the head?")
+        names += [node.name for node in after[pools[0] :]]
+    return names
+
+
+@dataclass
+class QuantResult:
+    description: str
+    calibration_images: int
+    calibration_skipped: int
+    excluded_nodes: list[str]
+    seconds: float
+
+
+def quantize_int8(
+    float32_path: Path,
+    out_path: Path,
+    reader: ExampleReader | ArrayReader,
+    settings: QuantSettings,
+    workdir: Path,
+) -> QuantResult:
+    """Write an int8 model to ``out_path`` (metadata is added by the caller)."""
+    if settings.activations not in ACTIVATION_TYPES:
+        raise QuantizationError(f"activations must be one of {sorted(ACTIVATION_TYPES)}")
+    if settings.method not in CALIBRATION_METHODS:
+        raise QuantizationError(f"method must be one of {sorted(CALIBRATION_METHODS)}")
+    started = time.perf_counter()
+    prepared = workdir / "preprocessed.onnx"
+    quant_pre_process(str(float32_path), str(prepared))
+    proto = onnx.load(str(prepared))
+    _name_nodes(proto)
+    onnx.save(proto, str(prepared))
+    exclude = excluded_nodes(proto, settings.exclude)
+    quantize_static(
+        str(prepared),
+        str(out_path),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=ACTIVATION_TYPES[settings.activations],
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=exclude,
+        calibrate_method=CALIBRATION_METHODS[settings.method],
+        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+    )
+    if reader.used == 0:
+        raise QuantizationError("no calibration image could be decoded")
+    return QuantResult(
+        description=settings.describe(reader.used),
+        calibration_images=reader.used,
+        calibration_skipped=len(reader.skipped),
+        excluded_nodes=exclude,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _name_nodes(proto: onnx.ModelProto) -> None:
+    """quantize_static excludes nodes by name; give any unnamed node a stable one."""
+    for i, node in enumerate(proto.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+
+
+@dataclass
+class Score:
+    path: str
+    size_bytes: int
+    quantization: str
+    accuracy: float
+    errors: int
+    ms_per_image: float  # median batch-1 latency, measured interleaved with the other model
+    ms_per_image_batched: float  # wall time of the batched evaluation pass / images
+
+
+@dataclass
+class Comparison:
+    images: int
+    skipped: int
+    float32: Score
+    int8: Score
+    agreement: float
+    max_abs_diff: float
+    max_drop_points: float
+    drop_points: float
+    threads: str = "onnxruntime default (all cores)"
+    per_class_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.drop_points <= self.max_drop_points
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"passed": self.passed}
+
+    def table(self) -> str:
+        """What the CLI prints: the two models side by side."""
+        rows = [
+            ("", "float32", "int8"),
+            ("accuracy", f"{self.float32.accuracy:.2%}", f"{self.int8.accuracy:.2%}"),
+            ("errors", str(self.float32.errors), str(self.int8.errors)),
+            ("size", _mb(self.float32.size_bytes), _mb(self.int8.size_bytes)),
+            (
+                "ms/image (batch 1)",
+                f"{self.float32.ms_per_image:.1f}",
+                f"{self.int8.ms_per_image:.1f}",
+            ),
+            (
+                "ms/image (batched)",
+                f"{self.float32.ms_per_image_batched:.1f}",
+                f"{self.int8.ms_per_image_batched:.1f}",
+            ),
+        ]
+        lines = [f"  {a:<20}{b:>12}{c:>12}" for a, b, c in rows]
+        lines.append(
+            f"  agreement {self.agreement:.2%} on {self.images} images, max |Δp| "
+            f"{self.max_abs_diff:.3g}; accuracy drop {self.drop_points:+.2f} points "
+            f"(allowed {self.max_drop_points:g})"
+        )
+        return "\n".join(lines)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def compare_models(
+    float32_path: Path,
+    int8_path: Path,
+    examples: Sequence[Example],
+    max_drop_points: float = DEFAULT_MAX_DROP,
+    batch_size: int = 32,
+    latency_runs: int = 20,
+    warmup: int = 3,
+) -> Comparison:
+    """Both models over the same decoded images, timed in this one run so the numbers are
+    comparable; each model's verdict uses the threshold from its own metadata."""
+    models = {"float32": load_onnx(float32_path), "int8": load_onnx(int8_path)}
+    correct = dict.fromkeys(models, 0)
+    seconds = dict.fromkeys(models, 0.0)
+    labels = models["float32"].spec.labels
+    per_class = {name: {label: [0, 0] for label in labels} for name in models}
+    agree, seen, skipped, max_diff = 0, 0, 0, 0.0
+    sample: np.ndarray | None = None
+    for images, truth, bad in batches(examples, batch_size):
+        skipped += len(bad)
+        if not len(images):
+            continue
+        if sample is None:
+            sample = images[: max(1, min(len(images), latency_runs))]
+            for model in models.values():  # warm-up: first-run allocations are not inference
+                model.predict(images[:1])
+        verdicts = {}
+        probs = {}
+        for name, model in models.items():
+            start = time.perf_counter()
+            probs[name] = model.predict(images)
+            seconds[name] += time.perf_counter() - start
+            verdicts[name] = [model.spec.verdict(row)[0] for row in probs[name]]
+            for verdict, label in zip(verdicts[name], truth, strict=True):
+                hit = verdict == labels[label]
+                correct[name] += hit
+                per_class[name][labels[label]][0] += hit
+                per_class[name][labels[label]][1] += 1
+        agree += sum(a == b for a, b in zip(verdicts["float32"], verdicts["int8"], strict=True))
+        max_diff = max(max_diff, float(np.abs(probs["float32"] - probs["int8"]).max()))
+        seen += len(images)
+    if seen == 0:
+        raise QuantizationError("no check image could be decoded; cannot judge int8")
+    latency = _latency(models, sample if sample is not None else generated_images(1), warmup)
+    scores = {
+        name: Score(
+            path=str(model.path),
+            size_bytes=model.path.stat().st_size,
+            quantization=model.spec.extra.get(MetaKey.QUANTIZATION, "unknown"),
+            accuracy=correct[name] / seen,
+            errors=seen - correct[name],
+            ms_per_image=latency[name],
+            ms_per_image_batched=1000.0 * seconds[name] / seen,
+        )
+        for name, model in models.items()
+    }
+    return Comparison(
+        images=seen,
+        skipped=skipped,
+        float32=scores["float32"],
+        int8=scores["int8"],
+        agreement=agree / seen,
+        max_abs_diff=max_diff,
+        max_drop_points=max_drop_points,
+        drop_points=100.0 * (scores["float32"].accuracy - scores["int8"].accuracy),
+        per_class_accuracy={
+            name: {label: hit / n for label, (hit, n) in counts.items() if n}
+            for name, counts in per_class.items()
+        },
+    )
+
+
+def _latency(models: dict[str, OnnxModel], images: np.ndarray, warmup: int) -> dict[str, float]:
+    """Median batch-1 milliseconds, the models taking turns image by image so a busy machine
+    slows both alike."""
+    for model in models.values():
+        for i in range(warmup):
+            model.predict(images[i % len(images)][None])
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for image in images:
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.predict(image[None])
+            times[name].append(1000.0 * (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def gate(comparison: Comparison) -> None:
+    """Refuse int8 when it loses more than the allowed accuracy points."""
+    if not comparison.passed:
+        raise AccuracyGateError(
+            f"int8 accuracy {comparison.int8.accuracy:.2%} is {comparison.drop_points:.2f} points "
+            f"below float32 {comparison.float32.accuracy:.2%} on {comparison.images} images; "
+            f"at most {comparison.max_drop_points:g} allowed"
+        )
