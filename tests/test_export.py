@@ -323,3 +323,28 @@ def test_cli_refuses_incomplete_requests(args: list[str]):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
+
+
+def test_excluded_nodes_are_found_by_position(float32_export: Path):
+    from export.quantize import QuantizationError, excluded_nodes
+
+    proto = onnx.load(str(float32_export))
+    ops = {node.name: node.op_type for node in proto.graph.node}
+    head = [ops[name] for name in excluded_nodes(proto, "head")]
+    assert head[0] == "GlobalAveragePool" and head[-1] == "Softmax" and "Conv" not in head
+    before = [ops[name] for name in excluded_nodes(proto, "preprocess")]
+    assert before[0] == "Cast" and "Sub" in before and "Conv" not in before
+    assert excluded_nodes(proto, "none") == []
+    assert len(excluded_nodes(proto, "head+preprocess")) == len(head) + len(before)
+    with pytest.raises(QuantizationError):
+        excluded_nodes(proto, "everything")
+
+
+def test_a_check_folder_missing_a_class_fails_the_export(workdir: Path, run_dir: Path):
+    check = workdir / "one-class"
+    (check / "hot_dog").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(check / "hot_dog" / "x__0.png")
+    out = workdir / "models" / "nocheck.onnx"
+    assert main([str(run_dir), "--out", str(out), "--check", str(check)]) == 1
+    assert not out.exists()
+    assert "DatasetError" in summary_of(out)["error"]
