@@ -47,8 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "0 = all)")
     p.add_argument("--tolerance", type=float, default=d.TOLERANCE,
                    help="max |Δprobability| Keras vs ONNX (default %(default)g)")
-    p.add_argument("--exclude", choices=d.EXCLUDE_CHOICES, default=d.DEFAULT_EXCLUDE,
-                   help="nodes kept in float when quantizing (default %(default)s)")
+    p.add_argument("--exclude", default=d.DEFAULT_EXCLUDE, metavar="GROUPS",
+                   help="node groups kept float when quantizing: 'none' or "
+                        f"{'+'.join(d.EXCLUDE_GROUPS)} or a part of it (default %(default)s)")
     p.add_argument("--activations", choices=d.ACTIVATION_CHOICES,
                    default=d.DEFAULT_ACTIVATIONS,
                    help="int8 activation type (default %(default)s)")
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--out must name a .onnx file")
     if args.quantize and (args.calibration is None or args.check is None):
         p.error("--quantize int8 needs --calibration DIR (to calibrate) and --check DIR (the gate)")
+    groups = [] if args.exclude == "none" else args.exclude.split("+")
+    if set(groups) - set(d.EXCLUDE_GROUPS):
+        p.error(f"--exclude takes 'none' or groups of {d.EXCLUDE_GROUPS} joined by '+'")
     if args.opset < d.MIN_OPSET:
         p.error(f"--opset must be {d.MIN_OPSET} or newer")
     return args

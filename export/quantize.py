@@ -35,7 +35,7 @@ from export.settings import (
     DEFAULT_EXCLUDE,
     DEFAULT_MAX_DROP,
     DEFAULT_METHOD,
-    EXCLUDE_CHOICES,
+    EXCLUDE_GROUPS,
 )
 
 CALIBRATION_BATCH = 8  # MinMax keeps only per-batch min/max, so batching changes no range
@@ -120,21 +120,32 @@ class ArrayReader(CalibrationDataReader):
         return {INPUT_NAME: np.ascontiguousarray(batch)}
 
 
+def parse_exclude(which: str) -> tuple[str, ...]:
+    """"head+first_conv" -> ("head", "first_conv"); "none" -> ()."""
+    groups = () if which == "none" else tuple(which.split("+"))
+    unknown = [g for g in groups if g not in EXCLUDE_GROUPS]
+    if unknown:
+        raise QuantizationError(
+            f"exclude must be 'none' or groups of {EXCLUDE_GROUPS} joined by '+', not {which!r}"
+        )
+    return groups
+
+
 def excluded_nodes(proto: onnx.ModelProto, which: str) -> list[str]:
-    """Names of the nodes kept in float for one of EXCLUDE_CHOICES, found by position relative
-    to the convolutions so they survive renaming by the graph optimiser. "head" is the global
-    pooling, dense layer and softmax: a 512x2 matmul costs nothing in float, and its output
-    is what the threshold reads."""
-    if which not in EXCLUDE_CHOICES:
-        raise QuantizationError(f"exclude must be one of {EXCLUDE_CHOICES}, not {which!r}")
+    """Names of the nodes kept in float, found by position relative to the convolutions so
+    they survive renaming by the graph optimiser. See settings.EXCLUDE_GROUPS."""
+    groups = parse_exclude(which)
     nodes = list(proto.graph.node)
     convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
     if not convs:
         raise QuantizationError("the graph has no Conv node; is this the VGG16 model?")
     names: list[str] = []
-    if "preprocess" in which:
+    if "preprocess" in groups:
         names += [node.name for node in nodes[: convs[0]]]
-    if "head" in which:
+    if "first_conv" in groups:
+        end = convs[1] if len(convs) > 1 else convs[0] + 1
+        names += [node.name for node in nodes[convs[0] : end] if node.op_type in ("Conv", "Relu")]
+    if "head" in groups:
         after = nodes[convs[-1] + 1 :]
         pools = [i for i, node in enumerate(after) if node.op_type in HEAD_START_OPS]
         if not pools:

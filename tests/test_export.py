@@ -317,6 +317,7 @@ def test_stratified_sample_covers_every_class_and_source():
         ["run", "--out", "m.onnx", "--quantize", "int8", "--calibration", "train"],  # no check
         ["run", "--out", "model.pb"],
         ["run", "--out", "m.onnx", "--opset", "13"],
+        ["run", "--out", "m.onnx", "--exclude", "head+softmax"],
     ],
 )
 def test_cli_refuses_incomplete_requests(args: list[str]):
@@ -334,8 +335,11 @@ def test_excluded_nodes_are_found_by_position(float32_export: Path):
     assert head[0] == "GlobalAveragePool" and head[-1] == "Softmax" and "Conv" not in head
     before = [ops[name] for name in excluded_nodes(proto, "preprocess")]
     assert before[0] == "Cast" and "Sub" in before and "Conv" not in before
+    first = [ops[name] for name in excluded_nodes(proto, "first_conv")]
+    assert first == ["Conv", "Relu"]
     assert excluded_nodes(proto, "none") == []
-    assert len(excluded_nodes(proto, "head+preprocess")) == len(head) + len(before)
+    both = excluded_nodes(proto, "head+preprocess")
+    assert len(both) == len(head) + len(before)
     with pytest.raises(QuantizationError):
         excluded_nodes(proto, "everything")
 
