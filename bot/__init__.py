@@ -1,0 +1,1 @@
+"""The Telegram bot: settings -> classifier -> handlers -> application (see DESIGN.md)."""

@@ -1,0 +1,104 @@
+"""The application factory: wires settings, classifier and handlers into a PTB Application.
+
+``main`` and the tests both build the bot here, so what the tests drive is what users run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot import replies
+from bot.classifier import Classifier, load_model, with_threshold
+from bot.handlers import BotHandlers
+from bot.logs import fields
+from bot.retry import with_retries
+from bot.settings import Settings
+from contract.runtime import OnnxModel
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_KEY = "classifier"
+ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
+RATE_LIMIT_RETRIES = 3  # AIORateLimiter: retries on RetryAfter, pausing every request meanwhile
+
+
+def build_application(settings: Settings, model: OnnxModel | None = None) -> Application:
+    """A ready-to-run Application; loads the model from settings unless one is given."""
+    if model is None:
+        model = load_model(
+            settings.model_path, threshold=settings.threshold, onnx_threads=settings.onnx_threads
+        )
+    elif settings.threshold is not None:
+        model = with_threshold(model, settings.threshold)
+    classifier = Classifier(
+        model,
+        batch_size=settings.batch_size,
+        batch_wait_ms=settings.batch_wait_ms,
+        queue_size=settings.queue_size,
+        worker_threads=settings.worker_threads,
+    )
+    app = (
+        ApplicationBuilder()
+        .token(settings.require_token())
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .concurrent_updates(True)
+        .read_timeout(10)
+        .write_timeout(10)
+        .pool_timeout(5)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    app.bot_data[CLASSIFIER_KEY] = classifier
+    BotHandlers(classifier, settings).register(app)
+    return app
+
+
+def classifier_of(app: Application) -> Classifier:
+    return app.bot_data[CLASSIFIER_KEY]
+
+
+def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
+    """What getMe's can_read_all_group_messages means for groups, in plain words."""
+    if can_read_all_group_messages:
+        return (
+            f"Group privacy mode is OFF for @{username}: in groups it sees every message and "
+            "answers every photo."
+        )
+    return (
+        f"Group privacy mode is ON for @{username} (Telegram's default): in groups it sees "
+        "only commands and replies to itself, so it answers a photo there only when someone "
+        "replies to it with /hotdog, or when the bot is a group admin. To answer every photo: "
+        "in @BotFather send /mybots, pick the bot, Bot Settings > Group Privacy > Turn off, "
+        "then remove the bot from the group and add it again."
+    )
+
+
+async def _post_init(app: Application) -> None:
+    bot = app.bot  # initialize() has called getMe already
+    spec = classifier_of(app).spec
+    log.info(
+        "started %s",
+        fields(
+            bot=f"@{bot.username}",
+            model=spec.name,
+            version=spec.version,
+            threshold=spec.threshold,
+        ),
+    )
+    log.info(privacy_mode_note(bot.username, bot.can_read_all_group_messages))
+    commands = [BotCommand(name, text) for name, text in replies.COMMANDS]
+    try:  # the command menu is a nicety: never a reason not to start
+        await with_retries(lambda: bot.set_my_commands(commands), "setMyCommands")
+    except TelegramError as exc:
+        log.warning("could not set the command menu: %s", exc)
+
+
+async def _post_shutdown(app: Application) -> None:
+    await classifier_of(app).close()

@@ -1,0 +1,107 @@
+"""``nothotdog classify PATH...``: the bot's verdict for files on disk, no Telegram needed.
+
+It calls the very methods the bot's worker threads call, ``Classifier.decode`` and
+``Classifier.predict``, so a photo gets the same answer here as in a chat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from bot import replies
+from bot.classifier import Classifier, ModelLoadError, Verdict, load_model
+from bot.settings import SettingsError, load_settings
+from contract import ImageDecodeError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+)
+CHUNK = 16  # images per onnxruntime call
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nothotdog", description="Hotdog or not hotdog.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    classify = commands.add_parser(
+        "classify", help="classify image files, or every image in folders"
+    )
+    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    classify.add_argument("--json", action="store_true", help="print one JSON array")
+    classify.add_argument("--model", type=Path, help="ONNX model (default: MODEL_PATH setting)")
+    classify.add_argument("--threshold", type=float, help="override the model's threshold")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+        model = load_model(
+            args.model or settings.model_path,
+            threshold=args.threshold if args.threshold is not None else settings.threshold,
+            onnx_threads=settings.onnx_threads,
+        )
+    except (SettingsError, ModelLoadError) as exc:
+        print(f"nothotdog: {exc}", file=sys.stderr)
+        return 2
+    classifier = Classifier(model, worker_threads=1)
+    files = list(_image_files(args.paths))
+    missing = [p for p in args.paths if not p.exists()]
+    results = [{"path": str(p), "error": "no such file or folder"} for p in missing]
+    results += classify_files(classifier, files)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for row in results:
+            print(_line(row, classifier))
+    if not files and not missing:
+        print("nothotdog: no images found", file=sys.stderr)
+        return 1
+    return 1 if any("error" in row for row in results) else 0
+
+
+def classify_files(classifier: Classifier, files: list[Path]) -> list[dict[str, object]]:
+    """One result per file, in order; unreadable files get an ``error`` instead of a label."""
+    results: list[dict[str, object]] = []
+    for start in range(0, len(files), CHUNK):
+        decoded, rows = [], []
+        for path in files[start : start + CHUNK]:
+            row: dict[str, object] = {"path": str(path)}
+            rows.append(row)
+            try:
+                decoded.append((row, classifier.decode(path.read_bytes())))
+            except (ImageDecodeError, OSError) as exc:
+                row["error"] = str(exc)
+        if decoded:
+            verdicts = classifier.predict([image for _, image in decoded])
+            for (row, _), verdict in zip(decoded, verdicts, strict=True):
+                row.update(
+                    label=verdict.label,
+                    probability=round(verdict.probability, 6),
+                    hotdog=verdict.is_positive,
+                )
+        results.extend(rows)
+    return results
+
+
+def _image_files(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.is_file():
+            yield path  # named explicitly: try it whatever its suffix
+
+
+def _line(row: dict[str, object], classifier: Classifier) -> str:
+    if "error" in row:
+        return f"{row['path']}\terror: {row['error']}"
+    verdict = Verdict(str(row["label"]), float(row["probability"]), bool(row["hotdog"]))
+    text = replies.verdict(verdict, classifier.spec)
+    return f"{row['path']}\t{row['label']}\t{verdict.probability:.3f}\t{text}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

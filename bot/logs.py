@@ -1,0 +1,75 @@
+"""Logging set-up: one line per event, key=value fields, and secrets scrubbed from every line.
+
+Scrubbing happens in the formatter, after tracebacks are rendered, so a token inside an
+exception message or a URL (httpx puts it in request URLs) never reaches the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str], fmt: str = FORMAT) -> None:
+        super().__init__(fmt)
+        # Longest first, so a secret that contains another is scrubbed whole.
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def fields(**values: object) -> str:
+    """``key=value`` pairs for a log line that both people and ``grep``/``awk`` can read."""
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}" if abs(value) < 1 else f"{value:.1f}"
+        text = str(value)
+        parts.append(f"{key}={text!r}" if (" " in text or not text) else f"{key}={text}")
+    return " ".join(parts)
+
+
+class NoTraceback(logging.Filter):
+    """Keep the message but drop the traceback for errors whose message says it all."""
+
+    def __init__(self, quiet: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.quiet = quiet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.quiet):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def setup_logging(
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
+    quiet: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Log to stderr; ``quiet`` exceptions are logged without traceback (main explains them)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(secrets))
+    handler.addFilter(NoTraceback(quiet))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # httpx logs every request URL at INFO, and Bot API URLs contain the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

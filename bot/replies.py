@@ -1,0 +1,118 @@
+"""Every sentence the bot says, in one place, as plain functions of plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.classifier import Verdict
+from contract import ModelSpec
+
+MAX_DOWNLOAD_MB = 20  # Telegram's Bot API refuses getFile above this
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "What this bot does"),
+    ("help", "How to use it, in private chats and groups"),
+    ("about", "The model: name, version, labels, accuracy"),
+    ("hotdog", "Reply to a photo with this to classify it"),
+)
+
+
+def verdict(v: Verdict, spec: ModelSpec, show_confidence: bool = True) -> str:
+    if v.is_positive:
+        text = "🌭 Hotdog!"
+    elif len(spec.labels) == 2:
+        text = "🚫 Not hotdog"
+    else:
+        text = f"🚫 Not hotdog: {v.label.replace('_', ' ')}"
+    if show_confidence:
+        text += f" ({v.probability:.0%})"
+    return text
+
+
+def start() -> str:
+    return (
+        "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
+        "Send me a photo (or an image file) and I'll reply with my verdict.\n"
+        "In a group, reply to any photo with /hotdog.\n\n"
+        "/help - how I work in private chats and groups\n"
+        "/about - the model behind me"
+    )
+
+
+def help_text() -> str:
+    return (
+        "How to use me:\n"
+        "• Private chat: send a photo, an album or an image file (JPEG, PNG, WebP, GIF, BMP, "
+        "TIFF). I answer each picture with 🌭 Hotdog! or 🚫 Not hotdog.\n"
+        "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
+        "admin) I answer every photo. Otherwise reply to a photo with /hotdog and I'll "
+        "answer that one.\n"
+        f"• Files up to {MAX_DOWNLOAD_MB} MB; I look at the whole picture, nothing is stored.\n\n"
+        "/about - which model answers, and how accurate it is"
+    )
+
+
+def about(spec: ModelSpec) -> str:
+    accuracy = find_accuracy(spec.metrics)
+    measured = f"{accuracy:.1%} on validation" if accuracy is not None else "not recorded"
+    labels = ", ".join(spec.labels)
+    return (
+        f"Model: {spec.name} (version {spec.version})\n"
+        f"Labels: {labels} (hotdog = {spec.positive_label})\n"
+        f"Threshold: {spec.threshold:.2f} (says hotdog when P({spec.positive_label}) ≥ it)\n"
+        f"Accuracy: {measured}\n"
+        f"Input: {spec.input_size}×{spec.input_size} RGB, whole photo resized ({spec.resize})"
+    )
+
+
+def find_accuracy(metrics: Mapping[str, object]) -> float | None:
+    """Accuracy from the model's metrics, at the top level or one level down (``overall``)."""
+    for key in ("accuracy", "val_accuracy", "acc"):
+        value = metrics.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    for nested in metrics.values():
+        if isinstance(nested, Mapping):
+            found = find_accuracy(nested)
+            if found is not None:
+                return found
+    return None
+
+
+def hotdog_usage() -> str:
+    return "Reply to a photo with /hotdog and I'll tell you if it's a hotdog."
+
+
+def not_an_image() -> str:
+    return (
+        "😕 That file isn't an image I can look at. Send a photo, or a JPEG, PNG, WebP, GIF, "
+        "BMP or TIFF file."
+    )
+
+
+def unreadable(reason: str) -> str:
+    return f"😕 I couldn't read that image: {reason}. Try sending it as a photo."
+
+
+def too_large(size_bytes: int | None = None) -> str:
+    size = f" ({size_bytes / 1_000_000:.0f} MB)" if size_bytes else ""
+    return (
+        f"📦 That file is too big{size}: Telegram lets bots download at most "
+        f"{MAX_DOWNLOAD_MB} MB. Send it as a photo instead, Telegram will shrink it."
+    )
+
+
+def busy() -> str:
+    return "⏳ I'm swamped with photos right now. Please send that one again in a few seconds."
+
+
+def failed() -> str:
+    return "⚠️ Sorry, something went wrong on my side. Please try again."
+
+
+def not_allowed() -> str:
+    return "🔒 Sorry, this bot is private and doesn't answer in this chat."
+
+
+def hotdog_usage_private() -> str:
+    return "Send me a photo and I'll tell you if it's a hotdog 🌭  (/help for more)"

@@ -1,0 +1,175 @@
+"""Settings from environment variables and ``.env``: the only place the bot reads its config.
+
+The process environment wins over ``.env``, so a deployment can override a checked-out file.
+Every variable here is listed, with a comment, in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+DEFAULT_MODEL_PATH = Path("models/nothotdog.onnx")
+TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
+TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
+# Telegram's rule for setWebhook's secret_token.
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str = field(default="", repr=False)  # repr=False: safe to log Settings
+    model_path: Path = DEFAULT_MODEL_PATH
+    threshold: float | None = None  # None: the model's own (from its metadata)
+    show_confidence: bool = True
+    batch_size: int = 8
+    batch_wait_ms: float = 5.0
+    queue_size: int = 64
+    worker_threads: int = 2
+    onnx_threads: int = 0  # 0: onnxruntime picks (all cores)
+    log_level: str = "INFO"
+    allowed_chat_ids: frozenset[int] | None = None  # None: everyone
+    webhook_url: str = ""  # empty: long polling
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str = field(default="", repr=False)
+    base_url: str = TELEGRAM_BASE_URL
+    base_file_url: str = TELEGRAM_BASE_FILE_URL
+
+    @property
+    def use_webhook(self) -> bool:
+        return bool(self.webhook_url)
+
+    @property
+    def webhook_path(self) -> str:
+        """The path Telegram will POST to: the path part of WEBHOOK_URL."""
+        return urlsplit(self.webhook_url).path.strip("/")
+
+    def require_token(self) -> str:
+        if not self.token:
+            raise SettingsError(
+                "TELEGRAM_BOT_TOKEN is not set. Copy .env.example to .env and put in the token "
+                "that @BotFather gave you (see README: 'Create the bot in Telegram')."
+            )
+        return self.token
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read the process environment over ``env_file`` (if it exists) into checked Settings."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    env = {k: v.strip() for k, v in values.items()}
+
+    def get(name: str) -> str:
+        return env.get(name, "")
+
+    settings = Settings(
+        token=get("TELEGRAM_BOT_TOKEN"),
+        model_path=Path(get("MODEL_PATH") or DEFAULT_MODEL_PATH),
+        threshold=_probability("THRESHOLD", get("THRESHOLD")),
+        show_confidence=_bool("SHOW_CONFIDENCE", get("SHOW_CONFIDENCE"), True),
+        batch_size=_int("BATCH_SIZE", get("BATCH_SIZE"), 8, minimum=1),
+        batch_wait_ms=_float("BATCH_WAIT_MS", get("BATCH_WAIT_MS"), 5.0, minimum=0.0),
+        queue_size=_int("QUEUE_SIZE", get("QUEUE_SIZE"), 64, minimum=1),
+        worker_threads=_int("WORKER_THREADS", get("WORKER_THREADS"), 2, minimum=1),
+        onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
+        log_level=_log_level(get("LOG_LEVEL") or "INFO"),
+        allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),
+        webhook_url=get("WEBHOOK_URL"),
+        webhook_listen=get("WEBHOOK_LISTEN") or "0.0.0.0",
+        webhook_port=_int("WEBHOOK_PORT", get("WEBHOOK_PORT"), 8443, minimum=1),
+        webhook_secret=get("WEBHOOK_SECRET"),
+        base_url=get("TELEGRAM_BASE_URL") or TELEGRAM_BASE_URL,
+        base_file_url=get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_BASE_FILE_URL,
+    )
+    if settings.webhook_url and urlsplit(settings.webhook_url).scheme not in ("http", "https"):
+        raise SettingsError(
+            f"WEBHOOK_URL must be a full https:// URL, got {settings.webhook_url!r}"
+        )
+    if settings.webhook_secret and not _SECRET_RE.match(settings.webhook_secret):
+        raise SettingsError(
+            "WEBHOOK_SECRET may hold only letters, digits, '_' and '-' (1 to 256 characters)"
+        )
+    return settings
+
+
+def _int(name: str, raw: str, default: int, minimum: int) -> int:
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str, default: float, minimum: float) -> float:
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also rejects NaN
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
+    return value
+
+
+def _probability(name: str, raw: str) -> float | None:
+    if not raw:
+        return None
+    value = _float(name, raw, 0.0, minimum=0.0)
+    if value > 1.0:
+        raise SettingsError(f"{name} must be between 0 and 1, got {raw}")
+    return value
+
+
+def _bool(name: str, raw: str, default: bool) -> bool:
+    if not raw:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+def _chat_ids(raw: str) -> frozenset[int] | None:
+    if not raw:
+        return None
+    ids = set()
+    for part in re.split(r"[,\s]+", raw):
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise SettingsError(
+                f"ALLOWED_CHAT_IDS must be chat ids separated by commas, got {part!r}"
+            ) from None
+    return frozenset(ids)

@@ -1,0 +1,67 @@
+"""Fixtures: a tiny real model, the fake Bot API server, and the real bot pointed at it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.classifier import load_model
+from bot.settings import Settings
+from contract.runtime import OnnxModel
+from tests.bot.harness import running
+from tests.fakebot import FakeTelegram
+from tests.tinymodel import build_tiny_model
+
+StartBot = Callable[..., Awaitable[Application]]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path: Path) -> OnnxModel:
+    return load_model(tiny_model_path, onnx_threads=1)
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as api:
+        yield api
+
+
+@pytest.fixture
+def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
+    return Settings(
+        token=telegram.token,
+        model_path=tiny_model_path,
+        base_url=telegram.base_url,
+        base_file_url=telegram.base_file_url,
+        batch_wait_ms=2.0,
+        worker_threads=2,
+    )
+
+
+@pytest.fixture
+async def start_bot(settings: Settings, tiny_model: OnnxModel) -> AsyncIterator[StartBot]:
+    """``await start_bot(**setting_overrides)``: the real Application, polling the fake server."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(webhook: dict[str, Any] | None = None, **overrides: Any) -> Application:
+            app = build_application(dataclasses.replace(settings, **overrides), model=tiny_model)
+            return await stack.enter_async_context(running(app, webhook=webhook))
+
+        yield start
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot) -> Application:
+    return await start_bot()

@@ -1,0 +1,93 @@
+"""``nothotdog classify``: the bot's answer for files on disk, no token needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot.classifier import Classifier
+from bot.cli import main
+from contract.runtime import OnnxModel
+from tests.imagefiles import GREEN, RED, encode, solid
+from tests.tinymodel import redness_probability
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "red.jpg").write_bytes(solid(RED))
+    (folder / "nested" / "green.PNG").write_bytes(solid(GREEN, fmt="PNG"))
+    (folder / "notes.txt").write_text("not an image, and not picked from a folder")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("TELEGRAM_BOT_TOKEN", "MODEL_PATH", "THRESHOLD"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_classify_folder_prints_label_and_probability(
+    photos: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["classify", str(photos), "--model", str(tiny_model_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{photos / 'nested' / 'green.PNG'}\tnot_hot_dog\t0.881\t🚫 Not hotdog (88%)",
+        f"{photos / 'red.jpg'}\thot_dog\t0.969\t🌭 Hotdog! (97%)",
+    ]
+
+
+def test_json_output_and_unreadable_files(
+    photos: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    broken = photos / "broken.jpg"
+    broken.write_bytes(solid(RED)[:200])
+    code = main(
+        ["classify", str(photos / "red.jpg"), str(broken), str(photos / "missing.png"),
+         "--json", "--model", str(tiny_model_path)]
+    )
+    assert code == 1  # some files could not be classified
+    rows = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["red.jpg"]["label"] == "hot_dog"
+    assert rows["red.jpg"]["hotdog"] is True
+    assert rows["red.jpg"]["probability"] == pytest.approx(redness_probability((200, 91, 88)))
+    assert "damaged" in rows["broken.jpg"]["error"]
+    assert rows["missing.png"]["error"] == "no such file or folder"
+
+
+def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> None:
+    """The CLI's batch path and the bot's async micro-batched path agree to the last bit."""
+    import asyncio
+
+    from bot.cli import classify_files
+
+    images = [encode(Image.new("RGB", (500, 300), (i * 20, 255 - i * 20, 90))) for i in range(6)]
+    paths = []
+    for i, data in enumerate(images):
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(data)
+    classifier = Classifier(tiny_model)
+    cli_rows = classify_files(classifier, paths)
+
+    async def bot_path() -> list:
+        try:
+            return await asyncio.gather(*(classifier.classify(d) for d in images))
+        finally:
+            await classifier.close()
+
+    bot_verdicts = asyncio.run(bot_path())
+    assert [(r["label"], r["probability"]) for r in cli_rows] == [
+        (v.label, round(v.probability, 6)) for v in bot_verdicts
+    ]
+
+
+def test_missing_model_is_a_clear_error(photos: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["classify", str(photos)]) == 2
+    err = capsys.readouterr().err
+    assert "models/nothotdog.onnx does not exist" in err and "make model" in err

@@ -1,0 +1,170 @@
+"""Start-up as users meet it: ``main()`` and the real ``python -m bot`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.__main__ import main, webhook_options
+from bot.settings import Settings
+from tests.bot.conftest import StartBot
+from tests.fakebot import FakeTelegram
+from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
+from tests.tinymodel import build_tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
+SETTING_NAMES = [
+    "TELEGRAM_BOT_TOKEN", "MODEL_PATH", "THRESHOLD", "SHOW_CONFIDENCE", "BATCH_SIZE",
+    "BATCH_WAIT_MS", "QUEUE_SIZE", "WORKER_THREADS", "ONNX_THREADS", "LOG_LEVEL",
+    "ALLOWED_CHAT_IDS", "WEBHOOK_URL", "WEBHOOK_LISTEN", "WEBHOOK_PORT", "WEBHOOK_SECRET",
+    "TELEGRAM_BASE_URL", "TELEGRAM_BASE_FILE_URL",
+]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A working directory with no .env and no settings in the environment; logging restored."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield tmp_path
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_missing_token_says_where_to_put_it(clean_env: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "TELEGRAM_BOT_TOKEN is not set" in err
+    assert ".env.example" in err
+    assert "Traceback" not in err
+
+
+def test_missing_default_model_says_how_to_get_one(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (clean_env / ".env").write_text("TELEGRAM_BOT_TOKEN=1:from-dotenv\n")
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "models/nothotdog.onnx does not exist" in err
+    assert "make model" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("broken", ["garbage", "wrong_shape", "bad_metadata"])
+def test_broken_model_stops_startup_with_a_clear_message(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, broken: str
+) -> None:
+    path = clean_env / "broken.onnx"
+    if broken == "garbage":
+        path.write_bytes(b"this is not onnx")
+        expected = "cannot load"
+    elif broken == "wrong_shape":
+        build_tiny_model(path, input_shape=("batch", 299, 299, 3))
+        expected = "input shape"
+    else:
+        build_tiny_model(path, metadata={"nothotdog.positive_label": "sausage"})
+        expected = "bad metadata"
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:abc")
+    monkeypatch.setenv("MODEL_PATH", str(path))
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def _child_env(telegram: FakeTelegram, model: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(
+        PYTHONPATH=str(REPO),
+        TELEGRAM_BOT_TOKEN=telegram.token,
+        MODEL_PATH=str(model),
+        TELEGRAM_BASE_URL=telegram.base_url,
+        TELEGRAM_BASE_FILE_URL=telegram.base_file_url,
+    )
+    env.update(extra)
+    return env
+
+
+async def _run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_bot_process_answers_and_stops_cleanly_on_sigterm(
+    telegram: FakeTelegram, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    telegram.can_read_all_group_messages = False
+    started = time.monotonic()
+    proc = await _run_bot(_child_env(telegram, tiny_model_path), tmp_path)
+    try:
+        await telegram.wait_until(lambda: bool(telegram.calls_to("getUpdates")), timeout=30)
+        message = telegram.push_photo(solid(RED))
+        assert await telegram.reply_text(message, timeout=15) == RED_TEXT
+        first_answer_s = time.monotonic() - started
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = err.decode()
+    assert proc.returncode == 0, log
+    assert "Group privacy mode is ON" in log
+    assert "classified" in log and "label=hot_dog" in log
+    assert log.rstrip().endswith("stopped")
+    assert telegram.token not in log
+    print(f"process start to first answered photo: {first_answer_s:.2f}s")
+
+
+async def test_rejected_token_stops_startup_with_a_clear_message(
+    telegram: FakeTelegram, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    env = _child_env(telegram, tiny_model_path, TELEGRAM_BOT_TOKEN="999:not-the-right-token")
+    proc = await _run_bot(env, tmp_path)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 2
+    assert "Telegram rejected TELEGRAM_BOT_TOKEN" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert "not-the-right-token" not in err.decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_webhook_mode_answers_and_checks_the_secret_token(
+    telegram: FakeTelegram, start_bot: StartBot
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/nothotdog/hook"
+    settings = Settings(webhook_url=url, webhook_listen="127.0.0.1", webhook_port=port)
+    await start_bot(webhook=webhook_options(settings, "s3cret_-token"))
+    assert telegram.webhook == {"url": url, "secret_token": "s3cret_-token"}
+    message = telegram.push_photo(solid(GREEN))  # the fake POSTs it to the webhook
+    assert await telegram.reply_text(message) == GREEN_TEXT
+
+    forged = {"update_id": 999, "message": {**{k: v for k, v in message.items()
+                                               if k != "update_id"}, "message_id": 999}}
+    async with aiohttp.ClientSession() as client:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+            async with client.post(url, json=forged, headers=headers) as response:
+                assert response.status == 403
+    await telegram.quiet()
+    assert len(telegram.sent) == 1

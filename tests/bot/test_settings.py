@@ -1,0 +1,82 @@
+"""Settings: environment over .env over defaults, clear errors, and .env.example lists all."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.settings import DEFAULT_MODEL_PATH, Settings, SettingsError, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_need_nothing() -> None:
+    settings = load_settings(environ={}, env_file=None)
+    assert settings == Settings()
+    assert settings.model_path == DEFAULT_MODEL_PATH
+    assert settings.show_confidence is True
+    assert settings.allowed_chat_ids is None
+    assert not settings.use_webhook
+    assert settings.base_url == "https://api.telegram.org/bot"
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "TELEGRAM_BOT_TOKEN=123:from-file\nBATCH_SIZE=4\nSHOW_CONFIDENCE=off\n"
+        "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\n"
+    )
+    settings = load_settings(environ={"BATCH_SIZE": "16"}, env_file=env_file)
+    assert settings.token == "123:from-file"
+    assert settings.batch_size == 16
+    assert settings.show_confidence is False
+    assert settings.allowed_chat_ids == frozenset({1, -1002, 3})
+    assert settings.threshold == 0.7
+    assert "from-file" not in repr(settings)  # safe to log
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BATCH_SIZE", "0"),
+        ("BATCH_SIZE", "eight"),
+        ("BATCH_WAIT_MS", "-1"),
+        ("THRESHOLD", "1.5"),
+        ("SHOW_CONFIDENCE", "maybe"),
+        ("ALLOWED_CHAT_IDS", "12,abc"),
+        ("LOG_LEVEL", "LOUD"),
+        ("WEBHOOK_URL", "example.com/hook"),
+        ("WEBHOOK_SECRET", "has spaces"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(environ={name: value}, env_file=None)
+
+
+def test_token_is_required_only_to_run_the_bot() -> None:
+    settings = load_settings(environ={}, env_file=None)
+    with pytest.raises(SettingsError, match=r"TELEGRAM_BOT_TOKEN.*@BotFather"):
+        settings.require_token()
+
+
+def test_webhook_path_comes_from_the_url() -> None:
+    settings = load_settings(environ={"WEBHOOK_URL": "https://bot.example.com/tg/hook"},
+                             env_file=None)
+    assert settings.use_webhook
+    assert settings.webhook_path == "tg/hook"
+
+
+def test_env_example_lists_every_setting_with_a_comment() -> None:
+    example = (REPO / ".env.example").read_text()
+    read = set(re.findall(r'get\("([A-Z_]+)"\)', (REPO / "bot" / "settings.py").read_text()))
+    listed = re.findall(r"^#?\s*([A-Z_]+)=", example, flags=re.MULTILINE)
+    assert read and read == set(listed)
+    lines = example.splitlines()
+    for name in read:
+        index = next(i for i, line in enumerate(lines) if re.match(rf"^#?\s*{name}=", line))
+        assert lines[index - 1].startswith("#"), f"{name} needs a comment above it"
+    # And the example loads as it is (after putting in a token).
+    assert load_settings(environ={}, env_file=REPO / ".env.example").token == ""

@@ -1,0 +1,71 @@
+"""A tiny real ONNX model whose verdict follows the pixels: red-ish means hotdog.
+
+Built with ``onnx.helper`` (no TensorFlow), it follows the same input/output contract as the
+shipped model, so tests exercise real decoding and onnxruntime inference end to end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, ModelSpec
+
+# p(hot_dog) = sigmoid((R - (G + B) / 2) / SCALE), R, G, B being the image's mean channels.
+SCALE = 32.0
+
+TINY_SPEC = ModelSpec(
+    name="tiny-redness",
+    version="test-1",
+    threshold=0.5,
+    metrics={"accuracy": 0.931, "n": 1000},
+)
+
+
+def redness_probability(rgb: Sequence[float]) -> float:
+    """The model's p(hot_dog) for an image whose mean colour is ``rgb``: the tests' oracle."""
+    r, g, b = (float(c) for c in rgb)
+    return 1.0 / (1.0 + math.exp(-(r - (g + b) / 2.0) / SCALE))
+
+
+def build_tiny_model(
+    path: str | Path,
+    spec: ModelSpec = TINY_SPEC,
+    *,
+    input_shape: Sequence[int | str] = ("batch", INPUT_SIZE, INPUT_SIZE, 3),
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write the model to ``path``; ``input_shape``/``metadata`` let tests break the contract."""
+    weights = np.array([[1.0], [-0.5], [-0.5]], dtype=np.float32) / SCALE  # [3, 1]
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["pixels"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["pixels"], ["mean_rgb"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["mean_rgb", "weights"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["p_hot"]),
+        helper.make_node("Sub", ["one", "p_hot"], ["p_not"]),
+        helper.make_node("Concat", ["p_hot", "p_not"], [OUTPUT_NAME], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_redness",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, list(input_shape))],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 2])],
+        initializer=[
+            helper.make_tensor("weights", TensorProto.FLOAT, [3, 1], weights.ravel().tolist()),
+            helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = spec.to_metadata() if metadata is None else metadata
+    helper.set_model_props(model, dict(meta))
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
