@@ -232,7 +232,8 @@ class FakeTelegram:
         return {**message, "update_id": update["update_id"]}
 
     def bot_sees(self, message: dict[str, Any]) -> bool:
-        """Telegram's group privacy mode: with it on, groups deliver only some messages."""
+        """Telegram's group privacy mode, simplified: with it on, a group delivers only messages
+        starting with ``/`` (text or caption) and replies to the bot."""
         chat = message["chat"]
         if chat["type"] == "private" or self.can_read_all_group_messages:
             return True
