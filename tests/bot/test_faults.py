@@ -9,6 +9,7 @@ from telegram.ext import Application
 
 from bot import replies
 from bot.logs import REDACTED, RedactingFormatter
+from tests.bot.conftest import StartBot
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
@@ -85,3 +86,11 @@ def test_redacting_formatter_scrubs_tracebacks_too() -> None:
     text = RedactingFormatter([token]).format(record)
     assert token not in text
     assert text.count(REDACTED) == 2
+
+
+async def test_get_updates_error_is_survived(telegram: FakeTelegram, start_bot: StartBot) -> None:
+    telegram.fail("getUpdates", status=502)  # the very first poll fails
+    await start_bot()
+    message = telegram.push_photo(solid(GREEN))
+    assert await telegram.reply_text(message, timeout=15) == GREEN_TEXT
+    assert len(telegram.replies_now(message)) == 1
