@@ -53,8 +53,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--activations", choices=d.ACTIVATION_CHOICES,
                    default=d.DEFAULT_ACTIVATIONS,
                    help="int8 activation type (default %(default)s)")
-    p.add_argument("--calibration-method", choices=d.METHOD_CHOICES, default=d.DEFAULT_METHOD,
-                   help="entropy/percentile keep whole activations in memory (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="for the calibration sample")
     p.add_argument("--opset", type=int, default=d.DEFAULT_OPSET)
     p.add_argument("--model-version", help="default: RUN-NAME-<weights sha256 prefix>")
@@ -96,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             exclude=args.exclude,
             activations=args.activations,
-            method=args.calibration_method,
         ),
         opset=args.opset,
         model_version=args.model_version,

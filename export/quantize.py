@@ -34,20 +34,18 @@ from export.settings import (
     DEFAULT_CALIBRATION_IMAGES,
     DEFAULT_EXCLUDE,
     DEFAULT_MAX_DROP,
-    DEFAULT_METHOD,
     EXCLUDE_GROUPS,
 )
 
-CALIBRATION_BATCH = 8  # MinMax keeps only per-batch min/max, so batching changes no range
+# MinMax calibration: the augmented model returns only each tensor's min and max per batch,
+# so memory stays flat and batching changes no range. Entropy and percentile calibration
+# keep every activation of every calibration image (tens of MB per image for VGG16 at 224),
+# which a few hundred images would not fit in memory.
+CALIBRATION_BATCH = 8
 # The classifier head starts at the global pooling after the last convolution (Keras:
 # GlobalAveragePooling2D -> Dropout -> Dense softmax); everything from there stays float.
 HEAD_START_OPS = frozenset({"GlobalAveragePool", "ReduceMean", "Flatten"})
 ACTIVATION_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-CALIBRATION_METHODS = {
-    "minmax": CalibrationMethod.MinMax,
-    "entropy": CalibrationMethod.Entropy,
-    "percentile": CalibrationMethod.Percentile,
-}
 
 
 class QuantizationError(RuntimeError):
@@ -64,13 +62,12 @@ class QuantSettings:
     seed: int = 0
     exclude: str = DEFAULT_EXCLUDE
     activations: str = DEFAULT_ACTIVATIONS
-    method: str = DEFAULT_METHOD
 
     def describe(self, images: int) -> str:
         """The one-line story stored in the model's metadata and shown by /about."""
         return (
             f"int8 static QDQ (onnxruntime): per-channel int8 weights, {self.activations} "
-            f"activations, {self.method} calibration on {images} training images; "
+            f"activations, MinMax calibration on {images} training images; "
             f"float kept: {self.exclude}"
         )
 
@@ -173,8 +170,6 @@ def quantize_int8(
     """Write an int8 model to ``out_path`` (metadata is added by the caller)."""
     if settings.activations not in ACTIVATION_TYPES:
         raise QuantizationError(f"activations must be one of {sorted(ACTIVATION_TYPES)}")
-    if settings.method not in CALIBRATION_METHODS:
-        raise QuantizationError(f"method must be one of {sorted(CALIBRATION_METHODS)}")
     started = time.perf_counter()
     prepared = workdir / "preprocessed.onnx"
     quant_pre_process(str(float32_path), str(prepared))
@@ -191,7 +186,7 @@ def quantize_int8(
         activation_type=ACTIVATION_TYPES[settings.activations],
         weight_type=QuantType.QInt8,
         nodes_to_exclude=exclude,
-        calibrate_method=CALIBRATION_METHODS[settings.method],
+        calibrate_method=CalibrationMethod.MinMax,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
     )
     if reader.used == 0:

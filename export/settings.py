@@ -17,6 +17,3 @@ EXCLUDE_GROUPS = ("preprocess", "first_conv", "head")
 DEFAULT_EXCLUDE = "head"
 ACTIVATION_CHOICES = ("uint8", "int8")
 DEFAULT_ACTIVATIONS = "uint8"
-# entropy and percentile keep whole activation tensors of every calibration batch in memory.
-METHOD_CHOICES = ("minmax", "entropy", "percentile")
-DEFAULT_METHOD = "minmax"
