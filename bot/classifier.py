@@ -76,6 +76,7 @@ class Classifier:
             concurrency=worker_threads,
         )
         self._in_flight = 0
+        self.peak_in_flight = 0  # most photos ever held at once: never above queue_size
 
     @property
     def spec(self) -> ModelSpec:
@@ -113,6 +114,7 @@ class Classifier:
         if self._in_flight >= self.queue_size:
             raise Busy(f"{self.queue_size} photos are already being classified")
         self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
             yield
         finally:

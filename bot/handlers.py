@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from telegram import Document, Message, PhotoSize, ReplyParameters, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -26,7 +26,7 @@ from telegram.ext import (
 from bot import replies
 from bot.classifier import Busy, Classifier
 from bot.logs import fields
-from bot.retry import with_retries
+from bot.retry import may_have_taken_effect, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
 
@@ -41,9 +41,16 @@ IMAGE_EXTENSIONS = frozenset(
 Picture = PhotoSize | Document
 
 
+# Vector drawings are "image/*" too, but Pillow cannot read them: told so without a download.
+VECTOR_MIME_TYPES = frozenset({"image/svg+xml"})
+
+
 def is_image_document(document: Document) -> bool:
     """By MIME type, or by extension when a client sent a generic type for an image."""
-    if (document.mime_type or "").lower().startswith("image/"):
+    mime = (document.mime_type or "").lower()
+    if mime in VECTOR_MIME_TYPES:
+        return False
+    if mime.startswith("image/"):
         return True
     name = (document.file_name or "").lower()
     return "." in name and name.rsplit(".", 1)[1] in IMAGE_EXTENSIONS
@@ -206,12 +213,27 @@ class BotHandlers:
             ),
         )
 
-    async def reply(self, message: Message, text: str) -> Message:
-        """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry."""
+    async def reply(self, message: Message, text: str) -> Message | None:
+        """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
+
+        None when Telegram took the message but its answer timed out: it has most likely
+        been delivered, so neither the text nor an apology is sent a second time.
+        """
         quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-        return await with_retries(
-            lambda: message.reply_text(text, reply_parameters=quote), "sendMessage"
-        )
+        try:
+            return await with_retries(
+                lambda: message.reply_text(text, reply_parameters=quote),
+                "sendMessage",
+                idempotent=False,
+            )
+        except TimedOut as exc:
+            if not may_have_taken_effect(exc):
+                raise
+            log.warning(
+                "sendMessage timed out after it was sent; not sending it again %s",
+                fields(chat_id=message.chat.id, message_id=message.message_id),
+            )
+            return None
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log every failure with its update id (the log formatter scrubs the token)."""

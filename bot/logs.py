@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from urllib.parse import quote
 
 REDACTED = "[REDACTED]"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -17,17 +18,33 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class RedactingFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str], fmt: str = FORMAT) -> None:
         super().__init__(fmt)
-        # Longest first, so a secret that contains another is scrubbed whole.
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = secret_forms(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self.secrets)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every form a secret takes in text, longest first so a whole one is scrubbed whole.
+
+    File download URLs carry the token URL-encoded (``123%3AAAE...``), so the literal token
+    alone is not enough; a bot token's private half (after the ``:``) is scrubbed wherever it
+    appears, however the colon was written. The numeric bot id before it is public.
+    """
+    forms = set()
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
+        if not secret:
+            continue
+        forms.update({secret, quote(secret, safe="")})
+        bot_id, colon, private = secret.partition(":")
+        if colon and bot_id.isdigit() and len(private) >= 8:
+            forms.add(private)
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secret_forms(secrets):
+        text = text.replace(secret, REDACTED)
     return text
 
 

@@ -9,7 +9,8 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from telegram.error import BadRequest, NetworkError, RetryAfter
+import httpx
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.warnings import PTBDeprecationWarning
 
 T = TypeVar("T")
@@ -27,12 +28,15 @@ async def with_retries(
     *,
     attempts: int = ATTEMPTS,
     base_delay: float = BASE_DELAY,
+    idempotent: bool = True,
 ) -> T:
     """Run ``call`` again on RetryAfter (after Telegram's delay), TimedOut or NetworkError.
 
-    BadRequest and Forbidden are final: repeating them gives the same answer. A timed-out
-    sendMessage may in rare cases have been delivered already; we accept a rare duplicate
-    over a lost answer.
+    BadRequest and Forbidden are final: repeating them gives the same answer. A call that is
+    not ``idempotent`` (sendMessage) is not repeated once it may have taken effect: after a
+    read timeout Telegram may well have delivered the message and only its answer got lost,
+    and a second copy would answer the photo twice. Error answers (429, 5xx), connection
+    failures and timeouts before the request was fully sent are retried either way.
 
     The AIORateLimiter already retries RetryAfter a few times and holds back every other
     request meanwhile; this loop is the last line for what gets past it.
@@ -48,7 +52,7 @@ async def with_retries(
         except BadRequest:
             raise
         except NetworkError as exc:  # includes TimedOut
-            if attempt == attempts:
+            if attempt == attempts or (not idempotent and may_have_taken_effect(exc)):
                 raise
             delay = base_delay * 2 ** (attempt - 1)
             log.warning(
@@ -57,6 +61,15 @@ async def with_retries(
             )
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def may_have_taken_effect(exc: BaseException) -> bool:
+    """True when the request reached Telegram whole and only its answer is missing.
+
+    PTB raises TimedOut for every httpx timeout; only a read timeout comes after the request
+    was sent. Connect, write and pool timeouts mean Telegram never got it all.
+    """
+    return isinstance(exc, TimedOut) and isinstance(exc.__cause__, httpx.ReadTimeout)
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float:

@@ -47,6 +47,9 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     base_url: str = TELEGRAM_BASE_URL
     base_file_url: str = TELEGRAM_BASE_FILE_URL
+    # Seconds to wait for the Bot API to answer (or a file to arrive) before retrying. Not an
+    # environment variable: Telegram's defaults suit every deployment; tests shorten it.
+    request_timeout: float = 10.0
 
     @property
     def use_webhook(self) -> bool:
