@@ -1,0 +1,141 @@
+"""What every benchmark shares: timing statistics, tables, JSON results, peak RSS, machine facts.
+
+Kept free of TensorFlow and telegram imports so that a benchmark which must not load them (the
+bot-path RSS probe, the decode bench) can import it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+MODELS_CACHE = RESULTS / "models"
+SHIPPED_MODEL = ROOT / "models" / "nothotdog.onnx"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100), as numpy's default does."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50.0)
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were taken: they mean little without it."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "amx": "amx_int8" in _cpu_flags(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
+    return set(match.group(1).split()) if match else set()
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
+    """A plain-text table; the first column is left-aligned, numbers right-aligned."""
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    def line(values: Sequence[str]) -> str:
+        rest = (v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))
+        return "  ".join([values[0].ljust(widths[0]), *rest])
+    out = [title] if title else []
+    out += [line(list(headers)), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """bench/results/NAME.json, with the date and the machine: the figures' provenance."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": name, "date": now_utc(), "machine": machine(), **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def peak_rss_mb(pid: int | None = None) -> float:
+    """Peak resident set size (VmHWM) of a live process, in MB (10^6 bytes)."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE)
+    if not match:
+        raise RuntimeError("no VmHWM in /proc/PID/status")
+    return int(match.group(1)) * 1024 / 1e6
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a benchmarked subprocess: quiet TensorFlow, project on the path."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(extra)
+    return env
+
+
+def run_module(module: str, *args: str, timeout: float = 600.0) -> subprocess.CompletedProcess:
+    """``python -m module args`` in a fresh interpreter, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+class Stopwatch:
+    """Seconds since creation, for bounding loops and reporting phases."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

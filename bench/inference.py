@@ -1,0 +1,204 @@
+"""``python -m bench.inference [--run runs/X]``: Keras ``predict`` vs onnxruntime float32 vs int8.
+
+One set of weights in three forms (see bench.models for where the weights come from), batch 1
+and batch 8, timed in one process, interleaved: every round runs each configuration once, in
+a rotating order, so a noisy machine (another job, thermal changes) slows them all alike and
+the ratios stay fair even when the absolute numbers move. The baseline is Keras
+``model.predict`` at batch 1, the way the talk runs it; ``model(x)`` (Keras without predict's
+per-call set-up) is shown for information. onnxruntime runs as the bot runs it: the session
+comes from contract.runtime.load_onnx with the default thread count (all cores).
+
+Also: the model files' sizes, and the peak RSS of a fresh process that only loads each model
+and classifies one photo (bench.rss_probe), which for ONNX is the bot's own code path and must
+import no TensorFlow. The int8 model is kept in bench/results/models/ for bench.load and
+bench.startup. Also timed: the shipped models/nothotdog.onnx, when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import (
+    SHIPPED_MODEL,
+    Stopwatch,
+    median,
+    percentile,
+    run_module,
+    table,
+    write_result,
+)
+
+WARMUP_CALLS = 2
+DEFAULT_ROUNDS = 10
+DEFAULT_BUDGET_S = 120.0  # the timed rounds stop after this even if rounds remain
+BATCH_SIZES = (1, 8)
+B1_CALLS_PER_ROUND = 2  # batch 1 is cheap: two samples a round for steadier percentiles
+
+
+@dataclass
+class Config:
+    """One way of running the model at one batch size, and the times it took per image."""
+
+    name: str
+    engine: str  # keras-predict, keras-call, onnxruntime
+    precision: str
+    batch: int
+    run: Callable[[np.ndarray], np.ndarray]
+    calls_per_round: int = 1
+    ms_per_image: list[float] = field(default_factory=list)
+    baseline: bool = False
+
+
+def build_configs(models: Any, images: np.ndarray) -> tuple[list[Config], dict[str, Path]]:
+    from contract.runtime import load_onnx
+    from export.convert import load_float32
+
+    keras_model = load_float32(models.keras).model
+    sessions = {"float32": load_onnx(models.float32), "int8": load_onnx(models.int8)}
+    files = {"keras": models.keras, "onnx float32": models.float32, "onnx int8": models.int8}
+    if SHIPPED_MODEL.is_file():
+        sessions["shipped"] = load_onnx(SHIPPED_MODEL)
+        files["shipped models/nothotdog.onnx"] = SHIPPED_MODEL
+
+    def keras_predict(x: np.ndarray) -> np.ndarray:
+        return keras_model.predict(x, verbose=0)
+
+    def keras_call(x: np.ndarray) -> np.ndarray:
+        return np.asarray(keras_model(x, training=False))
+
+    configs: list[Config] = []
+    for batch in BATCH_SIZES:
+        calls = B1_CALLS_PER_ROUND if batch == 1 else 1
+        configs.append(Config(f"keras predict b{batch}", "keras predict", "float32", batch,
+                              keras_predict, calls, baseline=batch == 1))
+        if batch == 1:  # for information: how much of the baseline is predict's overhead
+            configs.append(Config("keras model(x) b1", "keras model(x)", "float32", batch,
+                                  keras_call, calls))
+        for precision, model in sessions.items():
+            label = "shipped" if precision == "shipped" else f"ort {precision}"
+            configs.append(Config(f"{label} b{batch}", "onnxruntime", precision, batch,
+                                  model.predict, calls))
+    return configs, files
+
+
+def measure(configs: list[Config], images: np.ndarray, rounds: int, budget_s: float) -> int:
+    """Warm up, then interleave: round r runs every config, starting at config r mod n."""
+    for config in configs:
+        for i in range(WARMUP_CALLS):
+            config.run(images[i : i + config.batch])
+    clock = Stopwatch()
+    done = 0
+    for r in range(rounds):
+        if clock.seconds > budget_s:
+            break
+        order = configs[r % len(configs) :] + configs[: r % len(configs)]
+        for config in order:
+            for c in range(config.calls_per_round):
+                start = (r * config.calls_per_round + c) % (len(images) - config.batch + 1)
+                x = np.ascontiguousarray(images[start : start + config.batch])
+                t0 = time.perf_counter()
+                config.run(x)
+                config.ms_per_image.append((time.perf_counter() - t0) * 1000 / config.batch)
+        done += 1
+    return done
+
+
+def rss_probes(files: dict[str, Path], image: Path) -> list[dict[str, Any]]:
+    """Each model in its own fresh interpreter: load, classify one photo, report VmHWM."""
+    results = []
+    for name, path in files.items():
+        kind = "keras" if path.suffix == ".keras" else "onnx"
+        proc = run_module("bench.rss_probe", kind, str(path), str(image), timeout=180)
+        if proc.returncode != 0:
+            results.append({"name": name, "error": proc.stderr.strip()[-500:]})
+            continue
+        results.append({"name": name, **json.loads(proc.stdout.strip().splitlines()[-1])})
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--run", type=Path, help="training run folder with model.keras")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S,
+                        help="seconds for the timed rounds (default %(default)s)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    clock = Stopwatch()
+
+    from bench.models import cache_int8, export_models
+    from bench.photos import model_inputs, telegram_photo
+
+    with tempfile.TemporaryDirectory(prefix="nothotdog-bench-") as tmp:
+        work = Path(tmp)
+        log = lambda m: print(f"[inference] {m}", flush=True)  # noqa: E731
+        models = export_models(work / "models", run=args.run, log=log)
+        cached = cache_int8(models)
+        log(f"int8 model kept for bench.load/bench.startup: {cached}")
+        images = model_inputs(8, seed=7)
+        configs, files = build_configs(models, images)
+        log(f"timing {len(configs)} configurations, interleaved, up to {args.rounds} rounds "
+            f"or {args.budget:.0f}s")
+        rounds = measure(configs, images, args.rounds, args.budget)
+        photo = work / "photo-320.jpg"
+        photo.write_bytes(telegram_photo(seed=3)[1])
+        log("peak RSS: one fresh process per model")
+        probes = rss_probes(files, photo)
+        sizes = {name: path.stat().st_size for name, path in files.items()}
+
+    base = median(next(c for c in configs if c.baseline).ms_per_image)
+    rows, records = [], []
+    for c in configs:
+        med, p90 = median(c.ms_per_image), percentile(c.ms_per_image, 90)
+        rows.append((c.name, c.batch, len(c.ms_per_image), med, p90, base / med))
+        records.append({"name": c.name, "engine": c.engine, "precision": c.precision,
+                        "batch": c.batch, "samples": len(c.ms_per_image),
+                        "median_ms_per_image": round(med, 2), "p90_ms_per_image": round(p90, 2),
+                        "speedup_vs_keras_predict_b1": round(base / med, 2),
+                        "ms_per_image": [round(t, 2) for t in c.ms_per_image]})
+    print()
+    print(f"Weights: {models.origin}")
+    print(table(["configuration", "batch", "n", "median ms/img", "p90 ms/img", "x vs keras b1"],
+                rows, title=f"Inference, {rounds} interleaved rounds (x = Keras predict b1 "
+                            "median / this median; higher is faster)"))
+    print()
+    size_rows = [(name, f"{size / 1e6:.1f}") for name, size in sizes.items()]
+    print(table(["model file", "MB"], size_rows, title="Model files"))
+    print()
+    rss_rows = [(p["name"], p.get("peak_rss_mb", "error"),
+                 "yes" if p.get("tensorflow_imported") else "no", p.get("answer", p.get("error")))
+                for p in probes]
+    print(table(["model (fresh process: load + 1 photo)", "peak RSS MB", "TensorFlow imported",
+                 "answer"], rss_rows, title="Peak RSS"))
+    bot_path = [p for p in probes if p.get("kind") == "onnx"]
+    tf_free = all(not p["tensorflow_imported"] for p in bot_path)
+    print(f"bot path (ONNX) imports TensorFlow: {'no' if tf_free else 'YES (a bug)'}")
+    path = write_result("inference", {
+        "weights": models.origin,
+        "export_seconds": models.export_seconds,
+        "rounds": rounds,
+        "warmup_calls": WARMUP_CALLS,
+        "baseline": "keras predict b1",
+        "configs": records,
+        "file_sizes_bytes": sizes,
+        "peak_rss": probes,
+        "bot_path_imports_tensorflow": not tf_free,
+        "seconds": round(clock.seconds, 1),
+    })
+    print(f"\nwrote {path} ({clock.seconds:.0f}s)")
+    return 0 if tf_free and all("error" not in p for p in probes) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
