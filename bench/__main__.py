@@ -1,0 +1,151 @@
+"""``python -m bench [--run runs/X]`` (``make bench``): every benchmark, then the goals.
+
+Each benchmark runs in its own fresh interpreter (so TensorFlow loaded by the inference bench
+cannot inflate the others), prints its tables and writes bench/results/NAME.json. Then the
+issue's goals are checked against those figures and written, with a Markdown table for the
+README, to bench/results/summary.json and summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from bench.common import RESULTS, ROOT, Stopwatch, child_env, machine, now_utc, table
+
+# Order matters: inference exports the int8 model that startup and load run.
+BENCHMARKS: tuple[tuple[str, float], ...] = (
+    ("inference", 360.0),
+    ("decode", 120.0),
+    ("startup", 180.0),
+    ("load", 300.0),
+)
+
+
+def run(name: str, timeout: float, extra: list[str]) -> int:
+    print(f"\n===== bench.{name} =====", flush=True)
+    try:
+        return subprocess.run([sys.executable, "-m", f"bench.{name}", *extra], cwd=ROOT,
+                              env=child_env(), timeout=timeout, check=False).returncode
+    except subprocess.TimeoutExpired:
+        print(f"bench.{name} took over {timeout:.0f}s and was stopped", flush=True)
+        return 124
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def goals() -> list[dict[str, Any]]:
+    """The issue's goals, each with the figure measured in this run and whether it holds."""
+    out: list[dict[str, Any]] = []
+    inf, ld = load("inference"), load("load")
+    if inf:
+        by = {c["name"]: c for c in inf["configs"]}
+        int8, f32 = by["ort int8 b1"], by["ort float32 b1"]
+        out.append({"goal": "onnxruntime int8 >= 5x faster than Keras predict, batch 1",
+                    "measured": f"{int8['speedup_vs_keras_predict_b1']:.1f}x",
+                    "met": int8["speedup_vs_keras_predict_b1"] >= 5})
+        out.append({"goal": "onnxruntime float32 faster than Keras predict, batch 1",
+                    "measured": f"{f32['speedup_vs_keras_predict_b1']:.1f}x",
+                    "met": f32["speedup_vs_keras_predict_b1"] > 1})
+    if ld:
+        levels = {(r["mode"], r["level"]): r for r in ld["levels"]}
+        for chats in ("closed, 10 chats", "closed, 50 chats"):
+            on, off = levels.get(("batching on", chats)), levels.get(("batching off", chats))
+            if on and off:
+                out.append({"goal": f"micro-batching raises photos/s ({chats})",
+                            "measured": f"{on['photos_per_s']:.1f} vs {off['photos_per_s']:.1f}",
+                            "met": on["photos_per_s"] > off["photos_per_s"]})
+        ten = levels.get(("batching on", "closed, 10 chats"))
+        if ten:
+            p95 = ten["latency_ms"]["p95"]
+            out.append({"goal": "p95 latency < 1 s at 10 concurrent chats (batching on)",
+                        "measured": f"{p95:.0f} ms", "met": p95 < 1000})
+        lost = sum(r["lost"] for r in ld["levels"])
+        out.append({"goal": "0 replies lost at every level", "measured": str(lost),
+                    "met": lost == 0})
+        procs = ld["processes"]
+        peak = max(p["peak_rss_mb"] for p in procs)
+        tf = any(p["tensorflow_loaded"] for p in procs)
+        out.append({"goal": "bot process < 300 MB peak RSS, no TensorFlow",
+                    "measured": f"{peak:.0f} MB, TensorFlow {'loaded' if tf else 'not loaded'}",
+                    "met": peak < 300 and not tf})
+    return out
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The README's table, from this run's JSON files."""
+    lines = []
+    inf, dec, st, ld = (load(n) for n in ("inference", "decode", "startup", "load"))
+    if inf:
+        lines += [f"Weights: {inf['weights']}.", "",
+                  "| inference (ms per image) | batch | median | p90 | vs Keras predict b1 |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {c['name'].rsplit(' b', 1)[0]} | {c['batch']} | "
+                  f"{c['median_ms_per_image']:.0f} | {c['p90_ms_per_image']:.0f} | "
+                  f"{c['speedup_vs_keras_predict_b1']:.1f}x |" for c in inf["configs"]]
+        lines += ["", "| model | file MB | peak RSS MB (load + 1 photo) | TensorFlow |",
+                  "|---|---:|---:|---|"]
+        sizes = inf["file_sizes_bytes"]
+        lines += [f"| {p['name']} | {sizes.get(p['name'], 0) / 1e6:.1f} | "
+                  f"{p.get('peak_rss_mb', 'error')} | "
+                  f"{'imported' if p.get('tensorflow_imported') else 'not imported'} |"
+                  for p in inf["peak_rss"]]
+    if dec:
+        lines += ["", "| decode to 224x224 | JPEG kB | median ms | p90 ms |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {c['name']} | {c['jpeg_kb_median']:.0f} | {c['median_ms']:.1f} | "
+                  f"{c['p90_ms']:.1f} |" for c in dec["cases"]]
+    if ld:
+        lines += ["", "| bot under load | load | photos/s | p50 ms | p95 ms | p99 ms | lost | "
+                  "errors |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['mode']} | {r['level']} | {r['photos_per_s']:.1f} | "
+                  f"{r['latency_ms']['p50']:.0f} | {r['latency_ms']['p95']:.0f} | "
+                  f"{r['latency_ms']['p99']:.0f} | {r['lost']} | {r['error_replies']} |"
+                  for r in ld["levels"]]
+        lines += ["", "| bot process | peak RSS MB | TensorFlow |", "|---|---:|---|"]
+        lines += [f"| {p['process']} | {p['peak_rss_mb']:.0f} | "
+                  f"{'loaded' if p['tensorflow_loaded'] else 'not loaded'} |"
+                  for p in ld["processes"]]
+    if st:
+        lines += ["", f"Start-up (`python -m bot` to first answered photo, median of "
+                      f"{len(st['runs'])}): {st['median_first_reply_s']:.2f} s."]
+    lines += ["", "| goal | measured | met |", "|---|---|---|"]
+    lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |"
+              for g in results]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--run", help="training run folder with model.keras (for inference)")
+    parser.add_argument("--only", help="comma-separated subset, e.g. decode,load")
+    args = parser.parse_args(argv)
+    clock = Stopwatch()
+    wanted = set(args.only.split(",")) if args.only else {name for name, _ in BENCHMARKS}
+    codes = {}
+    for name, timeout in BENCHMARKS:
+        if name in wanted:
+            extra = ["--run", args.run] if name == "inference" and args.run else []
+            codes[name] = run(name, timeout, extra)
+    checked = goals()
+    print("\n===== goals =====")
+    print(table(["goal", "measured", "met"],
+                [(g["goal"], g["measured"], "yes" if g["met"] else "NO") for g in checked]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "summary.md").write_text(markdown(checked), encoding="utf-8")
+    (RESULTS / "summary.json").write_text(json.dumps({
+        "date": now_utc(), "machine": machine(), "exit_codes": codes, "goals": checked,
+        "seconds": round(clock.seconds, 1)}, indent=2) + "\n", encoding="utf-8")
+    print(f"\nall benchmarks: {clock.seconds:.0f}s; exit codes {codes}; "
+          f"tables for the README in {RESULTS / 'summary.md'}")
+    return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
