@@ -56,7 +56,9 @@ def machine() -> dict[str, Any]:
         "amx": "amx_int8" in _cpu_flags(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in load],
+        # 1/5/15-minute load average when the results were written: above the core count,
+        # other work was competing for the CPUs during the run.
+        "load_average": [round(x, 2) for x in load],
     }
 
 

@@ -40,7 +40,7 @@ from bench.common import (
 
 WARMUP_CALLS = 2
 DEFAULT_ROUNDS = 10
-DEFAULT_BUDGET_S = 120.0  # the timed rounds stop after this even if rounds remain
+DEFAULT_BUDGET_S = 90.0  # the timed rounds stop after this even if rounds remain
 BATCH_SIZES = (1, 8)
 B1_CALLS_PER_ROUND = 2  # batch 1 is cheap: two samples a round for steadier percentiles
 
