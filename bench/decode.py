@@ -11,6 +11,7 @@ draft mode on (as shipped) and off, interleaved. Draft is switched off by making
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import time
 from collections.abc import Iterator
@@ -56,6 +57,10 @@ class Case:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.decode", description="bytes to model input, 1280 vs 320 px, draft")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args(argv)
     clock = Stopwatch()
     pairs = [telegram_photo(seed) for seed in range(PHOTOS)]
     full, small = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         for data in case.photos[:WARMUP]:
             case.decode(data)
     rounds = 0
-    for r in range(ROUNDS):
+    for r in range(args.rounds):
         if clock.seconds > BUDGET_S:
             break
         for case in cases[r % len(cases) :] + cases[: r % len(cases)]:
