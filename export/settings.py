@@ -14,6 +14,15 @@ DEFAULT_CALIBRATION_IMAGES = 300
 # "first_conv": block1_conv1 and its ReLU (3 input channels: ~0.6% of VGG16's work);
 # "head": global pooling, Dense and softmax after the last convolution.
 EXCLUDE_GROUPS = ("preprocess", "first_conv", "head")
-DEFAULT_EXCLUDE = "head"
+# Measured on the trained VGG16 (runs/v1; 600 stratified val images, 300 calibration images),
+# int8 vs float32:          agreement   mean |Δp|   max |Δp|   accuracy drop
+#   none                    100%        0.0075      0.185      0.00 points
+#   head                    99.83%      0.0043      0.045      0.17 points
+#   head+first_conv         100%        0.0039      0.037      0.00 points
+# Keeping the head float halves the probability error; the first convolution, which reads
+# the raw pixels, adds a little more at no measurable cost in speed or size (14.8 MB).
+# int8 and uint8 activations gave identical models: ReLU outputs start at 0, so both grids
+# coincide.
+DEFAULT_EXCLUDE = "head+first_conv"
 ACTIVATION_CHOICES = ("uint8", "int8")
 DEFAULT_ACTIVATIONS = "uint8"

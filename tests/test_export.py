@@ -247,14 +247,16 @@ def test_int8_model_ships_with_metadata_and_its_comparison(int8_export: Path):
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
     int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert any(len(t.dims) == 4 for t in int8_weights)  # per-channel conv kernels
-    # The classifier head stays float (the default --exclude head): no QDQ pair after the
-    # global pooling, and the dense weights are float initializers.
+    # The default keeps the head and the first convolution float: no QDQ after the global
+    # pooling, float dense weights, and a first Conv whose weights are a float initializer.
     nodes = list(proto.graph.node)
+    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     pool = next(i for i, node in enumerate(nodes) if node.op_type == "GlobalAveragePool")
     assert not [n.op_type for n in nodes[pool:] if n.op_type.endswith("QuantizeLinear")]
     dense = next(n for n in nodes[pool:] if n.op_type in ("MatMul", "Gemm"))
-    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     assert dense.input[1] in floats
+    first, second = [n for n in nodes if n.op_type == "Conv"]
+    assert first.input[1] in floats and second.input[1] not in floats
     assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx", "com.microsoft"}
 
 
