@@ -95,28 +95,6 @@ class ExampleReader(CalibrationDataReader):
         return None
 
 
-class ArrayReader(CalibrationDataReader):
-    """Calibration from images already in memory (generated ones, or tests)."""
-
-    def __init__(self, images: np.ndarray, batch_size: int = CALIBRATION_BATCH) -> None:
-        self.images = images
-        self.batch_size = batch_size
-        self.rewind()
-
-    def rewind(self) -> None:
-        self._next = 0
-        self.used = 0
-        self.skipped: list[Path] = []
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self.images):
-            return None
-        batch = self.images[self._next : self._next + self.batch_size]
-        self._next += len(batch)
-        self.used += len(batch)
-        return {INPUT_NAME: np.ascontiguousarray(batch)}
-
-
 def parse_exclude(which: str) -> tuple[str, ...]:
     """"head+first_conv" -> ("head", "first_conv"); "none" -> ()."""
     groups = () if which == "none" else tuple(which.split("+"))
@@ -163,7 +141,7 @@ class QuantResult:
 def quantize_int8(
     float32_path: Path,
     out_path: Path,
-    reader: ExampleReader | ArrayReader,
+    reader: ExampleReader,
     settings: QuantSettings,
     workdir: Path,
 ) -> QuantResult:
@@ -177,6 +155,28 @@ def quantize_int8(
     _name_nodes(proto)
     onnx.save(proto, str(prepared))
     exclude = excluded_nodes(proto, settings.exclude)
+    try:
+        _quantize_static(prepared, out_path, reader, settings, exclude)
+    except ValueError as exc:  # onnxruntime: "No data is collected."
+        if reader.used == 0:
+            raise QuantizationError("no calibration image could be decoded") from exc
+        raise
+    return QuantResult(
+        description=settings.describe(reader.used),
+        calibration_images=reader.used,
+        calibration_skipped=len(reader.skipped),
+        excluded_nodes=exclude,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _quantize_static(
+    prepared: Path,
+    out_path: Path,
+    reader: ExampleReader,
+    settings: QuantSettings,
+    exclude: list[str],
+) -> None:
     quantize_static(
         str(prepared),
         str(out_path),
@@ -188,15 +188,6 @@ def quantize_int8(
         nodes_to_exclude=exclude,
         calibrate_method=CalibrationMethod.MinMax,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-    )
-    if reader.used == 0:
-        raise QuantizationError("no calibration image could be decoded")
-    return QuantResult(
-        description=settings.describe(reader.used),
-        calibration_images=reader.used,
-        calibration_skipped=len(reader.skipped),
-        excluded_nodes=exclude,
-        seconds=time.perf_counter() - started,
     )
 
 
@@ -294,7 +285,7 @@ def compare_models(
         if sample is None:
             sample = images[: max(1, min(len(images), latency_runs))]
             for model in models.values():  # warm-up: first-run allocations are not inference
-                model.predict(images[:1])
+                model.predict(images)
         verdicts = {}
         probs = {}
         for name, model in models.items():

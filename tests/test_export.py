@@ -354,3 +354,18 @@ def test_a_check_folder_missing_a_class_fails_the_export(workdir: Path, run_dir:
     assert main([str(run_dir), "--out", str(out), "--check", str(check)]) == 1
     assert not out.exists()
     assert "DatasetError" in summary_of(out)["error"]
+
+
+def test_calibration_photos_that_cannot_be_decoded_fail_the_export(
+    workdir: Path, run_dir: Path, photos
+):
+    broken = workdir / "broken"
+    for label in LABELS:
+        (broken / label).mkdir(parents=True)
+        (broken / label / "x__0.jpg").write_bytes(b"not a jpeg")
+    out = workdir / "models" / "broken.onnx"
+    args = [str(run_dir), "--out", str(out), "--quantize", "int8", "--calibration", str(broken),
+            "--check", str(photos["val"]), "--parity-images", "8"]  # fmt: skip
+    assert main(args) == 1
+    assert not out.exists()
+    assert "no calibration image could be decoded" in summary_of(out)["error"]
