@@ -1,0 +1,60 @@
+"""The model that ships in models/: its contract, its metadata, and two photos it must get right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.settings import DEFAULT_MODEL_PATH
+from contract import INPUT_SIZE, LABELS, POSITIVE_LABEL, MetaKey, load_image_file
+from contract.runtime import OnnxModel, load_onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / DEFAULT_MODEL_PATH
+FIXTURES = Path(__file__).parent / "fixtures"
+MAX_BYTES = 16 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def shipped() -> OnnxModel:
+    assert SHIPPED.is_file(), f"{SHIPPED} is missing: the bot's default model must ship"
+    return load_onnx(SHIPPED)
+
+
+def test_file_is_small_enough_to_ship():
+    assert SHIPPED.stat().st_size <= MAX_BYTES
+
+
+def test_metadata_follows_the_contract(shipped: OnnxModel):
+    spec = shipped.spec
+    assert spec.labels == LABELS and spec.positive_label == POSITIVE_LABEL
+    assert spec.input_size == INPUT_SIZE
+    assert 0.0 < spec.threshold < 1.0
+    assert spec.metrics["accuracy"] >= 0.95
+    meta = shipped.session.get_modelmeta().custom_metadata_map
+    assert "int8" in meta[MetaKey.QUANTIZATION]
+    assert len(meta[MetaKey.WEIGHTS_SHA256]) == 64
+    assert json.loads(meta[MetaKey.DATA_SUMMARY])["train"]["n"] > 1000
+    for key in (MetaKey.WEIGHTS_SOURCE, MetaKey.MODEL_VERSION, MetaKey.CREATED):
+        assert meta[key]
+
+
+def test_input_is_uint8_nhwc_with_any_batch(shipped: OnnxModel):
+    (inp,) = shipped.session.get_inputs()
+    assert inp.type == "tensor(uint8)" and inp.shape[1:] == [INPUT_SIZE, INPUT_SIZE, 3]
+    for batch in (1, 3):
+        probs = shipped.predict(np.zeros((batch, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
+        assert probs.shape == (batch, len(LABELS))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "expected"), [("hotdog.jpg", "hot_dog"),
+                                                 ("not_hotdog.jpg", "not_hot_dog")])  # fmt: skip
+def test_labels_fixture_photos(shipped: OnnxModel, name: str, expected: str):
+    image = load_image_file(FIXTURES / name)
+    (probs,) = shipped.predict(image[None])
+    label, confidence = shipped.spec.verdict(probs)
+    assert label == expected and confidence > 0.75
