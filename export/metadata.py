@@ -6,6 +6,7 @@ ModelSpec.from_metadata reads back exactly what was written here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -90,17 +91,7 @@ def with_quantization(spec: ModelSpec, quantization: str) -> ModelSpec:
     """The int8 file's spec: everything as the float32 one, except how it was quantized."""
     extra = dict(spec.extra)
     extra[MetaKey.QUANTIZATION] = quantization
-    return ModelSpec(
-        labels=spec.labels,
-        positive_label=spec.positive_label,
-        threshold=spec.threshold,
-        input_size=spec.input_size,
-        resize=spec.resize,
-        name=spec.name,
-        version=spec.version,
-        metrics=spec.metrics,
-        extra=extra,
-    )
+    return dataclasses.replace(spec, extra=extra)
 
 
 def write_metadata(proto: onnx.ModelProto, spec: ModelSpec) -> None:
