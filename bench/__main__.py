@@ -77,8 +77,8 @@ def goals() -> list[dict[str, Any]]:
         tf = any(p["tensorflow_loaded"] for p in procs.values())
         default = procs.get("batching on")  # the bot's default settings
         if default:
-            lean = procs.get("batching on, 1 worker")
-            note = f"; WORKER_THREADS=1: {lean['peak_rss_mb']:.0f} MB" if lean else ""
+            lean = procs.get("batching off")
+            note = f"; batching off: {lean['peak_rss_mb']:.0f} MB" if lean else ""
             out.append({"goal": "bot process < 300 MB peak RSS (default settings), no TensorFlow",
                         "measured": f"{default['peak_rss_mb']:.0f} MB{note}; TensorFlow "
                                     f"{'loaded' if tf else 'not loaded'}",
