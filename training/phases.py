@@ -21,9 +21,13 @@ def _loss(cfg) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
 
 
-def _weights(y: np.ndarray, k: int) -> np.ndarray:
-    from training.train import class_weights
+def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Weights that make every class count as much as the others in the loss."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    return (len(y) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
+
+def _weights(y: np.ndarray, k: int) -> np.ndarray:
     return class_weights(y, k)[y]
 
 

@@ -8,7 +8,6 @@ runs only the unfrozen block on a random view of every photo.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -78,12 +77,6 @@ def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]
         return labels, examples, list_examples(cfg.val, labels)
     train, val = split_examples(examples, cfg.val_split, cfg.seed)
     return labels, train, val
-
-
-def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
-    """Weights that make every class count as much as the others in the loss."""
-    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
-    return (len(y) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
 def run_training(cfg: TrainConfig) -> dict:
@@ -234,6 +227,3 @@ def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -
         clean.set_weights(classifier.get_weights())
         clean.save(path)
 
-
-def steps(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
