@@ -9,7 +9,7 @@ from pathlib import Path
 from contract.dataset import DatasetError
 from training.augment import AugmentParams
 from training.devices import PRECISIONS, STRATEGIES
-from training.train import UNFREEZE_CUTS, TrainConfig, run_training
+from training.train import TRUNK_RUNTIMES, UNFREEZE_CUTS, TrainConfig, run_training
 from training.weights import BUNDLED, WeightsError
 
 
@@ -39,6 +39,18 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="phase 2 epochs (max; early stopping on validation loss); 0 skips it")
     p.add_argument("--finetune-lr", type=float, default=d.finetune_lr,
                    help="phase 2 learning rate (low, so ImageNet features are adjusted, not lost)")
+    p.add_argument("--finetune-samples", type=int, default=d.finetune_samples,
+                   help="photos drawn (by weight, with replacement) per phase 2 epoch")
+    p.add_argument("--feature-zoom", type=float, default=d.feature_zoom,
+                   help="phase 2: random zoom/shift of the cached feature maps (0: off)")
+    p.add_argument("--source-power", type=float, default=d.source_power,
+                   help="weight of a photo ~ 1/(photos of its class and source)**power; "
+                   "0: classes balanced only")
+    p.add_argument("--trunk-runtime", choices=TRUNK_RUNTIMES, default=d.trunk_runtime,
+                   help="what computes the cached frozen-trunk outputs: onnxruntime int8 "
+                   "(about 2.7x faster than Keras on CPU, what the shipped model runs) or Keras")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="skip Platt scaling (then the threshold maximises balanced accuracy)")
     p.add_argument("--patience", type=int, default=d.patience,
                    help="phase 2 epochs without a lower validation loss before stopping")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -63,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         batch_size=a.batch_size, dropout=a.dropout, label_smoothing=a.label_smoothing,
         precision=a.precision, strategy=a.strategy, seed=a.seed, input_size=a.input_size,
         cache_dir=a.cache_dir, augment=AugmentParams(min_area=a.min_crop_area),
+        finetune_samples=a.finetune_samples, feature_zoom=a.feature_zoom,
+        source_power=a.source_power, trunk_runtime=a.trunk_runtime, calibrate=not a.no_calibrate,
     )  # fmt: skip
 
 

@@ -21,41 +21,12 @@ def _loss(cfg) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
 
 
-def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
-    """Weights that make every class count as much as the others in the loss."""
-    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
-    return (len(y) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
-
-
-def _weights(y: np.ndarray, k: int) -> np.ndarray:
-    return class_weights(y, k)[y]
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Remember the weights of the epoch with the lowest validation loss; restore them at the end.
-
-    Unlike EarlyStopping's own restore, this also restores when training runs all its epochs.
-    """
-
-    def __init__(self, patience: int):
-        super().__init__()
-        self.patience = patience
-        self.best = math.inf
-        self.best_epoch = -1
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss", math.inf)
-        if loss < self.best:
-            self.best, self.best_epoch = loss, epoch
-            self.best_weights = self.model.get_weights()
-        elif epoch - self.best_epoch >= self.patience:
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-            print(f"  kept epoch {self.best_epoch + 1} (val_loss {self.best:.4f})")
+def keep_best(patience: int) -> keras.callbacks.EarlyStopping:
+    """Stop after ``patience`` epochs without a lower validation loss and keep the best epoch
+    (Keras 3 restores the best weights even when every epoch ran)."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
+    )
 
 
 def pooled_features(top: list, features: np.ndarray, classifier: keras.Model) -> np.ndarray:
@@ -65,59 +36,87 @@ def pooled_features(top: list, features: np.ndarray, classifier: keras.Model) ->
     return np.asarray(pooler.predict(features, batch_size=FEATURE_BATCH, verbose=0), np.float32)
 
 
-def train_head(classifier, top, train_views, y_train, val_x, y_val, cfg) -> dict:
+def train_head(classifier, top, train_views, y_train, weights, val_x, y_val, cfg) -> dict:
     """Phase 1: frozen VGG16, new softmax head, trained on pooled features of every view."""
     k = classifier.output.shape[-1]
     print("phase 1: training the new head on frozen features")
     pooled = [pooled_features(top, v, classifier) for v in train_views]
     x = np.concatenate(pooled)
     y = np.concatenate([y_train] * len(pooled))
+    w = np.concatenate([weights] * len(pooled))
     val_pooled = pooled_features(top, val_x, classifier)
     inp = keras.Input(x.shape[1:])
     head = keras.Model(inp, stack(head_layers(classifier)[1:], inp), name="head")
     head.compile(keras.optimizers.Adam(cfg.head_lr), _loss(cfg), metrics=["accuracy"])
     fit = head.fit(
-        x, _one_hot(y, k), sample_weight=_weights(y, k), batch_size=FEATURE_BATCH,
+        x, _one_hot(y, k), sample_weight=w, batch_size=FEATURE_BATCH,
         epochs=cfg.head_epochs, validation_data=(val_pooled, _one_hot(y_val, k)),
-        callbacks=[KeepBest(patience=max(cfg.patience, 5))], verbose=2,
+        callbacks=[keep_best(max(cfg.patience, 5))], verbose=2,
     )  # fmt: skip
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
 class ViewSampler(keras.utils.PyDataset):
-    """Batches of cached trunk outputs where each photo appears once per epoch, as a random view."""
+    """Each epoch: ``samples`` photos drawn in proportion to their weights, each as a random
+    cached view. Drawing by weight (rather than weighting the loss) spends the fine-tuning
+    steps where the weights say they matter: food negatives and hot dogs get seen more often
+    than the thousandth living room."""
 
-    def __init__(self, views, y, num_classes, batch_size, seed, **kwargs):
+    def __init__(self, views, y, weights, num_classes, batch_size, samples, seed, **kwargs):
         super().__init__(**kwargs)
         self.views, self.y, self.k, self.batch_size = views, y, num_classes, batch_size
-        self.sample_weight = _weights(y, num_classes)
+        self.p = np.asarray(weights, np.float64) / np.sum(weights)
+        self.samples = samples
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
     def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.y))
-        self.view_of = self.rng.integers(0, len(self.views), len(self.y))
+        self.order = self.rng.choice(len(self.y), size=self.samples, p=self.p)
+        self.view_of = self.rng.integers(0, len(self.views), self.samples)
 
     def __len__(self):
-        return math.ceil(len(self.y) / self.batch_size)
+        return math.ceil(self.samples / self.batch_size)
 
     def __getitem__(self, index):
-        idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = np.stack([self.views[self.view_of[i]][i] for i in idx]).astype(np.float32)
-        return x, _one_hot(self.y[idx], self.k), self.sample_weight[idx]
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        idx, views = self.order[rows], self.view_of[rows]
+        x = np.stack([self.views[v][i] for i, v in zip(idx, views, strict=True)])
+        return x.astype(np.float32), _one_hot(self.y[idx], self.k)
 
 
-def finetune_top(classifier, top, train_views, y_train, val_x, y_val, cfg) -> dict:
-    """Phase 2: the top block unfrozen at a low learning rate, on augmented views."""
+def feature_augmentation(zoom: float) -> list[keras.layers.Layer]:
+    """Random zoom and shift of the cached feature maps, active only while fitting.
+
+    Convolutions commute with translation, so shifting or zooming a ``block4_pool`` map is
+    close to cropping the photo before the trunk: a cheap stand-in for more augmented views,
+    each of which would cost a full trunk pass per photo.
+    """
+    if zoom <= 0:
+        return []
+    return [
+        keras.layers.RandomZoom((-zoom, 0.0), fill_mode="nearest", name="aug_zoom"),
+        keras.layers.RandomTranslation(zoom / 2, zoom / 2, fill_mode="nearest", name="aug_shift"),
+    ]
+
+
+def finetune_top(classifier, top, train_views, y_train, weights, val_x, y_val, cfg) -> dict:
+    """Phase 2: the top blocks unfrozen, learning rate warming up then decaying (cosine)."""
     k = classifier.output.shape[-1]
     print(f"phase 2: fine-tuning {len(top)} layers ({top[0].name} ... {top[-1].name})")
     inp = keras.Input(val_x.shape[1:])
-    model = keras.Model(inp, stack(head_layers(classifier), stack(top, inp)), name="finetune")
-    model.compile(keras.optimizers.Adam(cfg.finetune_lr), _loss(cfg), metrics=["accuracy"])
-    data = ViewSampler(train_views, y_train, k, cfg.batch_size, cfg.seed)
+    x = stack(feature_augmentation(cfg.feature_zoom), inp)
+    model = keras.Model(inp, stack(head_layers(classifier), stack(top, x)), name="finetune")
+    data = ViewSampler(
+        train_views, y_train, weights, k, cfg.batch_size, cfg.finetune_samples, cfg.seed
+    )
+    steps = len(data) * cfg.finetune_epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=cfg.finetune_lr, warmup_steps=max(1, len(data) // 2)
+    )
+    model.compile(keras.optimizers.Adam(schedule), _loss(cfg), metrics=["accuracy"])
     fit = model.fit(
         data, epochs=cfg.finetune_epochs, validation_data=(val_x, _one_hot(y_val, k)),
-        validation_batch_size=FEATURE_BATCH, callbacks=[KeepBest(cfg.patience)], verbose=2,
+        validation_batch_size=FEATURE_BATCH, callbacks=[keep_best(cfg.patience)], verbose=2,
     )  # fmt: skip
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
 

@@ -20,9 +20,12 @@ from contract.dataset import DatasetError, Example, class_names, list_examples
 from training.augment import AugmentParams
 from training.features import CLEAN_VIEW, file_digests, trunk_outputs
 from training.record import data_summary, file_list, library_versions, write_json
+from training.sampling import DEFAULT_SOURCE_POWER, example_weights, source_shares
 
 # What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
 UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
+TRUNK_RUNTIMES = ("onnx-int8", "keras")
+CALIBRATION_IMAGES = 300  # as export.settings.DEFAULT_CALIBRATION_IMAGES, seed 0
 
 
 @dataclass
@@ -33,11 +36,16 @@ class TrainConfig:
     val_split: float = 0.15
     weights: str = "imagenet"
     unfreeze: str = "block5"
-    views: int = 3
+    views: int = 0
     head_epochs: int = 40
     head_lr: float = 1e-3
-    finetune_epochs: int = 12
-    finetune_lr: float = 2e-5
+    finetune_epochs: int = 5
+    finetune_lr: float = 5e-5
+    finetune_samples: int = 5000
+    feature_zoom: float = 0.2
+    source_power: float = DEFAULT_SOURCE_POWER
+    trunk_runtime: str = "onnx-int8"
+    calibrate: bool = True
     patience: int = 3
     batch_size: int = 32
     dropout: float = 0.5
@@ -115,10 +123,23 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     print(f"backbone weights: {weights_source}")
     cut = UNFREEZE_CUTS[cfg.unfreeze]
     trunk, top = split_at(classifier, cut)
-    trunk_id = f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
+    if cfg.trunk_runtime == "onnx-int8":
+        from training.onnx_trunk import int8_trunk
 
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(trunk.predict_on_batch(images), dtype=np.float16)
+        trunk_id = f"{weights_source}|{cut}|onnx-int8-{CALIBRATION_IMAGES}|{cfg.input_size}"
+        int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            if not int8:
+                print("quantizing the frozen trunk to int8 for the feature cache")
+                int8.append(int8_trunk(trunk, train_ex, CALIBRATION_IMAGES, out / "trunk",
+                                       seed=0, size=cfg.input_size))  # fmt: skip
+            return int8[0](images)
+    else:
+        trunk_id = f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            return np.asarray(trunk.predict_on_batch(images), dtype=np.float16)
 
     feature_shape = tuple(int(d) for d in trunk.output.shape[1:])
     train_digests, val_digests = file_digests(train_ex), file_digests(val_ex)
@@ -137,11 +158,14 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     cache_seconds = time.time() - t0
     y_train = np.array([e.label for e in train_ex])
     y_val = np.array([e.label for e in val_ex])
+    weights = example_weights(train_ex, cfg.source_power)
 
     from training.phases import evaluate_phase, finetune_top, train_head
 
     with strategy.scope():
-        history1 = train_head(classifier, top, train_views, y_train, val_x, y_val, cfg)
+        history1 = train_head(
+            classifier, top, train_views, y_train, weights, val_x, y_val, cfg
+        )
     phase1 = evaluate_phase(
         "phase1", classifier, top, val_x, y_val, val_ex, labels, positive, out, history1
     )
@@ -151,7 +175,9 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     if cfg.unfreeze != "none" and cfg.finetune_epochs > 0:
         before = classifier.get_weights()
         with strategy.scope():
-            history2 = finetune_top(classifier, top, train_views, y_train, val_x, y_val, cfg)
+            history2 = finetune_top(
+                classifier, top, train_views, y_train, weights, val_x, y_val, cfg
+            )
         history["phase2"] = history2
         phases["phase2"] = evaluate_phase(
             "phase2", classifier, top, val_x, y_val, val_ex, labels, positive, out, history2
@@ -165,8 +191,14 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     from training.report import format_summary, write_evaluation
 
     final_metrics = phases[final]
-    threshold = final_metrics["threshold"]
+    threshold, rule = final_metrics["threshold"], final_metrics["threshold_rule"]
     probs = np.load(out / final / "val_probabilities.npy")
+    calibration = None
+    if cfg.calibrate and len(labels) == 2:
+        from training.calibration import calibrate_classifier
+
+        probs, calibration = calibrate_classifier(classifier, probs, y_val, labels.index(positive))
+        threshold, rule = 0.5, calibration.pop("threshold_rule")
     metrics = write_evaluation(
         out, y_val, probs, val_ex, labels, positive, threshold, history=history
     )
@@ -174,7 +206,9 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     wall = time.time() - started
     summary = {
         "threshold": threshold,
-        "threshold_rule": final_metrics["threshold_rule"],
+        "threshold_rule": rule,
+        "calibration": calibration,
+        "sampling": {"source_power": cfg.source_power, "shares": source_shares(train_ex, weights)},
         "final_phase": final,
         "val": metrics,
         "phase1": phase1,
@@ -210,7 +244,7 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     print()
     for name, m in phases.items():
         print(f"{name}: val accuracy {m['accuracy']:.4f}, log loss {m['log_loss']:.4f}")
-    print(f"final model: {final}, threshold {threshold:.3f} ({final_metrics['threshold_rule']})")
+    print(f"final model: {final}, threshold {threshold:.3f} ({rule})")
     print(format_summary(metrics))
     print(f"wall time {wall / 60:.1f} min; run folder {out}")
     return summary
