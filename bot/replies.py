@@ -53,8 +53,7 @@ def help_text() -> str:
 
 
 def about(spec: ModelSpec) -> str:
-    accuracy = find_accuracy(spec.metrics)
-    measured = f"{accuracy:.1%} on validation" if accuracy is not None else "not recorded"
+    measured = _measured(spec)
     labels = ", ".join(spec.labels)
     return (
         f"Model: {spec.name} (version {spec.version})\n"
@@ -63,6 +62,19 @@ def about(spec: ModelSpec) -> str:
         f"Accuracy: {measured}\n"
         f"Input: {spec.input_size}×{spec.input_size} RGB, whole photo resized ({spec.resize})"
     )
+
+
+def _measured(spec: ModelSpec) -> str:
+    """Test accuracy of this very file first (what users get), validation beside it."""
+    parts = []
+    test = find_accuracy(spec.test_metrics)
+    if test is not None:
+        n = spec.test_metrics.get("n")
+        parts.append(f"{test:.1%} on held-out test photos" + (f" ({n})" if n else ""))
+    val = find_accuracy(spec.metrics)
+    if val is not None:
+        parts.append(f"{val:.1%} on validation")
+    return ", ".join(parts) or "not recorded"
 
 
 def find_accuracy(metrics: Mapping[str, object]) -> float | None:

@@ -36,6 +36,7 @@ class MetaKey:
     MODEL_VERSION = "nothotdog.model_version"
     CREATED = "nothotdog.created"
     METRICS = "nothotdog.val_metrics"  # JSON object
+    TEST_METRICS = "nothotdog.test_metrics"  # JSON object: the file itself, measured on test
     WEIGHTS_SOURCE = "nothotdog.backbone_weights"
     DATA_SUMMARY = "nothotdog.training_data"  # JSON object
     WEIGHTS_SHA256 = "nothotdog.weights_sha256"
@@ -57,6 +58,7 @@ class ModelSpec:
     name: str = "nothotdog"
     version: str = "unversioned"
     metrics: Mapping[str, object] = field(default_factory=dict)
+    test_metrics: Mapping[str, object] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -89,6 +91,8 @@ class ModelSpec:
                 MetaKey.METRICS: json.dumps(dict(self.metrics), sort_keys=True),
             }
         )
+        if self.test_metrics:
+            meta[MetaKey.TEST_METRICS] = json.dumps(dict(self.test_metrics), sort_keys=True)
         return meta
 
     @classmethod
@@ -101,6 +105,7 @@ class ModelSpec:
         known = {
             MetaKey.LABELS, MetaKey.POSITIVE_LABEL, MetaKey.THRESHOLD, MetaKey.INPUT_SIZE,
             MetaKey.RESIZE, MetaKey.MODEL_NAME, MetaKey.MODEL_VERSION, MetaKey.METRICS,
+            MetaKey.TEST_METRICS,
         }
         return cls(
             labels=labels,
@@ -111,5 +116,6 @@ class ModelSpec:
             name=meta.get(MetaKey.MODEL_NAME, "nothotdog"),
             version=meta.get(MetaKey.MODEL_VERSION, "unversioned"),
             metrics=json.loads(meta[MetaKey.METRICS]) if MetaKey.METRICS in meta else {},
+            test_metrics=json.loads(meta.get(MetaKey.TEST_METRICS, "{}")),
             extra={k: v for k, v in meta.items() if k not in known},
         )

@@ -287,3 +287,28 @@ def test_eval_keras_run_folder_and_bare_file(tmp_path, data_dir, onnx_model, cap
     assert "labels.json" in capsys.readouterr().err
     bare_metrics = json.loads((tmp_path / "bare" / "metrics.json").read_text())
     assert bare_metrics["confusion_matrix"] == EXPECTED_CM
+
+
+def test_eval_bars_fail_a_worse_model_and_stamp_records_the_figures(
+    tmp_path, data_dir, onnx_model, capsys
+):
+    """make model's guard: below --min-accuracy or a source's bar exits 3; --stamp writes the
+    measured figures into the file so /about reports what this very file scored."""
+    from contract.runtime import load_onnx
+
+    model = tmp_path / "tiny.onnx"
+    model.write_bytes(onnx_model.read_bytes())
+    base = [str(model), str(data_dir), "--no-progress", "--out", str(tmp_path / "e")]
+    assert main([*base, "--min-accuracy", "0.8"]) == 0  # 8 of 10 right
+    assert main([*base, "--min-accuracy", "0.81"]) == 3
+    err = capsys.readouterr().err
+    assert "accuracy 0.8000 < 0.81" in err
+    # siteB scores 2/4: held to the bar only when it has enough images.
+    assert main([*base, "--min-source-accuracy", "0.9", "--min-source-images", "4"]) == 3
+    assert "source siteB" in capsys.readouterr().err
+    assert main([*base, "--min-source-accuracy", "0.9", "--min-source-images", "5"]) == 0
+    assert main([*base, "--stamp", "test"]) == 0
+    spec = load_onnx(model).spec
+    assert spec.test_metrics["accuracy"] == pytest.approx(0.8)
+    assert spec.test_metrics["per_source"]["siteB"]["n"] == 4
+    assert "ece" in spec.test_metrics

@@ -218,7 +218,76 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=32, help="images per inference batch (default: 32)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--sources", metavar="TAG,TAG",
+        help="evaluate only photos of these source tags (e.g. the food sources, for a "
+        "worst-mistakes grid of food)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stamp", choices=["val", "test"],
+        help="ONNX only: write these figures (overall and per source) into the file's metadata "
+        "as its val or test metrics, so /about and the card report what this file scored",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-accuracy", type=float, metavar="FRACTION",
+        help="exit with status 3 when overall accuracy is below this (e.g. 0.95)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-source-accuracy", type=float, metavar="FRACTION",
+        help="exit with status 3 when a source tag with at least --min-source-images images "
+        "scores below this (e.g. 0.93)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-source-images", type=int, default=100, metavar="N",
+        help="sources smaller than this are reported but not held to --min-source-accuracy "
+        "(default: %(default)s)",
+    )  # fmt: skip
     return parser
+
+
+STAMPED = ("n", "accuracy", "balanced_accuracy", "precision", "recall", "roc_auc", "ece")
+
+
+def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
+    """Write a compact copy of ``metrics`` into the ONNX file's metadata (graph untouched)."""
+    import onnx
+
+    from contract import MetaKey
+
+    if model_path.suffix != ".onnx":
+        raise EvaluationError("--stamp works on .onnx files only")
+
+    def compact(m: dict) -> dict:
+        return {k: m[k] for k in STAMPED if m.get(k) is not None}
+
+    record = {**compact(metrics), "split": split, "data": data_dir.name}
+    record["per_source"] = {t: compact(m) for t, m in (metrics.get("per_source") or {}).items()}
+    key = MetaKey.TEST_METRICS if split == "test" else MetaKey.METRICS
+    proto = onnx.load(str(model_path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props[key] = json.dumps(record, sort_keys=True)
+    del proto.metadata_props[:]
+    for k in sorted(props):
+        proto.metadata_props.add(key=k, value=props[k])
+    tmp = model_path.with_suffix(".stamping")
+    onnx.save(proto, str(tmp))
+    tmp.replace(model_path)
+
+
+BELOW_BAR = 3  # exit status: the model is worse than the bar it was asked to meet
+
+
+def shortfalls(metrics: dict, min_accuracy: float | None, min_source: float | None,
+               min_images: int) -> list[str]:  # fmt: skip
+    """One line per bar the metrics miss: what ``make model`` refuses to ship."""
+    missed = []
+    if min_accuracy is not None and metrics["accuracy"] < min_accuracy:
+        missed.append(f"accuracy {metrics['accuracy']:.4f} < {min_accuracy}")
+    for tag, part in (metrics.get("per_source") or {}).items():
+        if min_source is not None and part["n"] >= min_images and part["accuracy"] < min_source:
+            missed.append(f"source {tag}: accuracy {part['accuracy']:.4f} < {min_source} "
+                          f"({part['n']} images)")  # fmt: skip
+    return missed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,6 +310,11 @@ def _run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     threshold = model.threshold if args.threshold is None else args.threshold
     examples = list_examples(args.data_dir, model.labels)
+    if args.sources:
+        wanted = set(args.sources.split(","))
+        examples = [e for e in examples if e.source in wanted]
+        if not examples:
+            raise EvaluationError(f"no photo in {args.data_dir} has a source in {sorted(wanted)}")
     extra = sorted(
         p.name
         for p in args.data_dir.iterdir()
@@ -272,7 +346,15 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{model.kind} model {args.model} on {args.data_dir}:")
     print(format_summary(metrics))
     print(f"wrote {out}")
-    return 0
+    if args.stamp:
+        stamp(args.model, metrics, args.stamp, args.data_dir)
+        print(f"recorded as the {args.stamp} metrics of {args.model}")
+    missed = shortfalls(
+        metrics, args.min_accuracy, args.min_source_accuracy, args.min_source_images
+    )
+    for line in missed:
+        print(f"nothotdog-eval: below the bar: {line}", file=sys.stderr)
+    return BELOW_BAR if missed else 0
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def _ratio_or_none(num: float, den: float) -> float | None:
 
 
 def _metrics(
-    y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray, pos: int, k: int
+    y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray, pos: int, k: int,
+    threshold: float = 0.5,
 ) -> dict[str, object]:
     n = int(y_true.size)
     cm = confusion_matrix(y_true, y_pred, k)
@@ -105,8 +106,15 @@ def _metrics(
         "f1": f1,
         "roc_auc": roc_auc(y_true == pos, probs[:, pos]),
         "log_loss": float(-np.log(p_true).mean()) if n else 0.0,
+        "ece": _ece(y_true, probs, pos, threshold) if k == 2 and n else None,
         "confusion_matrix": cm.tolist(),
     }
+
+
+def _ece(y_true: np.ndarray, probs: np.ndarray, pos: int, threshold: float) -> float:
+    from training.calibration import expected_calibration_error
+
+    return expected_calibration_error(y_true == pos, probs[:, pos], threshold)
 
 
 def compute_metrics(
@@ -138,7 +146,7 @@ def compute_metrics(
     pos = labels.index(positive_label)
     y_pred = predict_labels(p, labels, positive_label, threshold)
     shared = {"labels": labels, "positive_label": positive_label, "threshold": float(threshold)}
-    result = {**_metrics(y, p, y_pred, pos, len(labels)), **shared}
+    result = {**_metrics(y, p, y_pred, pos, len(labels), threshold), **shared}
     if sources is not None:
         tags = np.asarray(list(sources), dtype=object)
         if tags.size != y.size:
@@ -146,7 +154,7 @@ def compute_metrics(
         per_source: dict[str, object] = {}
         for tag in sorted(set(tags.tolist())):
             mask = tags == tag
-            part = _metrics(y[mask], p[mask], y_pred[mask], pos, len(labels))
+            part = _metrics(y[mask], p[mask], y_pred[mask], pos, len(labels), threshold)
             per_source[str(tag)] = {**part, **shared}
         result["per_source"] = per_source
     return result

@@ -86,4 +86,5 @@ def format_summary(metrics: Mapping[str, object]) -> str:
     extras.append(f"balanced accuracy {_cell(metrics.get('balanced_accuracy'))}")
     extras.append(f"ROC-AUC {_cell(metrics.get('roc_auc'))}")
     extras.append(f"log loss {_cell(metrics.get('log_loss'))}")
+    extras.append(f"ECE {_cell(metrics.get('ece'))}")
     return "\n".join([*lines, ", ".join(extras)])
