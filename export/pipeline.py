@@ -21,6 +21,7 @@ import onnxruntime as ort
 from contract import ModelSpec
 from contract.runtime import ModelLoadError, load_onnx
 from export.convert import ConversionError, load_float32, tidy, to_onnx
+from export.fold import fold_preprocessing
 from export.images import decode_examples, generated_images, labelled_examples
 from export.metadata import (
     REQUIRED_KEYS,
@@ -30,12 +31,15 @@ from export.metadata import (
     with_quantization,
     write_metadata,
 )
+from export.optimized import optimized_ops, stack_report
 from export.parity import check_parity, compare, keras_probabilities, onnx_probabilities
 from export.quantize import (
     ExampleReader,
+    QuantizationError,
     QuantSettings,
     compare_models,
     gate,
+    parse_exclude,
     quantize_int8,
 )
 from export.settings import DEFAULT_MAX_DROP, DEFAULT_OPSET, DEFAULT_PARITY_IMAGES, TOLERANCE
@@ -90,15 +94,18 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
 
     step = time.perf_counter()
     proto = to_onnx(model, opts.opset)
+    fold_preprocessing(proto)
     sha = weights_sha256(model.get_weights())
     spec = build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
     write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
-    log(f"converted with tf2onnx (opset {opts.opset}) in {time.perf_counter() - step:.1f}s; "
+    log(f"converted with tf2onnx (opset {opts.opset}), preprocessing folded into the first "
+        f"convolution, in {time.perf_counter() - step:.1f}s; "
         f"version {spec.version}")
     summary["spec"] = spec.to_metadata()
     summary["conversion"] = {
-        "path": "tf2onnx.convert.from_keras with an explicit uint8 input_signature",
+        "path": "tf2onnx.convert.from_keras with an explicit uint8 input_signature; "
+        "preprocessing folded into the first convolution (export.fold)",
         "opset": opts.opset,
         "trained_policy": loaded.trained_policy,
     }
@@ -161,6 +168,14 @@ def quantize_and_gate(
     verify_file(staged)
     summary["quantization"] = {"settings": vars(settings), **vars(result)}
     log(f"quantized in {result.seconds:.1f}s; kept float: {result.excluded_nodes or 'nothing'}")
+    stack = stack_report(optimized_ops(staged))
+    summary["quantization"]["onnxruntime_graph"] = stack
+    log(f"onnxruntime's optimized graph: {stack['convolutions']} convolutions, "
+        f"{stack['inside_stack'] or 'no Transpose, Cast or (De)QuantizeLinear'} between them")
+    if stack["inside_stack"] and "first_conv" not in parse_exclude(settings.exclude):
+        raise QuantizationError(
+            f"the int8 convolution stack is broken up by {stack['inside_stack']}"
+        )
 
     check = labelled_examples(opts.check, spec.labels)
     log(f"comparing float32 and int8 on {len(check)} images from {opts.check}")

@@ -28,6 +28,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from contract import INPUT_NAME, MetaKey
 from contract.dataset import Example
 from contract.runtime import OnnxModel, load_onnx
+from export.fold import PADDED, feed_uint8
 from export.images import batches, generated_images
 from export.settings import (
     DEFAULT_ACTIVATIONS,
@@ -155,12 +156,18 @@ def quantize_int8(
     _name_nodes(proto)
     onnx.save(proto, str(prepared))
     exclude = excluded_nodes(proto, settings.exclude)
+    first = [n for n in proto.graph.node if PADDED in n.input and n.name not in exclude]
+    image_weights = first[0].input[1] if first else None
     try:
-        _quantize_static(prepared, out_path, reader, settings, exclude)
+        _quantize_static(prepared, out_path, reader, settings, exclude, image_weights)
     except ValueError as exc:  # onnxruntime: "No data is collected."
         if reader.used == 0:
             raise QuantizationError("no calibration image could be decoded") from exc
         raise
+    if image_weights:
+        quantized = onnx.load(str(out_path))
+        feed_uint8(quantized)
+        onnx.save(quantized, str(out_path))
     return QuantResult(
         description=settings.describe(reader.used),
         calibration_images=reader.used,
@@ -176,7 +183,20 @@ def _quantize_static(
     reader: ExampleReader,
     settings: QuantSettings,
     exclude: list[str],
+    image_weights: str | None = None,
 ) -> None:
+    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
+    if image_weights:
+        # The folded first convolution reads pixel values: quantize them as themselves, so the
+        # QuantizeLinear is the identity that feed_uint8 can remove. Its weights get 7 bits:
+        # CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two bright
+        # pixels (255) times two full-range weights (127) overflow it; 255 * 63 * 2 does not.
+        # Later layers read ReLU outputs spread over the uint8 range and keep 8-bit weights.
+        one = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
+        extra["TensorQuantOverrides"] = {
+            PADDED: [one],
+            image_weights: [{"axis": 0, "reduce_range": True}],
+        }
     quantize_static(
         str(prepared),
         str(out_path),
@@ -187,7 +207,7 @@ def _quantize_static(
         weight_type=QuantType.QInt8,
         nodes_to_exclude=exclude,
         calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        extra_options=extra,
     )
 
 

@@ -247,8 +247,8 @@ def test_int8_model_ships_with_metadata_and_its_comparison(int8_export: Path):
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
     int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert any(len(t.dims) == 4 for t in int8_weights)  # per-channel conv kernels
-    # The default keeps the head and the first convolution float: no QDQ after the global
-    # pooling, float dense weights, and a first Conv whose weights are a float initializer.
+    # The default keeps the head float (no QDQ after the global pooling, float dense weights)
+    # and quantizes every convolution, the first one included (preprocessing folded into it).
     nodes = list(proto.graph.node)
     floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     pool = next(i for i, node in enumerate(nodes) if node.op_type == "GlobalAveragePool")
@@ -256,7 +256,7 @@ def test_int8_model_ships_with_metadata_and_its_comparison(int8_export: Path):
     dense = next(n for n in nodes[pool:] if n.op_type in ("MatMul", "Gemm"))
     assert dense.input[1] in floats
     first, second = [n for n in nodes if n.op_type == "Conv"]
-    assert first.input[1] in floats and second.input[1] not in floats
+    assert first.input[1] not in floats and second.input[1] not in floats
     assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx", "com.microsoft"}
 
 
@@ -369,3 +369,29 @@ def test_calibration_photos_that_cannot_be_decoded_fail_the_export(
     assert main(args) == 1
     assert not out.exists()
     assert "no calibration image could be decoded" in summary_of(out)["error"]
+
+
+def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.Model):
+    import copy
+
+    from export.fold import fold_preprocessing
+
+    proto = to_onnx(model)
+    folded = copy.deepcopy(proto)
+    fold_preprocessing(folded)
+    onnx.checker.check_model(folded, full_check=True)
+    assert [n.op_type for n in folded.graph.node].count("ReverseSequence") == 0
+    images = generated_images(16)
+    run = lambda p: ort.InferenceSession(p.SerializeToString()).run(None, {INPUT_NAME: images})[0]  # noqa: E731
+    np.testing.assert_allclose(run(folded), run(proto), atol=1e-5)
+
+
+def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export: Path):
+    from export.optimized import optimized_ops, stack_report
+
+    graph = summary_of(int8_export)["quantization"]["onnxruntime_graph"]
+    assert graph["inside_stack"] == []
+    ops = optimized_ops(int8_export)
+    assert stack_report(ops)["inside_stack"] == []
+    first_conv = next(i for i, op in enumerate(ops) if op == "QLinearConv")
+    assert "Cast" not in ops[:first_conv]  # the uint8 image goes straight into int8
