@@ -8,10 +8,13 @@ VGG16's conv base needs about 15.35 G of them per 224x224 image, and nearly all 
 convolution's time is one big matrix multiply (GEMM). So one large GEMM through onnxruntime,
 with the bot's thread settings, gives this machine's GMAC/s: u8 activations x s8 constant
 weights (``MatMulInteger``, the kernel an int8 convolution uses) for int8 models, float32
-``MatMul`` for float ones. The floor is then GMAC per image / GMAC/s: no model can run
-faster than that on this CPU with this runtime, and "x the floor" (1.0 would be perfect) is
-a ratio that travels. The GEMMs are timed interleaved (each round runs each once) after
-warm-up, and the median is kept; bench.inference adds them to its own interleaved rounds.
+``MatMul`` for float ones. The floor is then GMAC per image / GMAC/s: about the fastest
+this CPU and runtime can do the model's arithmetic, and "x the floor" (1.0: no time lost
+outside the arithmetic) is a ratio that travels. It is a reference, not a proof: onnxruntime
+runs int8 convolutions with its own conv kernels, which on some CPUs beat ``MatMulInteger``
+by a little, so a ratio slightly under 1.0 can happen. The GEMMs are timed interleaved (each
+round runs each once) after warm-up, and the median is kept; bench.inference adds them to
+its own interleaved rounds.
 """
 
 from __future__ import annotations
