@@ -80,7 +80,9 @@ def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
 def describe_cpu(info: dict[str, Any] | None = None) -> str:
     """One line for a table's heading, e.g. 'AMD EPYC, 2 cores; has avx2; lacks amx_int8 ...'."""
     info = info or machine()
-    flags = info["cpu_flags"]
+    flags = info.get("cpu_flags")
+    if not flags:
+        return f"{info['cpu']}, {info['cores']} cores; CPU flags not recorded"
     has = [f for f in CPU_FLAGS if flags.get(f)]
     lacks = [f for f in CPU_FLAGS if not flags.get(f)]
     return (f"{info['cpu']}, {info['cores']} cores; has {' '.join(has) or 'none of them'}; "
