@@ -14,7 +14,19 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.common import RESULTS, ROOT, Stopwatch, child_env, machine, now_utc, table
+from bench.common import (
+    RESULTS,
+    ROOT,
+    Stopwatch,
+    child_env,
+    describe_cpu,
+    machine,
+    now_utc,
+    table,
+)
+
+FLOOR_GOAL = 1.1  # the shipped model at batch 1: at most this many times the int8 floor
+MODEL_RATE_GOAL = 90.0  # the bot at 50 chats: at least this % of its model's own rate
 
 # Order matters: inference exports the int8 model that startup and load run. Each has its own
 # limit, and all together stop by TOTAL_LIMIT_S (the 10 minutes, less the set-up).
@@ -57,6 +69,14 @@ def goals() -> list[dict[str, Any]]:
         out.append({"goal": "onnxruntime float32 faster than Keras predict, batch 1",
                     "measured": f"{f32['speedup_vs_keras_predict_b1']:.1f}x",
                     "met": f32["speedup_vs_keras_predict_b1"] > 1})
+        shipped = by.get("shipped b1")
+        if shipped and "x_floor" in shipped:
+            x = shipped["x_floor"]
+            out.append({"goal": f"shipped model, batch 1, within {FLOOR_GOAL}x of the "
+                                f"{shipped['floor']} floor measured in the same run",
+                        "measured": f"{x:.2f}x ({shipped['median_ms_per_image']:.0f} ms vs "
+                                    f"{shipped['floor_ms_per_image']:.0f} ms)",
+                        "met": x <= FLOOR_GOAL})
     if ld:
         levels = {(r["mode"], r["level"]): r for r in ld["levels"]}
         for chats in ("closed, 10 chats", "closed, 50 chats"):
@@ -65,6 +85,15 @@ def goals() -> list[dict[str, Any]]:
                 out.append({"goal": f"micro-batching raises photos/s ({chats})",
                             "measured": f"{on['photos_per_s']:.1f} vs {off['photos_per_s']:.1f}",
                             "met": on["photos_per_s"] > off["photos_per_s"]})
+        fifty = levels.get(("batching on", "closed, 50 chats"))
+        if fifty and "pct_of_model_rate" in fifty:
+            pct = fifty["pct_of_model_rate"]
+            out.append({"goal": f"bot at 50 chats (default settings) >= {MODEL_RATE_GOAL:.0f}% "
+                                "of its model's own rate, 0 lost",
+                        "measured": f"{pct:.0f}% ({fifty['photos_per_s']:.1f} vs "
+                                    f"{fifty['model_photos_per_s']:.1f} photos/s), "
+                                    f"{fifty['lost']} lost",
+                        "met": pct >= MODEL_RATE_GOAL and fifty["lost"] == 0})
         ten = levels.get(("batching on", "closed, 10 chats"))
         if ten:
             p95 = ten["latency_ms"]["p95"]
@@ -93,16 +122,24 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for name, doc in (("inference", inf), ("decode", dec), ("startup", st), ("load", ld)):
         if doc:
             m = doc["machine"]
-            lines.append(f"- bench.{name}: {doc['date']}, {m['cpu']}, {m['cores']} cores, "
+            lines.append(f"- bench.{name}: {doc['date']}, {describe_cpu(m)}; "
                          f"load average {m.get('load_average')}")
     lines.append("")
     if inf:
-        lines += [f"Weights: {inf['weights']}.", "",
-                  "| inference (ms per image) | batch | median | p90 | vs Keras predict b1 |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [f"Weights: {inf['weights']}.", ""]
+        if "floor" in inf:
+            lines += ["| floor: GEMM through onnxruntime, same rounds | median ms | GMAC/s |",
+                      "|---|---:|---:|"]
+            lines += [f"| {g['name'].removeprefix('floor ')} | {g['median_ms']:.0f} | "
+                      f"{g['gmac_per_s']:.0f} |" for g in inf["floor"]["gemms"]]
+            lines.append("")
+        lines += ["| inference (ms per image) | batch | median | p90 | vs Keras predict b1 "
+                  "| floor ms | x the floor |", "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {c['name'].rsplit(' b', 1)[0]} | {c['batch']} | "
                   f"{c['median_ms_per_image']:.0f} | {c['p90_ms_per_image']:.0f} | "
-                  f"{c['speedup_vs_keras_predict_b1']:.1f}x |" for c in inf["configs"]]
+                  f"{c['speedup_vs_keras_predict_b1']:.1f}x | "
+                  f"{c.get('floor', '')} {c.get('floor_ms_per_image', float('nan')):.0f} | "
+                  f"{c.get('x_floor', float('nan')):.2f}x |" for c in inf["configs"]]
         lines += ["", "| model | file MB | peak RSS MB (load + 1 photo) | TensorFlow |",
                   "|---|---:|---:|---|"]
         sizes = inf["file_sizes_bytes"]
@@ -116,9 +153,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines += [f"| {c['name']} | {c['jpeg_kb_median']:.0f} | {c['median_ms']:.1f} | "
                   f"{c['p90_ms']:.1f} |" for c in dec["cases"]]
     if ld:
-        lines += ["", "| bot under load | load | photos/s | p50 ms | p95 ms | p99 ms | lost | "
-                  "errors |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        rate = ld.get("model_rate", {})
+        lines += ["", f"Model alone, batch 1, in the load bench's process: "
+                      f"{rate.get('median_ms_per_image', float('nan')):.0f} ms per photo, "
+                      f"{rate.get('photos_per_s', float('nan')):.1f} photos/s.", "",
+                  "| bot under load | load | photos/s | % of model's rate | p50 ms | p95 ms | "
+                  "p99 ms | lost | errors |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['mode']} | {r['level']} | {r['photos_per_s']:.1f} | "
+                  f"{r.get('pct_of_model_rate', float('nan')):.0f}% | "
                   f"{r['latency_ms']['p50']:.0f} | {r['latency_ms']['p95']:.0f} | "
                   f"{r['latency_ms']['p99']:.0f} | {r['lost']} | {r['error_replies']} |"
                   for r in ld["levels"]]

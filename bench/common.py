@@ -39,21 +39,21 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50.0)
 
 
+# The CPU features that decide how fast int8 and float32 GEMMs can run, as /proc/cpuinfo
+# spells them: AVX2/AVX-512 (the vector width), VNNI (one-instruction u8 x s8 dot products,
+# AVX-512 or the AVX2-width AVX-VNNI), AVX-512 BF16, and AMX (matrix tiles, Intel since
+# Sapphire Rapids). Milliseconds from machines that differ here cannot be compared.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+             "amx_tile", "amx_int8", "amx_bf16")
+
+
 def machine() -> dict[str, Any]:
     """Where the figures were taken: they mean little without it."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "amx": "amx_int8" in _cpu_flags(),
+        "cpu_flags": cpu_flags(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         # 1/5/15-minute load average when the results were written: above the core count,
@@ -62,13 +62,38 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _cpu_flags() -> set[str]:
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's marketing name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    match = re.search(r"^model name\s*:\s*(.*)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else platform.processor() or "unknown"
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
+    """Each of CPU_FLAGS: present or not, read at run time (never assumed from the model)."""
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    match = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.MULTILINE)
+    present = set(match.group(1).split()) if match else set()
+    return {flag: flag in present for flag in CPU_FLAGS}
+
+
+def describe_cpu(info: dict[str, Any] | None = None) -> str:
+    """One line for a table's heading, e.g. 'AMD EPYC, 2 cores; has avx2; lacks amx_int8 ...'."""
+    info = info or machine()
+    flags = info.get("cpu_flags")
+    if not flags:
+        return f"{info['cpu']}, {info['cores']} cores; CPU flags not recorded"
+    has = [f for f in CPU_FLAGS if flags.get(f)]
+    lacks = [f for f in CPU_FLAGS if not flags.get(f)]
+    return (f"{info['cpu']}, {info['cores']} cores; has {' '.join(has) or 'none of them'}; "
+            f"lacks {' '.join(lacks) or 'none'}")
+
+
+def _cpuinfo() -> str:
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return set()
-    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
-    return set(match.group(1).split()) if match else set()
+        return ""
 
 
 def now_utc() -> str:

@@ -8,6 +8,13 @@ the ratios stay fair even when the absolute numbers move. The baseline is Keras
 per-call set-up) is shown for information. onnxruntime runs as the bot runs it: the session
 comes from contract.runtime.load_onnx with the default thread count (all cores).
 
+The floor (bench.floor): an int8 (u8 x s8) and a float32 GEMM through onnxruntime, with the
+bot's thread settings, take their turns in the same rounds; their median gives this machine's
+GMAC/s right now, and each model row shows "x the floor": its median time over the time its
+convolutions' multiply-accumulates (counted from its graph) would take at that rate, int8 rate
+for int8 models, float32 for float ones. 1.0 would be perfect; unlike milliseconds, the ratio
+can be compared across machines.
+
 Also: the model files' sizes, and the peak RSS of a fresh process that only loads each model
 and classifies one photo (bench.rss_probe), which for ONNX is the bot's own code path and must
 import no TensorFlow. The int8 model is kept in bench/results/models/ for bench.load and
@@ -31,18 +38,21 @@ import numpy as np
 from bench.common import (
     SHIPPED_MODEL,
     Stopwatch,
+    describe_cpu,
     median,
     percentile,
     run_module,
     table,
     write_result,
 )
+from bench.floor import floor_ms
 
 WARMUP_CALLS = 2
 DEFAULT_ROUNDS = 10
 DEFAULT_BUDGET_S = 90.0  # the timed rounds stop after this even if rounds remain
 BATCH_SIZES = (1, 8)
 B1_CALLS_PER_ROUND = 2  # batch 1 is cheap: two samples a round for steadier percentiles
+ONNX_THREADS = 0  # the bot's default ONNX_THREADS (all cores), for the models and the GEMMs
 
 
 @dataclass
@@ -53,22 +63,33 @@ class Config:
     engine: str  # keras-predict, keras-call, onnxruntime
     precision: str
     batch: int
-    run: Callable[[np.ndarray], np.ndarray]
+    run: Callable[[np.ndarray], Any]
     calls_per_round: int = 1
     ms_per_image: list[float] = field(default_factory=list)
     baseline: bool = False
+    macs: int = 0  # per image: the model's convolutions; for a floor GEMM, the GEMM's
+    floor: str = "int8"  # which floor the model is held to; for a GEMM, the floor it measures
+    is_floor: bool = False  # a floor GEMM, not a model
+
+    @property
+    def gmac_per_s(self) -> float:
+        return self.macs / median(self.ms_per_image) / 1e6
 
 
-def build_configs(models: Any, images: np.ndarray) -> tuple[list[Config], dict[str, Path]]:
+def build_configs(models: Any) -> tuple[list[Config], dict[str, Path]]:
+    """Every model at every batch size, then the two floor GEMMs (bench.floor)."""
+    from bench.floor import PRECISIONS, build_gemm, conv_macs
     from contract.runtime import load_onnx
     from export.convert import load_float32
 
     keras_model = load_float32(models.keras).model
-    sessions = {"float32": load_onnx(models.float32), "int8": load_onnx(models.int8)}
+    paths = {"float32": models.float32, "int8": models.int8}
     files = {"keras": models.keras, "onnx float32": models.float32, "onnx int8": models.int8}
     if SHIPPED_MODEL.is_file():
-        sessions["shipped"] = load_onnx(SHIPPED_MODEL)
+        paths["shipped"] = SHIPPED_MODEL
         files["shipped models/nothotdog.onnx"] = SHIPPED_MODEL
+    sessions = {name: load_onnx(path, ONNX_THREADS) for name, path in paths.items()}
+    macs = {name: conv_macs(path) for name, path in paths.items()}  # Keras: as float32 ONNX
 
     def keras_predict(x: np.ndarray) -> np.ndarray:
         return keras_model.predict(x, verbose=0)
@@ -79,15 +100,24 @@ def build_configs(models: Any, images: np.ndarray) -> tuple[list[Config], dict[s
     configs: list[Config] = []
     for batch in BATCH_SIZES:
         calls = B1_CALLS_PER_ROUND if batch == 1 else 1
+        keras_macs = macs["float32"].total
         configs.append(Config(f"keras predict b{batch}", "keras predict", "float32", batch,
-                              keras_predict, calls, baseline=batch == 1))
+                              keras_predict, calls, baseline=batch == 1, macs=keras_macs,
+                              floor="float32"))
         if batch == 1:  # for information: how much of the baseline is predict's overhead
             configs.append(Config("keras model(x) b1", "keras model(x)", "float32", batch,
-                                  keras_call, calls))
+                                  keras_call, calls, macs=keras_macs, floor="float32"))
         for precision, model in sessions.items():
             label = "shipped" if precision == "shipped" else f"ort {precision}"
             configs.append(Config(f"{label} b{batch}", "onnxruntime", precision, batch,
-                                  model.predict, calls))
+                                  model.predict, calls, macs=macs[precision].total,
+                                  floor=macs[precision].precision))
+    for precision in PRECISIONS:
+        gemm = build_gemm(precision, intra_op_threads=ONNX_THREADS)
+        m, k, n = gemm.shape
+        configs.append(Config(f"floor {precision} GEMM {m}x{k}x{n}", "onnxruntime", precision,
+                              1, lambda _x, g=gemm: g.run(), macs=gemm.macs, floor=precision,
+                              is_floor=True))
     return configs, files
 
 
@@ -147,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         cached = cache_int8(models)
         log(f"int8 model kept for bench.load/bench.startup: {cached}")
         images = model_inputs(8, seed=7)
-        configs, files = build_configs(models, images)
+        configs, files = build_configs(models)
         log(f"timing {len(configs)} configurations, interleaved, up to {args.rounds} rounds "
             f"or {args.budget:.0f}s")
         rounds = measure(configs, images, args.rounds, args.budget)
@@ -157,21 +187,35 @@ def main(argv: list[str] | None = None) -> int:
         probes = rss_probes(files, photo)
         sizes = {name: path.stat().st_size for name, path in files.items()}
 
-    base = median(next(c for c in configs if c.baseline).ms_per_image)
+    floors = [c for c in configs if c.is_floor]
+    rate = {c.floor: c.gmac_per_s for c in floors}  # GMAC/s of this machine, this run
+    models_only = [c for c in configs if not c.is_floor]
+    base = median(next(c for c in models_only if c.baseline).ms_per_image)
     rows, records = [], []
-    for c in configs:
+    for c in models_only:
         med, p90 = median(c.ms_per_image), percentile(c.ms_per_image, 90)
-        rows.append((c.name, c.batch, len(c.ms_per_image), med, p90, base / med))
+        floor = floor_ms(c.macs, rate[c.floor]) if c.macs else float("nan")
+        rows.append((c.name, c.batch, len(c.ms_per_image), med, p90, base / med,
+                     f"{c.floor} {floor:.1f}", med / floor))
         records.append({"name": c.name, "engine": c.engine, "precision": c.precision,
                         "batch": c.batch, "samples": len(c.ms_per_image),
                         "median_ms_per_image": round(med, 2), "p90_ms_per_image": round(p90, 2),
                         "speedup_vs_keras_predict_b1": round(base / med, 2),
+                        "gmac_per_image": round(c.macs / 1e9, 3), "floor": c.floor,
+                        "floor_ms_per_image": round(floor, 2), "x_floor": round(med / floor, 3),
                         "ms_per_image": [round(t, 2) for t in c.ms_per_image]})
     print()
+    print(f"CPU: {describe_cpu()}")
     print(f"Weights: {models.origin}")
-    print(table(["configuration", "batch", "n", "median ms/img", "p90 ms/img", "x vs keras b1"],
-                rows, title=f"Inference, {rounds} interleaved rounds (x = Keras predict b1 "
-                            "median / this median; higher is faster)"))
+    print(table(["floor GEMM (onnxruntime, bot's threads)", "n", "median ms", "GMAC/s"],
+                [(c.name, len(c.ms_per_image), median(c.ms_per_image), c.gmac_per_s)
+                 for c in floors], title=f"This machine's floor, in the same {rounds} rounds"))
+    print()
+    print(table(["configuration", "batch", "n", "median ms/img", "p90 ms/img", "x vs keras b1",
+                 "floor ms/img", "x the floor"], rows,
+                title=f"Inference, {rounds} interleaved rounds (x vs keras = Keras predict b1 "
+                      "median / this median, higher is faster; x the floor = this median / "
+                      "the floor, 1.0 is the most this CPU allows)"))
     print()
     size_rows = [(name, f"{size / 1e6:.1f}") for name, size in sizes.items()]
     print(table(["model file", "MB"], size_rows, title="Model files"))
@@ -191,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_calls": WARMUP_CALLS,
         "baseline": "keras predict b1",
         "configs": records,
+        "floor": {"onnx_threads": ONNX_THREADS, "gemms": [
+            {"name": c.name, "precision": c.floor, "macs": c.macs, "samples": len(c.ms_per_image),
+             "median_ms": round(median(c.ms_per_image), 2), "gmac_per_s": round(c.gmac_per_s, 1),
+             "ms": [round(t, 2) for t in c.ms_per_image]} for c in floors]},
         "file_sizes_bytes": sizes,
         "peak_rss": probes,
         "bot_path_imports_tensorflow": not tf_free,

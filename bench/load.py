@@ -23,6 +23,11 @@ half second of each slice is warm-up and left out), and CPU milliseconds per pho
 bot and by this process (the fake server and the load generator share the machine). Per
 process: peak RSS (VmHWM) and whether any TensorFlow library is mapped. Every slice is
 bounded in time and count; the bots are stopped with SIGINT and must exit 0.
+
+Each row also gives photos/s as a percentage of the model's own rate (bench.ownrate): the
+same model file, batch 1, timed alone in this process before the first level and after each
+level while the bots sit idle; a level's reference is the two checkpoints around it. 100%
+would mean the bot adds nothing to the model's own time per photo.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.botrun import BenchTelegram, BotProcess, is_verdict, start_bot, wait_ready
-from bench.common import Stopwatch, percentile, table, write_result
+from bench.common import Stopwatch, describe_cpu, percentile, table, write_result
+from bench.ownrate import OwnRate, percent_of
 
 CLOSED_CHATS = (1, 10, 50)
 OPEN_RATE = 5.0  # photos per second offered in the open-loop level
@@ -55,6 +61,7 @@ MODES: dict[str, dict[str, str]] = {
     TWO_WORKERS: {"BATCH_SIZE": "8", "BATCH_WAIT_MS": "5", "WORKER_THREADS": "2"},
 }
 STOCK = "stock python -m bot"
+ONNX_THREADS = 0  # every bot runs with ONNX_THREADS unset (bench.botrun): all cores
 
 
 @dataclass(frozen=True)
@@ -209,23 +216,37 @@ async def bot_under_test(model: Path, module: str, photo: bytes, **settings: str
 
 
 def log_result(r: dict[str, Any]) -> None:
-    print(f"[load] {r['mode']:<22} {r['level']:<24} {r['photos_per_s']:6.1f} photos/s  "
-          f"p95 {r['latency_ms']['p95']:6.0f} ms  lost {r['lost']}  errors {r['error_replies']}",
-          flush=True)
+    print(f"[load] {r['mode']:<22} {r['level']:<24} {r['photos_per_s']:6.1f} photos/s "
+          f"({r['pct_of_model_rate']:3.0f}% of the model's)  p95 {r['latency_ms']['p95']:6.0f} "
+          f"ms  lost {r['lost']}  errors {r['error_replies']}", flush=True)
 
 
-async def run(model: Path, levels: list[Level], seconds: float, stock: bool
+def with_model_rate(summary: dict[str, Any], own: OwnRate, first: int, last: int
+                    ) -> dict[str, Any]:
+    """The row plus the model's own rate from checkpoints ``first``..``last`` around it."""
+    ms = own.ms_between(first, last)
+    return {**summary, "model_ms_per_image": round(ms, 2),
+            "model_photos_per_s": round(1000 / ms, 2),
+            "pct_of_model_rate": round(percent_of(summary["photos_per_s"], ms), 1)}
+
+
+async def run(model: Path, levels: list[Level], seconds: float, stock: bool, own: OwnRate
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from bench.photos import telegram_photo
 
     photo = telegram_photo(seed=11)[1]
     results: list[dict[str, Any]] = []
+
+    async def checkpoint() -> None:  # in a thread: the fake server keeps serving the idle bots
+        await asyncio.to_thread(own.checkpoint)
+
     async with contextlib.AsyncExitStack() as stack:
         entered = await asyncio.gather(*(
             stack.enter_async_context(bot_under_test(model, "bench.botproc", photo, **env))
             for env in MODES.values()))
         bots = dict(zip(MODES, entered, strict=True))
         print(f"[load] {len(bots)} bot processes ready", flush=True)
+        await checkpoint()
         for i, level in enumerate(levels):
             names = list(MODES)
             names = names[i % len(names):] + names[: i % len(names)]
@@ -234,15 +255,18 @@ async def run(model: Path, levels: list[Level], seconds: float, stock: bool
             for name in order:
                 api, bot = bots[name]
                 per_mode[name].slices.append(await run_slice(api, bot, level, seconds))
+            await checkpoint()
             for name in MODES:
-                results.append(per_mode[name].summary())
+                results.append(with_model_rate(per_mode[name].summary(), own, i, i + 1))
                 log_result(results[-1])
     processes = [process_record(name, bot) for name, (_, bot) in bots.items()]
     if stock:
         level = Level("closed", max(CLOSED_CHATS))
         async with bot_under_test(model, "bot", photo, **MODES[ON]) as (api, bot):
             result = Result(STOCK, level, [await run_slice(api, bot, level, seconds)])
-        summary = result.summary()
+            await checkpoint()
+        last = len(own.checkpoints) - 1
+        summary = with_model_rate(result.summary(), own, last - 1, last)
         summary["note"] = "AIORateLimiter as shipped (30 sendMessage/s overall); batching on"
         results.append(summary)
         log_result(summary)
@@ -264,11 +288,13 @@ def process_record(mode: str, bot: BotProcess) -> dict[str, Any]:
 
 def print_tables(results: list[dict[str, Any]], processes: list[dict[str, Any]]) -> None:
     rows = [(r["mode"], r["level"], r["sent"], r["lost"], r["error_replies"], r["photos_per_s"],
-             r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p99"],
-             r["bot_cpu_ms_per_photo"], r["bench_cpu_ms_per_photo"]) for r in results]
-    print(table(["bot", "load", "sent", "lost", "errors", "photos/s", "p50 ms", "p95 ms",
-                 "p99 ms", "bot CPU ms/photo", "bench CPU ms/photo"], rows,
-                title="Bot under load (photo -> reply; every photo answered or counted lost)"))
+             f"{r['pct_of_model_rate']:.0f}%", r["latency_ms"]["p50"], r["latency_ms"]["p95"],
+             r["latency_ms"]["p99"], r["bot_cpu_ms_per_photo"], r["bench_cpu_ms_per_photo"])
+            for r in results]
+    print(table(["bot", "load", "sent", "lost", "errors", "photos/s", "% of model", "p50 ms",
+                 "p95 ms", "p99 ms", "bot CPU ms/photo", "bench CPU ms/photo"], rows,
+                title="Bot under load (photo -> reply; every photo answered or counted lost; "
+                      "% of model = photos/s over the model's own batch-1 rate around the level)"))
     by = {(r["mode"], r["level"]): r["photos_per_s"] for r in results}
     gains = []
     for mode, level in by:
@@ -314,9 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     model, described = (args.model, str(args.model)) if args.model else bot_model()
     print(f"[load] model: {described}", flush=True)
     levels = parse_levels(args.chats, args.rate)
-    results, processes = asyncio.run(run(model, levels, args.seconds, not args.no_stock))
+    own = OwnRate.load(model, ONNX_THREADS)
+    results, processes = asyncio.run(run(model, levels, args.seconds, not args.no_stock, own))
+    rate = own.summary()
     print()
+    print(f"CPU: {describe_cpu()}")
     print(f"Model: {described}")
+    print(f"Model alone (batch 1, this process, {len(own.checkpoints)} checkpoints): "
+          f"{rate['median_ms_per_image']:.1f} ms per photo, {rate['photos_per_s']:.1f} photos/s")
     print_tables(results, processes)
     path = write_result("load", {
         "model": described,
@@ -325,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_seconds_per_slice": WARMUP_SECONDS,
         "reply_timeout_s": REPLY_TIMEOUT_S,
         "modes": MODES,
+        "model_rate": {"batch": 1, "onnx_threads": ONNX_THREADS, **rate},
         "levels": results,
         "processes": processes,
         "seconds": round(clock.seconds, 1),

@@ -28,16 +28,28 @@ class OnnxModel:
         return probs
 
 
+PROVIDERS = ["CPUExecutionProvider"]
+
+
+def session_options(intra_op_threads: int = 0) -> object:
+    """The bot's onnxruntime settings, in one place so that benchmarks which time something
+    else (bench.floor's GEMMs) run it exactly as the bot runs its model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    return options
+
+
 def load_onnx(path: str | Path, intra_op_threads: int = 0) -> OnnxModel:
     import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
+    options = session_options(intra_op_threads)
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=PROVIDERS)
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ModelLoadError(f"cannot load {path}: {exc}") from exc
     meta = session.get_modelmeta().custom_metadata_map
