@@ -343,6 +343,8 @@ def _run(args: argparse.Namespace) -> int:
         model.positive_label,
         threshold,
     )
+    np.save(out / "probabilities.npy", probs)  # per photo, in the order of files below
+    (out / "files.txt").write_text("".join(f"{e.path}\n" for e in examples))
     print(f"{model.kind} model {args.model} on {args.data_dir}:")
     print(format_summary(metrics))
     print(f"wrote {out}")

@@ -38,10 +38,10 @@ class TrainConfig:
     unfreeze: str = "block5"
     views: int = 0
     head_epochs: int = 40
-    head_lr: float = 1e-3
-    finetune_epochs: int = 5
-    finetune_lr: float = 5e-5
-    finetune_samples: int = 5000
+    head_lr: float = 2e-4
+    finetune_epochs: int = 2
+    finetune_lr: float = 1e-4
+    finetune_samples: int = 3500
     feature_zoom: float = 0.2
     source_power: float = DEFAULT_SOURCE_POWER
     trunk_runtime: str = "onnx-int8"
