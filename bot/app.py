@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 CLASSIFIER_KEY = "classifier"
 ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
-RATE_LIMIT_RETRIES = 3  # AIORateLimiter: retries on RetryAfter, pausing every request meanwhile
+# AIORateLimiter paces sends to Telegram's limits and retries nothing: bot.retry is the one
+# retry layer (it also sees network errors, which the limiter cannot retry).
+RATE_LIMIT_RETRIES = 0
 
 
 def build_application(settings: Settings, model: OnnxModel | None = None) -> Application:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from telegram import Document, Message, PhotoSize, ReplyParameters, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError, TimedOut
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -216,8 +216,9 @@ class BotHandlers:
     async def reply(self, message: Message, text: str) -> Message | None:
         """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
 
-        None when Telegram took the message but its answer timed out: it has most likely
-        been delivered, so neither the text nor an apology is sent a second time.
+        None when the request failed after Telegram may have taken it (a read timeout, a
+        connection dropped after sending, an unreadable answer): it has most likely been
+        delivered, so neither the text nor an apology is sent a second time.
         """
         quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
         try:
@@ -226,11 +227,12 @@ class BotHandlers:
                 "sendMessage",
                 idempotent=False,
             )
-        except TimedOut as exc:
+        except TelegramError as exc:
             if not may_have_taken_effect(exc):
                 raise
             log.warning(
-                "sendMessage timed out after it was sent; not sending it again %s",
+                "sendMessage failed after it was sent (%s: %s); not sending it again %s",
+                type(exc).__name__, exc,
                 fields(chat_id=message.chat.id, message_id=message.message_id),
             )
             return None

@@ -10,6 +10,7 @@ call, and can inject faults:
     api.rate_limit("sendMessage", retry_after=1)  # 429 with parameters.retry_after
     api.slow("getFile", seconds=3)                # answer late
     api.drop_download(after_bytes=100)            # close the connection mid-file
+    api.after_handling("sendMessage", "drop")     # do it, then hang up without an answer
     api.hook = my_coroutine                        # anything else: see ``Hook``
 
 Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``) and
@@ -23,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -54,7 +57,8 @@ class Fault:
 
     ``delay`` seconds first; then ``status`` (an error answer with ``description`` and, for
     429, ``retry_after``), or ``drop_after`` bytes of the file then a closed connection, or,
-    with neither, the normal answer.
+    with neither, the normal answer. ``after`` (Bot API methods): the call takes effect as
+    usual, then the answer is lost - see :data:`AFTER_EFFECTS`.
     """
 
     method: str
@@ -64,7 +68,17 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     drop_after: int | None = None
+    after: str | None = None
     hits: int = 0
+
+
+# Ways a request can fail after Telegram has acted on it, as the fake can play them:
+AFTER_EFFECTS = {
+    "drop": "the connection closes without an answer",
+    "cut": "the answer stops halfway and the connection closes",
+    "reset": "the connection is reset (TCP RST) instead of answered",
+    "garble": "the answer is 200 but not JSON (an HTML page from a proxy)",
+}
 
 
 # A hook sees each call first; a response it returns is sent instead of the normal one.
@@ -172,6 +186,13 @@ class FakeTelegram:
 
     def drop_download(self, after_bytes: int = 64, times: int = 1) -> Fault:
         return self.inject("file", drop_after=after_bytes, times=times)
+
+    def after_handling(self, method: str, effect: str, times: int = 1) -> Fault:
+        """``method`` takes effect (a message is sent), then its answer is lost: ``effect``
+        is one of :data:`AFTER_EFFECTS`."""
+        if effect not in AFTER_EFFECTS:
+            raise ValueError(f"effect must be one of {sorted(AFTER_EFFECTS)}")
+        return self.inject(method, after=effect, times=times)
 
     # --- chats, files and updates ------------------------------------------------------------
 
@@ -412,7 +433,7 @@ class FakeTelegram:
         self._notify()
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
-        response = await self._faulty(call, request)
+        response, fault = await self._faulty(call, request)
         if response is not None:
             return response
         handler = getattr(self, f"_m_{method}", None)
@@ -423,6 +444,8 @@ class FakeTelegram:
         except _ApiError as exc:
             return _error(exc.status, exc.description)
         self._notify()
+        if fault is not None and fault.after is not None:
+            return await _lose_answer(fault.after, {"ok": True, "result": result}, request)
         return web.json_response({"ok": True, "result": result})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -458,17 +481,20 @@ class FakeTelegram:
                 return fault
         return None
 
-    async def _faulty(self, call: Call, request: web.Request) -> web.StreamResponse | None:
+    async def _faulty(
+        self, call: Call, request: web.Request
+    ) -> tuple[web.StreamResponse | None, Fault | None]:
         if self.hook is not None and (hooked := await self.hook(call, request)) is not None:
-            return hooked
+            return hooked, None
         fault = self._take_fault(call.method)
         if fault is None:
-            return None
+            return None, None
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
-            return None
-        return _error(fault.status, fault.description or f"Error {fault.status}", fault.retry_after)
+            return None, fault
+        description = fault.description or f"Error {fault.status}"
+        return _error(fault.status, description, fault.retry_after), fault
 
     async def _deliver(self, update: dict[str, Any]) -> None:
         assert self.webhook is not None
@@ -582,6 +608,28 @@ def _error(status: int, description: str, retry_after: int | None = None) -> web
     if retry_after is not None:
         body["parameters"] = {"retry_after": retry_after}
     return web.json_response(body, status=status)
+
+
+async def _lose_answer(
+    effect: str, body: dict[str, Any], request: web.Request
+) -> web.StreamResponse:
+    """The call took effect; now lose its answer as ``effect`` (see AFTER_EFFECTS) says."""
+    if effect == "garble":
+        return web.Response(text="<html><body>OK</body></html>", content_type="text/html")
+    transport = request.transport
+    assert transport is not None
+    response = web.StreamResponse()
+    if effect == "cut":
+        payload = json.dumps(body).encode()
+        response.headers["Content-Length"] = str(len(payload))
+        response.content_type = "application/json"
+        await response.prepare(request)
+        await response.write(payload[: len(payload) // 2])
+    if effect == "reset":
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.close()  # "drop": nothing was written at all
+    return response  # aiohttp writes nothing more to a closed transport
 
 
 def _chat_for(chat_id: int) -> dict[str, Any]:
