@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 DEFAULT_MODEL_PATH = Path("models/nothotdog.onnx")
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
+TELEGRAM_MAX_FILE_MB = 20  # getFile refuses bigger files
 # Telegram's rule for setWebhook's secret_token.
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -42,6 +43,14 @@ class Settings:
     # One: each onnxruntime call already uses every core; two at once only doubles the
     # activation memory (bench: 358 MB vs 255 MB peak RSS at the same photos/s).
     worker_threads: int = 1
+    # Two: heavy decodes (big files, many pixels) take one at most, so a small photo's decode
+    # never waits behind a 40 MP PNG. Decoding never runs on the inference thread.
+    decode_threads: int = 2
+    # Bytes (MB = 1024 * 1024) held for pictures in flight: files and decodes. See
+    # docs/reliability.md for what it guarantees; the default keeps the bot under 300 MB.
+    memory_budget_mb: int = 48
+    # Image files above this are judged from Telegram's preview, or refused without one.
+    max_file_mb: int = 10
     onnx_threads: int = 0  # 0: onnxruntime picks (all cores)
     log_level: str = "INFO"
     allowed_chat_ids: frozenset[int] | None = None  # None: everyone
@@ -95,6 +104,9 @@ def load_settings(
         batch_wait_ms=_float("BATCH_WAIT_MS", get("BATCH_WAIT_MS"), 5.0, minimum=0.0),
         queue_size=_int("QUEUE_SIZE", get("QUEUE_SIZE"), 64, minimum=1),
         worker_threads=_int("WORKER_THREADS", get("WORKER_THREADS"), 1, minimum=1),
+        decode_threads=_int("DECODE_THREADS", get("DECODE_THREADS"), 2, minimum=1),
+        memory_budget_mb=_int("MEMORY_BUDGET_MB", get("MEMORY_BUDGET_MB"), 48, minimum=1),
+        max_file_mb=_int("MAX_FILE_MB", get("MAX_FILE_MB"), 10, minimum=1),
         onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
         log_level=_log_level(get("LOG_LEVEL") or "INFO"),
         allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),
@@ -108,6 +120,16 @@ def load_settings(
     if settings.webhook_url and urlsplit(settings.webhook_url).scheme not in ("http", "https"):
         raise SettingsError(
             f"WEBHOOK_URL must be a full https:// URL, got {settings.webhook_url!r}"
+        )
+    if settings.max_file_mb > TELEGRAM_MAX_FILE_MB:
+        raise SettingsError(
+            f"MAX_FILE_MB must be at most {TELEGRAM_MAX_FILE_MB} (Telegram lets bots download "
+            f"no more), got {settings.max_file_mb}"
+        )
+    if settings.memory_budget_mb < 2 * settings.max_file_mb:
+        raise SettingsError(
+            f"MEMORY_BUDGET_MB ({settings.memory_budget_mb}) must be at least twice MAX_FILE_MB "
+            f"({settings.max_file_mb}), or files that big would never fit in it"
         )
     if settings.webhook_secret and not _SECRET_RE.match(settings.webhook_secret):
         raise SettingsError(

@@ -334,8 +334,11 @@ class FakeTelegram:
         file_name: str = "picture.png",
         mime_type: str | None = "image/png",
         declared_size: int | None = None,
+        thumbnail: bytes | None = None,
+        thumbnail_size: tuple[int, int] = (320, 240),
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """``thumbnail``: the JPEG preview Telegram makes of an image file (at most 320 px)."""
         suffix = file_name.rsplit(".", 1)[-1] if "." in file_name else "bin"
         file_id = self.add_file(data, suffix=suffix, declared_size=declared_size)
         document: dict[str, Any] = {
@@ -346,6 +349,15 @@ class FakeTelegram:
         }
         if mime_type is not None:
             document["mime_type"] = mime_type
+        if thumbnail is not None:
+            thumb_id = self.add_file(thumbnail)
+            document["thumbnail"] = {
+                "file_id": thumb_id,
+                "file_unique_id": self.files[thumb_id].file_unique_id,
+                "width": thumbnail_size[0],
+                "height": thumbnail_size[1],
+                "file_size": len(thumbnail),
+            }
         return self.push_message(chat, document=document, **kwargs)
 
     def push_command(

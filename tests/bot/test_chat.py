@@ -88,7 +88,7 @@ async def test_start_and_help_explain_the_bot(
     start = telegram.push_command("/start", chat)
     help_ = telegram.push_command(f"/help@{telegram.username}", chat)
     assert await telegram.reply_text(start) == replies.start()
-    assert await telegram.reply_text(help_) == replies.help_text()
+    assert await telegram.reply_text(help_) == replies.help_text(10)
 
 
 async def test_about_reports_the_model_from_its_metadata(

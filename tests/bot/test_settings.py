@@ -49,6 +49,9 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         ("LOG_LEVEL", "LOUD"),
         ("WEBHOOK_URL", "example.com/hook"),
         ("WEBHOOK_SECRET", "has spaces"),
+        ("MAX_FILE_MB", "25"),
+        ("MEMORY_BUDGET_MB", "12"),
+        ("DECODE_THREADS", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -60,6 +63,13 @@ def test_token_is_required_only_to_run_the_bot() -> None:
     settings = load_settings(environ={}, env_file=None)
     with pytest.raises(SettingsError, match=r"TELEGRAM_BOT_TOKEN.*@BotFather"):
         settings.require_token()
+
+
+def test_memory_settings_in_mb() -> None:
+    settings = load_settings(environ={"MEMORY_BUDGET_MB": "64", "MAX_FILE_MB": "20",
+                                      "DECODE_THREADS": "3"}, env_file=None)
+    assert (settings.memory_budget_mb, settings.max_file_mb) == (64, 20)
+    assert settings.decode_threads == 3
 
 
 def test_webhook_path_comes_from_the_url() -> None:
