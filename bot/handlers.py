@@ -25,6 +25,7 @@ from telegram.ext import (
 )
 
 from bot import replies
+from bot.access import Cooldown
 from bot.budget import MB, Lease
 from bot.classifier import Busy, Classifier
 from bot.download import FileDownloader, FileTooLarge, download_bytes
@@ -35,6 +36,7 @@ from contract import ImageDecodeError
 
 log = logging.getLogger(__name__)
 
+LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
 IMAGE_EXTENSIONS = frozenset(
     {"jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"}
 )
@@ -95,6 +97,8 @@ class BotHandlers:
         self.settings = settings
         self.downloader = downloader
         self.max_file_bytes = settings.max_file_mb * MB
+        self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
+        self.leaves = Cooldown(LEAVE_AGAIN_S)
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -118,19 +122,34 @@ class BotHandlers:
     # --- access -----------------------------------------------------------------------
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Runs before every handler when ALLOWED_CHAT_IDS is set."""
+        """Runs before every handler when ALLOWED_CHAT_IDS is set.
+
+        A private outsider is told "no" at most once per OUTSIDER_REPLY_MINUTES; an outsider
+        group is told once, then left (it is no place for a private bot). Nothing of theirs
+        is downloaded.
+        """
         chat, message = update.effective_chat, update.effective_message
         allowed = self.settings.allowed_chat_ids or frozenset()
         if chat is None or chat.id in allowed:
             return
-        if message is not None and (
-            chat.type == ChatType.PRIVATE
-            or picture_in(message, 0) is not None
-            or (message.text or "").startswith("/")
-        ):
-            log.info("refused %s", fields(chat_id=chat.id, chat_type=chat.type))
-            await self.reply(message, replies.not_allowed())
+        if message is not None and chat.type == ChatType.PRIVATE:
+            if self.refusals.allow(chat.id):
+                log.info("refused %s", fields(chat_id=chat.id, chat_type=chat.type))
+                await self.reply(message, replies.not_allowed())
+        elif message is not None:
+            await self.refuse_group(message, context)
         raise ApplicationHandlerStop
+
+    async def refuse_group(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat_id = message.chat.id
+        try:
+            if self.refusals.allow(chat_id):
+                await self.reply(message, replies.not_allowed_group())
+            if self.leaves.allow(chat_id):
+                log.info("leaving %s", fields(chat_id=chat_id, chat_type=message.chat.type))
+                await with_retries(lambda: context.bot.leave_chat(chat_id), "leaveChat")
+        except TelegramError as exc:  # e.g. removed meanwhile: nothing left to do there
+            log.warning("could not refuse or leave %s", fields(chat_id=chat_id, error=exc))
 
     # --- commands ---------------------------------------------------------------------
 

@@ -120,6 +120,9 @@ def not_allowed() -> str:
     return "🔒 Sorry, this bot is private and doesn't answer in this chat."
 
 
+def not_allowed_group() -> str:
+    return "🔒 Sorry, this bot is private, so it is leaving this group."
+
 
 def hotdog_usage_private() -> str:
     return "Send me a photo and I'll tell you if it's a hotdog 🌭  (/help for more)"

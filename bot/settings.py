@@ -51,6 +51,8 @@ class Settings:
     memory_budget_mb: int = 48
     # Image files above this are judged from Telegram's preview, or refused without one.
     max_file_mb: int = 10
+    # A private chat outside ALLOWED_CHAT_IDS is told "no" at most once per this many minutes.
+    outsider_reply_minutes: float = 10.0
     onnx_threads: int = 0  # 0: onnxruntime picks (all cores)
     log_level: str = "INFO"
     allowed_chat_ids: frozenset[int] | None = None  # None: everyone
@@ -107,6 +109,9 @@ def load_settings(
         decode_threads=_int("DECODE_THREADS", get("DECODE_THREADS"), 2, minimum=1),
         memory_budget_mb=_int("MEMORY_BUDGET_MB", get("MEMORY_BUDGET_MB"), 48, minimum=1),
         max_file_mb=_int("MAX_FILE_MB", get("MAX_FILE_MB"), 10, minimum=1),
+        outsider_reply_minutes=_float(
+            "OUTSIDER_REPLY_MINUTES", get("OUTSIDER_REPLY_MINUTES"), 10.0, minimum=0.0
+        ),
         onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
         log_level=_log_level(get("LOG_LEVEL") or "INFO"),
         allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),

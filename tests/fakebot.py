@@ -112,6 +112,7 @@ class FakeTelegram:
         self.hook: Hook | None = None
         self.files: dict[str, StoredFile] = {}
         self.admin_in: set[int] = set()  # group chats where the bot is an admin
+        self.left: set[int] = set()  # chats the bot has left: Telegram sends nothing from them
         self.commands: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
         self._updates: list[dict[str, Any]] = []
@@ -247,7 +248,7 @@ class FakeTelegram:
         }
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "update_id"}
-        if not self.bot_sees(message):
+        if chat["id"] in self.left or not self.bot_sees(message):
             return {**message, "update_id": None}
         update = self.push_update({"message": message})
         return {**message, "update_id": update["update_id"]}
@@ -574,6 +575,10 @@ class FakeTelegram:
         return message
 
     async def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_leaveChat(self, params: dict[str, Any]) -> bool:
+        self.left.add(int(params["chat_id"]))
         return True
 
     async def _m_setMyCommands(self, params: dict[str, Any]) -> bool:

@@ -232,19 +232,20 @@ async def test_allow_list_refuses_other_chats_without_classifying(
     await start_bot(allowed_chat_ids=frozenset({1001, GROUP["id"]}))
     outsider = FakeTelegram.private_chat(666)
     outsider_group = FakeTelegram.group_chat(-100999)
-    refused = [
-        telegram.push_photo(solid(RED), outsider),
-        telegram.push_command("/start", outsider),
-        telegram.push_photo(solid(RED), outsider_group),
-    ]
+    photo = telegram.push_photo(solid(RED), outsider)
+    again = telegram.push_command("/start", outsider)
+    in_outsider_group = telegram.push_photo(solid(RED), outsider_group)
     chatter = telegram.push_text("hi all", outsider_group)
-    for message in refused:
-        assert await telegram.reply_text(message) == replies.not_allowed()
+    assert await telegram.reply_text(photo) == replies.not_allowed()
+    assert await telegram.reply_text(in_outsider_group) == replies.not_allowed_group()
+    await telegram.wait_until(lambda: bool(telegram.calls_to("leaveChat")))
     allowed = telegram.push_photo(solid(RED), FakeTelegram.private_chat(1001))
     in_group = telegram.push_photo(solid(GREEN), GROUP)
     assert await telegram.reply_text(allowed) == RED_TEXT
     assert await telegram.reply_text(in_group) == GREEN_TEXT
-    assert telegram.replies_now(chatter) == []
+    assert telegram.replies_now(again) == []  # told once already
+    assert telegram.replies_now(chatter) == []  # the bot has left
+    assert [c.params["chat_id"] for c in telegram.calls_to("leaveChat")] == [outsider_group["id"]]
     assert len(telegram.calls_to("getFile")) == 2  # only the allowed photos
 
 

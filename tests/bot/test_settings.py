@@ -52,6 +52,7 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         ("MAX_FILE_MB", "25"),
         ("MEMORY_BUDGET_MB", "12"),
         ("DECODE_THREADS", "0"),
+        ("OUTSIDER_REPLY_MINUTES", "soon"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -67,9 +68,10 @@ def test_token_is_required_only_to_run_the_bot() -> None:
 
 def test_memory_settings_in_mb() -> None:
     settings = load_settings(environ={"MEMORY_BUDGET_MB": "64", "MAX_FILE_MB": "20",
-                                      "DECODE_THREADS": "3"}, env_file=None)
+                                      "DECODE_THREADS": "3", "OUTSIDER_REPLY_MINUTES": "0.5"},
+                             env_file=None)
     assert (settings.memory_budget_mb, settings.max_file_mb) == (64, 20)
-    assert settings.decode_threads == 3
+    assert (settings.decode_threads, settings.outsider_reply_minutes) == (3, 0.5)
 
 
 def test_webhook_path_comes_from_the_url() -> None:
