@@ -6,6 +6,7 @@ Every variable here is listed, with a comment, in ``.env.example``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -57,7 +58,7 @@ class Settings:
     log_level: str = "INFO"
     allowed_chat_ids: frozenset[int] | None = None  # None: everyone
     webhook_url: str = ""  # empty: long polling
-    webhook_listen: str = "0.0.0.0"
+    webhook_listen: str = "127.0.0.1"  # behind a reverse proxy on the same machine
     webhook_port: int = 8443
     webhook_secret: str = field(default="", repr=False)
     base_url: str = TELEGRAM_BASE_URL
@@ -116,16 +117,14 @@ def load_settings(
         log_level=_log_level(get("LOG_LEVEL") or "INFO"),
         allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),
         webhook_url=get("WEBHOOK_URL"),
-        webhook_listen=get("WEBHOOK_LISTEN") or "0.0.0.0",
+        webhook_listen=get("WEBHOOK_LISTEN") or "127.0.0.1",
         webhook_port=_int("WEBHOOK_PORT", get("WEBHOOK_PORT"), 8443, minimum=1),
         webhook_secret=get("WEBHOOK_SECRET"),
         base_url=get("TELEGRAM_BASE_URL") or TELEGRAM_BASE_URL,
         base_file_url=get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_BASE_FILE_URL,
     )
-    if settings.webhook_url and urlsplit(settings.webhook_url).scheme not in ("http", "https"):
-        raise SettingsError(
-            f"WEBHOOK_URL must be a full https:// URL, got {settings.webhook_url!r}"
-        )
+    if settings.webhook_url:
+        _check_webhook_url(settings.webhook_url)
     if settings.max_file_mb > TELEGRAM_MAX_FILE_MB:
         raise SettingsError(
             f"MAX_FILE_MB must be at most {TELEGRAM_MAX_FILE_MB} (Telegram lets bots download "
@@ -141,6 +140,27 @@ def load_settings(
             "WEBHOOK_SECRET may hold only letters, digits, '_' and '-' (1 to 256 characters)"
         )
     return settings
+
+
+def _check_webhook_url(url: str) -> None:
+    """https, as Telegram requires; plain http only to this machine (a local Bot API server)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"WEBHOOK_URL must be a full https:// URL, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise SettingsError(
+            f"WEBHOOK_URL must start with https:// (Telegram delivers webhooks only over HTTPS; "
+            f"put the bot behind a TLS-terminating reverse proxy), got {url!r}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _int(name: str, raw: str, default: int, minimum: int) -> int:

@@ -64,6 +64,17 @@ def test_missing_default_model_says_how_to_get_one(
     assert "Traceback" not in err
 
 
+def test_plain_http_public_webhook_stops_startup_with_a_clear_message(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:abc")
+    monkeypatch.setenv("WEBHOOK_URL", "http://bot.example.com/nothotdog")
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "WEBHOOK_URL must start with https://" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("broken", ["garbage", "wrong_shape", "bad_metadata"])
 def test_broken_model_stops_startup_with_a_clear_message(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, broken: str
