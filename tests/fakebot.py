@@ -36,6 +36,9 @@ from aiohttp import web
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTests_abcdefghijklmnopq"
 LOOPBACK = "127.0.0.1"
+# How long a test waits for the bot by default. It returns as soon as the bot has answered;
+# the margin is for a shared machine where a test process can be starved for seconds.
+WAIT_S = 30.0
 # Form fields that are text even when they look like JSON (``"123"``, ``"true"``).
 _TEXT_FIELDS = frozenset(
     {"text", "caption", "url", "secret_token", "file_id", "action", "parse_mode", "query"}
@@ -390,21 +393,21 @@ class FakeTelegram:
         ]
 
     async def replies_to(
-        self, message: dict[str, Any], count: int = 1, timeout: float = 10.0
+        self, message: dict[str, Any], count: int = 1, timeout: float = WAIT_S
     ) -> list[dict[str, Any]]:
         """Wait until the bot has answered ``message`` ``count`` times; return the answers."""
         await self.wait_until(lambda: len(self.replies_now(message)) >= count, timeout)
         return self.replies_now(message)
 
-    async def reply_text(self, message: dict[str, Any], timeout: float = 10.0) -> str:
+    async def reply_text(self, message: dict[str, Any], timeout: float = WAIT_S) -> str:
         """The text of the bot's (first) reply to ``message``."""
         return (await self.replies_to(message, 1, timeout))[0]["text"]
 
-    async def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for_messages(self, count: int, timeout: float = WAIT_S) -> list[dict[str, Any]]:
         await self.wait_until(lambda: len(self.sent) >= count, timeout)
         return list(self.sent)
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
         """Wait for ``predicate`` to hold; re-checked whenever a call or update comes in."""
         if not await self._wait_for(predicate, timeout):
             raise AssertionError(

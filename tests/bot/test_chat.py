@@ -266,14 +266,14 @@ async def test_full_queue_answers_busy_and_recovers(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
     await start_bot(queue_size=1)
-    telegram.slow("getFile", seconds=0.8)  # holds the only slot while the next photo arrives
+    telegram.slow("getFile", seconds=4)  # holds the only slot while the next photo arrives
     first = telegram.push_photo(solid(RED))
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     second = telegram.push_photo(solid(GREEN))
-    assert await telegram.reply_text(second) == replies.busy()
-    assert await telegram.reply_text(first) == RED_TEXT
+    assert await telegram.reply_text(second, timeout=30) == replies.busy()
+    assert await telegram.reply_text(first, timeout=30) == RED_TEXT
     third = telegram.push_photo(solid(GREEN))
-    assert await telegram.reply_text(third) == GREEN_TEXT
+    assert await telegram.reply_text(third, timeout=30) == GREEN_TEXT
 
 
 async def test_startup_registers_commands_and_explains_privacy_mode(
