@@ -12,7 +12,9 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import replies
+from bot.budget import MB, ByteBudget
 from bot.classifier import Classifier, load_model, with_threshold
+from bot.download import FileDownloader
 from bot.handlers import BotHandlers
 from bot.logs import fields
 from bot.retry import with_retries
@@ -22,8 +24,11 @@ from contract.runtime import OnnxModel
 log = logging.getLogger(__name__)
 
 CLASSIFIER_KEY = "classifier"
+DOWNLOADER_KEY = "downloader"
 ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
-RATE_LIMIT_RETRIES = 3  # AIORateLimiter: retries on RetryAfter, pausing every request meanwhile
+# AIORateLimiter paces sends to Telegram's limits and retries nothing: bot.retry is the one
+# retry layer (it also sees network errors, which the limiter cannot retry).
+RATE_LIMIT_RETRIES = 0
 
 
 def build_application(settings: Settings, model: OnnxModel | None = None) -> Application:
@@ -40,7 +45,11 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         batch_wait_ms=settings.batch_wait_ms,
         queue_size=settings.queue_size,
         worker_threads=settings.worker_threads,
+        decode_threads=settings.decode_threads,
+        budget=ByteBudget(settings.memory_budget_mb * MB),
     )
+    connect_timeout = min(5.0, settings.request_timeout)
+    downloader = FileDownloader(settings.request_timeout, connect_timeout)
     app = (
         ApplicationBuilder()
         .token(settings.require_token())
@@ -50,14 +59,15 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .concurrent_updates(True)
         .read_timeout(settings.request_timeout)
         .write_timeout(settings.request_timeout)
-        .connect_timeout(min(5.0, settings.request_timeout))
+        .connect_timeout(connect_timeout)
         .pool_timeout(5)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
     app.bot_data[CLASSIFIER_KEY] = classifier
-    BotHandlers(classifier, settings).register(app)
+    app.bot_data[DOWNLOADER_KEY] = downloader
+    BotHandlers(classifier, settings, downloader).register(app)
     return app
 
 
@@ -103,3 +113,4 @@ async def _post_init(app: Application) -> None:
 
 async def _post_shutdown(app: Application) -> None:
     await classifier_of(app).close()
+    await app.bot_data[DOWNLOADER_KEY].close()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from bot.classifier import Verdict
 from contract import ModelSpec
 
-MAX_DOWNLOAD_MB = 20  # Telegram's Bot API refuses getFile above this
+DEFAULT_MAX_FILE_MB = 10  # the MAX_FILE_MB setting's default
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What this bot does"),
@@ -39,7 +39,7 @@ def start() -> str:
     )
 
 
-def help_text() -> str:
+def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     return (
         "How to use me:\n"
         "• Private chat: send a photo, an album or an image file (JPEG, PNG, WebP, GIF, BMP, "
@@ -47,7 +47,8 @@ def help_text() -> str:
         "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
         "admin) I answer every photo. Otherwise reply to a photo with /hotdog and I'll "
         "answer that one.\n"
-        f"• Files up to {MAX_DOWNLOAD_MB} MB; I look at the whole picture, nothing is stored.\n\n"
+        f"• Files up to {max_file_mb} MB (bigger ones: I judge Telegram's preview); I look at "
+        "the whole picture, nothing is stored.\n\n"
         "/about - which model answers, and how accurate it is"
     )
 
@@ -106,12 +107,17 @@ def unreadable(reason: str) -> str:
     return f"😕 I couldn't read that image: {reason}. Try sending it as a photo."
 
 
-def too_large(size_bytes: int | None = None) -> str:
+def too_large(size_bytes: int | None = None, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     size = f" ({size_bytes / 1_000_000:.0f} MB)" if size_bytes else ""
     return (
-        f"📦 That file is too big{size}: Telegram lets bots download at most "
-        f"{MAX_DOWNLOAD_MB} MB. Send it as a photo instead, Telegram will shrink it."
+        f"📦 That file is too big{size}: I look at files up to {max_file_mb} MB. "
+        "Send it as a photo instead, Telegram will shrink it."
     )
+
+
+def from_preview(verdict_text: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
+    """A verdict on Telegram's small preview of a file too big to download."""
+    return f"{verdict_text}\n(from Telegram's preview: the file is over {max_file_mb} MB)"
 
 
 def busy() -> str:
@@ -124,6 +130,10 @@ def failed() -> str:
 
 def not_allowed() -> str:
     return "🔒 Sorry, this bot is private and doesn't answer in this chat."
+
+
+def not_allowed_group() -> str:
+    return "🔒 Sorry, this bot is private, so it is leaving this group."
 
 
 def hotdog_usage_private() -> str:

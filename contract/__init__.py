@@ -7,8 +7,11 @@ from contract.imaging import (
     ImageDecodeError,
     ImageTooLarge,
     NotAnImage,
+    OpenedImage,
     decode_image,
+    finish_decode,
     load_image_file,
+    open_image,
 )
 from contract.spec import (
     DEFAULT_THRESHOLD,
@@ -37,6 +40,9 @@ __all__ = [
     "MetaKey",
     "ModelSpec",
     "NotAnImage",
+    "OpenedImage",
     "decode_image",
+    "finish_decode",
     "load_image_file",
+    "open_image",
 ]

@@ -10,6 +10,7 @@ call, and can inject faults:
     api.rate_limit("sendMessage", retry_after=1)  # 429 with parameters.retry_after
     api.slow("getFile", seconds=3)                # answer late
     api.drop_download(after_bytes=100)            # close the connection mid-file
+    api.after_handling("sendMessage", "drop")     # do it, then hang up without an answer
     api.hook = my_coroutine                        # anything else: see ``Hook``
 
 Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``) and
@@ -23,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +36,9 @@ from aiohttp import web
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTests_abcdefghijklmnopq"
 LOOPBACK = "127.0.0.1"
+# How long a test waits for the bot by default. It returns as soon as the bot has answered;
+# the margin is for a shared machine where a test process can be starved for seconds.
+WAIT_S = 30.0
 # Form fields that are text even when they look like JSON (``"123"``, ``"true"``).
 _TEXT_FIELDS = frozenset(
     {"text", "caption", "url", "secret_token", "file_id", "action", "parse_mode", "query"}
@@ -54,7 +60,8 @@ class Fault:
 
     ``delay`` seconds first; then ``status`` (an error answer with ``description`` and, for
     429, ``retry_after``), or ``drop_after`` bytes of the file then a closed connection, or,
-    with neither, the normal answer.
+    with neither, the normal answer. ``after`` (Bot API methods): the call takes effect as
+    usual, then the answer is lost - see :data:`AFTER_EFFECTS`.
     """
 
     method: str
@@ -64,7 +71,17 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     drop_after: int | None = None
+    after: str | None = None
     hits: int = 0
+
+
+# Ways a request can fail after Telegram has acted on it, as the fake can play them:
+AFTER_EFFECTS = {
+    "drop": "the connection closes without an answer",
+    "cut": "the answer stops halfway and the connection closes",
+    "reset": "the connection is reset (TCP RST) instead of answered",
+    "garble": "the answer is 200 but not JSON (an HTML page from a proxy)",
+}
 
 
 # A hook sees each call first; a response it returns is sent instead of the normal one.
@@ -98,6 +115,7 @@ class FakeTelegram:
         self.hook: Hook | None = None
         self.files: dict[str, StoredFile] = {}
         self.admin_in: set[int] = set()  # group chats where the bot is an admin
+        self.left: set[int] = set()  # chats the bot has left: Telegram sends nothing from them
         self.commands: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
         self._updates: list[dict[str, Any]] = []
@@ -173,6 +191,13 @@ class FakeTelegram:
     def drop_download(self, after_bytes: int = 64, times: int = 1) -> Fault:
         return self.inject("file", drop_after=after_bytes, times=times)
 
+    def after_handling(self, method: str, effect: str, times: int = 1) -> Fault:
+        """``method`` takes effect (a message is sent), then its answer is lost: ``effect``
+        is one of :data:`AFTER_EFFECTS`."""
+        if effect not in AFTER_EFFECTS:
+            raise ValueError(f"effect must be one of {sorted(AFTER_EFFECTS)}")
+        return self.inject(method, after=effect, times=times)
+
     # --- chats, files and updates ------------------------------------------------------------
 
     @staticmethod
@@ -226,7 +251,7 @@ class FakeTelegram:
         }
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "update_id"}
-        if not self.bot_sees(message):
+        if chat["id"] in self.left or not self.bot_sees(message):
             return {**message, "update_id": None}
         update = self.push_update({"message": message})
         return {**message, "update_id": update["update_id"]}
@@ -313,8 +338,11 @@ class FakeTelegram:
         file_name: str = "picture.png",
         mime_type: str | None = "image/png",
         declared_size: int | None = None,
+        thumbnail: bytes | None = None,
+        thumbnail_size: tuple[int, int] = (320, 240),
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """``thumbnail``: the JPEG preview Telegram makes of an image file (at most 320 px)."""
         suffix = file_name.rsplit(".", 1)[-1] if "." in file_name else "bin"
         file_id = self.add_file(data, suffix=suffix, declared_size=declared_size)
         document: dict[str, Any] = {
@@ -325,6 +353,15 @@ class FakeTelegram:
         }
         if mime_type is not None:
             document["mime_type"] = mime_type
+        if thumbnail is not None:
+            thumb_id = self.add_file(thumbnail)
+            document["thumbnail"] = {
+                "file_id": thumb_id,
+                "file_unique_id": self.files[thumb_id].file_unique_id,
+                "width": thumbnail_size[0],
+                "height": thumbnail_size[1],
+                "file_size": len(thumbnail),
+            }
         return self.push_message(chat, document=document, **kwargs)
 
     def push_command(
@@ -356,21 +393,21 @@ class FakeTelegram:
         ]
 
     async def replies_to(
-        self, message: dict[str, Any], count: int = 1, timeout: float = 10.0
+        self, message: dict[str, Any], count: int = 1, timeout: float = WAIT_S
     ) -> list[dict[str, Any]]:
         """Wait until the bot has answered ``message`` ``count`` times; return the answers."""
         await self.wait_until(lambda: len(self.replies_now(message)) >= count, timeout)
         return self.replies_now(message)
 
-    async def reply_text(self, message: dict[str, Any], timeout: float = 10.0) -> str:
+    async def reply_text(self, message: dict[str, Any], timeout: float = WAIT_S) -> str:
         """The text of the bot's (first) reply to ``message``."""
         return (await self.replies_to(message, 1, timeout))[0]["text"]
 
-    async def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for_messages(self, count: int, timeout: float = WAIT_S) -> list[dict[str, Any]]:
         await self.wait_until(lambda: len(self.sent) >= count, timeout)
         return list(self.sent)
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
         """Wait for ``predicate`` to hold; re-checked whenever a call or update comes in."""
         if not await self._wait_for(predicate, timeout):
             raise AssertionError(
@@ -412,7 +449,7 @@ class FakeTelegram:
         self._notify()
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
-        response = await self._faulty(call, request)
+        response, fault = await self._faulty(call, request)
         if response is not None:
             return response
         handler = getattr(self, f"_m_{method}", None)
@@ -423,6 +460,8 @@ class FakeTelegram:
         except _ApiError as exc:
             return _error(exc.status, exc.description)
         self._notify()
+        if fault is not None and fault.after is not None:
+            return await _lose_answer(fault.after, {"ok": True, "result": result}, request)
         return web.json_response({"ok": True, "result": result})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -458,17 +497,20 @@ class FakeTelegram:
                 return fault
         return None
 
-    async def _faulty(self, call: Call, request: web.Request) -> web.StreamResponse | None:
+    async def _faulty(
+        self, call: Call, request: web.Request
+    ) -> tuple[web.StreamResponse | None, Fault | None]:
         if self.hook is not None and (hooked := await self.hook(call, request)) is not None:
-            return hooked
+            return hooked, None
         fault = self._take_fault(call.method)
         if fault is None:
-            return None
+            return None, None
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
-            return None
-        return _error(fault.status, fault.description or f"Error {fault.status}", fault.retry_after)
+            return None, fault
+        description = fault.description or f"Error {fault.status}"
+        return _error(fault.status, description, fault.retry_after), fault
 
     async def _deliver(self, update: dict[str, Any]) -> None:
         assert self.webhook is not None
@@ -538,6 +580,10 @@ class FakeTelegram:
     async def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
         return True
 
+    async def _m_leaveChat(self, params: dict[str, Any]) -> bool:
+        self.left.add(int(params["chat_id"]))
+        return True
+
     async def _m_setMyCommands(self, params: dict[str, Any]) -> bool:
         self.commands = list(params.get("commands") or [])
         return True
@@ -582,6 +628,28 @@ def _error(status: int, description: str, retry_after: int | None = None) -> web
     if retry_after is not None:
         body["parameters"] = {"retry_after": retry_after}
     return web.json_response(body, status=status)
+
+
+async def _lose_answer(
+    effect: str, body: dict[str, Any], request: web.Request
+) -> web.StreamResponse:
+    """The call took effect; now lose its answer as ``effect`` (see AFTER_EFFECTS) says."""
+    if effect == "garble":
+        return web.Response(text="<html><body>OK</body></html>", content_type="text/html")
+    transport = request.transport
+    assert transport is not None
+    response = web.StreamResponse()
+    if effect == "cut":
+        payload = json.dumps(body).encode()
+        response.headers["Content-Length"] = str(len(payload))
+        response.content_type = "application/json"
+        await response.prepare(request)
+        await response.write(payload[: len(payload) // 2])
+    if effect == "reset":
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.close()  # "drop": nothing was written at all
+    return response  # aiohttp writes nothing more to a closed transport
 
 
 def _chat_for(chat_id: int) -> dict[str, Any]:
