@@ -12,6 +12,7 @@ from contract.imaging import (
 )
 from contract.spec import (
     DEFAULT_THRESHOLD,
+    HEATMAP_NAME,
     IMAGENET_MEAN_BGR,
     INPUT_NAME,
     INPUT_SIZE,
@@ -25,6 +26,7 @@ from contract.spec import (
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "HEATMAP_NAME",
     "IMAGENET_MEAN_BGR",
     "INPUT_NAME",
     "INPUT_SIZE",

@@ -21,6 +21,7 @@ import onnxruntime as ort
 from contract import ModelSpec
 from contract.runtime import ModelLoadError, load_onnx
 from export.convert import ConversionError, load_float32, tidy, to_onnx
+from export.heatmap import add_heatmap
 from export.images import decode_examples, generated_images, labelled_examples
 from export.metadata import (
     REQUIRED_KEYS,
@@ -92,6 +93,7 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
     proto = to_onnx(model, opts.opset)
     sha = weights_sha256(model.get_weights())
     spec = build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
+    spec = add_heatmap(proto, spec)  # the second output, for /why; probabilities untouched
     write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
     log(f"converted with tf2onnx (opset {opts.opset}) in {time.perf_counter() - step:.1f}s; "
