@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on an optional package
 # every real camera photo; a 20000x20000 "bomb" would need 1.2 GB as RGB and is refused.
 MAX_PIXELS = 40_000_000
 BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as Telegram does
+BILINEAR = Image.Resampling.BILINEAR
 
 
 class ImageDecodeError(ValueError):
@@ -41,6 +43,26 @@ class ImageTooLarge(ImageDecodeError):
 
 def decode_image(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Return a ``uint8 [size, size, 3]`` RGB array, the whole image resized bilinearly."""
+    rgb = _decode(data, size, max_pixels, lambda img: img.resize((size, size), BILINEAR))
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_picture(data: bytes, max_side: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The picture as people see it (RGB, upright, its own aspect), at most ``max_side``
+    pixels on its longer side: what ``/why`` draws its heatmap on. Same checks and errors
+    as ``decode_image``."""
+
+    def shrink(img: Image.Image) -> Image.Image:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return img
+
+    return _decode(data, max_side, max_pixels, shrink)
+
+
+def _decode(
+    data: bytes, draft: int, max_pixels: int, finish: Callable[[Image.Image], Image.Image]
+) -> Image.Image:
+    """Open, guard, orient and convert to RGB, then ``finish`` (a resize) inside the guard."""
     if not data:
         raise NotAnImage("the file is empty")
     try:
@@ -51,21 +73,19 @@ def decode_image(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXE
             if width * height > max_pixels:
                 raise ImageTooLarge(f"the image is too large ({width}x{height} pixels)")
             if img.format == "JPEG":
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale while staying >= size: big win on
-                # large photos, no effect on the <=256 px training images.
-                img.draft("RGB", (size, size))
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale while staying >= draft: big win
+                # on large photos, no effect on the <=256 px training images.
+                img.draft("RGB", (draft, draft))
             img.seek(0)  # animated GIF/WebP/PNG: the first frame
             img.load()
             img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+            return finish(_to_rgb(img))
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge("the image is too large") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise NotAnImage("the file is not an image I can read, or it is damaged") from exc
-    return np.asarray(rgb, dtype=np.uint8)
 
 
 def load_image_file(path: str | Path, size: int = INPUT_SIZE) -> np.ndarray:
