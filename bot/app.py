@@ -17,12 +17,14 @@ from bot.handlers import BotHandlers
 from bot.logs import fields
 from bot.retry import with_retries
 from bot.settings import Settings
+from bot.why import WhyHandlers, why_button
 from contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_KEY = "classifier"
-ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
+# All the bot reads; Telegram then sends nothing else. Callback queries: the "Why?" button.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 RATE_LIMIT_RETRIES = 3  # AIORateLimiter: retries on RetryAfter, pausing every request meanwhile
 
 
@@ -57,7 +59,9 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .build()
     )
     app.bot_data[CLASSIFIER_KEY] = classifier
-    BotHandlers(classifier, settings).register(app)
+    handlers = BotHandlers(classifier, settings, verdict_markup=why_button(settings, model))
+    WhyHandlers(handlers).register(app)  # first: BotHandlers' catch-alls would take /why
+    handlers.register(app)
     return app
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from contract import ModelSpec, decode_image
 from contract.runtime import ModelLoadError, OnnxModel, load_onnx
 
 __all__ = ["Busy", "Classifier", "ModelLoadError", "Verdict", "load_model", "with_threshold"]
+
+T = TypeVar("T")
 
 MAKE_MODEL_HINT = (
     "Get one with `make model` (trains and exports it from the data folder; see README "
@@ -125,6 +128,12 @@ class Classifier:
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(self._pool, self.decode, data)
         return await self._batcher.submit(image)
+
+    async def run_in_worker(self, fn: Callable[..., T], *args: object) -> T:
+        """Run other picture work (``/why``'s drawing) in the same worker threads as the
+        verdicts, so it never blocks the event loop and shares their CPU budget."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
 
     async def close(self) -> None:
         await self._batcher.close()

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from telegram import Document, Message, PhotoSize, ReplyParameters, Update
+from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError, TimedOut
 from telegram.ext import (
@@ -87,9 +87,15 @@ def picture_in(message: Message, min_side: int) -> Picture | None:
 class BotHandlers:
     """The callbacks, bound to one classifier and one set of settings."""
 
-    def __init__(self, classifier: Classifier, settings: Settings) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        settings: Settings,
+        verdict_markup: InlineKeyboardMarkup | None = None,  # e.g. bot.why's "Why?" button
+    ) -> None:
         self.classifier = classifier
         self.settings = settings
+        self.verdict_markup = verdict_markup
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -199,7 +205,7 @@ class BotHandlers:
             return
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
-        await self.reply(message, text)
+        await self.reply(message, text, markup=self.verdict_markup)
         log.info(
             "classified %s",
             fields(
@@ -213,7 +219,9 @@ class BotHandlers:
             ),
         )
 
-    async def reply(self, message: Message, text: str) -> Message | None:
+    async def reply(
+        self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
         """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
 
         None when Telegram took the message but its answer timed out: it has most likely
@@ -222,7 +230,7 @@ class BotHandlers:
         quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
         try:
             return await with_retries(
-                lambda: message.reply_text(text, reply_parameters=quote),
+                lambda: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
                 "sendMessage",
                 idempotent=False,
             )
