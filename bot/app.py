@@ -19,13 +19,15 @@ from bot.handlers import BotHandlers
 from bot.logs import fields
 from bot.retry import with_retries
 from bot.settings import Settings
+from bot.why import WhyHandlers, why_button
 from contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_KEY = "classifier"
 DOWNLOADER_KEY = "downloader"
-ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
+# All the bot reads; Telegram then sends nothing else. Callback queries: the "Why?" button.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # AIORateLimiter paces sends to Telegram's limits and retries nothing: bot.retry is the one
 # retry layer (it also sees network errors, which the limiter cannot retry).
 RATE_LIMIT_RETRIES = 0
@@ -67,7 +69,11 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
     )
     app.bot_data[CLASSIFIER_KEY] = classifier
     app.bot_data[DOWNLOADER_KEY] = downloader
-    BotHandlers(classifier, settings, downloader).register(app)
+    handlers = BotHandlers(
+        classifier, settings, downloader, verdict_markup=why_button(settings, model)
+    )
+    WhyHandlers(handlers).register(app)  # first: BotHandlers' catch-alls would take /why
+    handlers.register(app)
     return app
 
 

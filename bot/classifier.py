@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +26,8 @@ from contract.imaging import Buffer
 from contract.runtime import ModelLoadError, OnnxModel, load_onnx
 
 __all__ = ["Busy", "Classifier", "ModelLoadError", "Verdict", "load_model", "with_threshold"]
+
+T = TypeVar("T")
 
 # A decode is "heavy" past either of these: a big file (libjpeg reads every byte of a 10 MB
 # JPEG even at 1/8 scale) or many pixels. Heavy decodes may not take the last decode thread,
@@ -143,14 +147,31 @@ class Classifier:
         decode could never fit beside it is refused (ImageTooLarge), before a pixel is decoded;
         one that does not fit now waits for running decodes, or raises Busy.
         """
-        loop = asyncio.get_running_loop()
         size = self.spec.input_size
+        return await self.decode_with(
+            data, size, functools.partial(finish_decode, size=size), held=held
+        )
+
+    async def decode_with(
+        self,
+        data: Buffer,
+        size: int,
+        finish: Callable[[OpenedImage], T],
+        *,
+        held: int = 0,
+        price: Callable[[OpenedImage], int] | None = None,
+    ) -> T:
+        """:meth:`decode_async` for other work on the pixels (``/why``'s drawing): the image
+        is opened for ``size`` (the JPEG draft scale), priced by ``price`` (default: the
+        decode's own price), and ``finish`` runs in a decode thread within the budget. It
+        must close the opened image."""
+        loop = asyncio.get_running_loop()
         opened: OpenedImage | None = await loop.run_in_executor(
             self._decoders, open_image, data, size
         )
         assert opened is not None
         try:
-            cost = opened.decode_bytes
+            cost = opened.decode_bytes if price is None else price(opened)
             if cost > self.budget.total - held:
                 raise ImageTooLarge(
                     f"the image is too large ({opened.width}x{opened.height} pixels)"
@@ -159,7 +180,7 @@ class Classifier:
             # The lane first: a heavy decode waiting for its turn holds no budget meanwhile.
             async with self._heavy if heavy else contextlib.nullcontext():
                 with await self.budget.for_decode(cost):
-                    job = loop.run_in_executor(self._decoders, finish_decode, opened, size)
+                    job = loop.run_in_executor(self._decoders, finish, opened)
                     opened = None  # the decode thread owns it now, and closes it
                     return await job
         finally:
@@ -173,6 +194,12 @@ class Classifier:
     async def classify(self, data: Buffer) -> Verdict:
         """Decode, then infer: for callers that hold no budget of their own."""
         return await self.infer(await self.decode_async(data))
+
+    async def run_in_worker(self, fn: Callable[..., T], *args: object) -> T:
+        """Run other model work (``/why``'s heatmap) in the inference threads, beside the
+        verdicts' batches: it never blocks the event loop and shares their CPU budget."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
 
     async def close(self) -> None:
         await self._batcher.close()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from telegram import Document, Message, PhotoSize, ReplyParameters, Update
+from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -91,11 +91,16 @@ class BotHandlers:
     """The callbacks, bound to one classifier and one set of settings."""
 
     def __init__(
-        self, classifier: Classifier, settings: Settings, downloader: FileDownloader
+        self,
+        classifier: Classifier,
+        settings: Settings,
+        downloader: FileDownloader,
+        verdict_markup: InlineKeyboardMarkup | None = None,  # e.g. bot.why's "Why?" button
     ) -> None:
         self.classifier = classifier
         self.settings = settings
         self.downloader = downloader
+        self.verdict_markup = verdict_markup
         self.max_file_bytes = settings.max_file_mb * MB
         self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
         self.leaves = Cooldown(LEAVE_AGAIN_S)
@@ -199,15 +204,10 @@ class BotHandlers:
         """
         started = time.perf_counter()
         info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
-        size, preview = picture.file_size, False
-        if size and size > self.max_file_bytes:
-            thumbnail = picture.thumbnail if isinstance(picture, Document) else None
-            if thumbnail is None:
-                log.info("refused %s", fields(**info, reason="too_large", bytes=size))
-                await self.reply(message, replies.too_large(size, self.settings.max_file_mb))
-                return
-            picture, size, preview = thumbnail, thumbnail.file_size, True
-            info["source"] = f"{source}_preview"
+        sized = await self.within_size(message, picture, info)
+        if sized is None:
+            return
+        picture, size, preview = sized
         try:
             with self.classifier.slot():
                 declared = self.max_file_bytes if size is None else size
@@ -217,29 +217,15 @@ class BotHandlers:
                     )
                 decoded = time.perf_counter()
                 verdict = await self.classifier.infer(image)
-        except Busy as exc:
-            log.warning("busy %s", fields(**info, reason=str(exc)))
-            await self.reply(message, replies.busy())
-            return
-        except ImageDecodeError as exc:
-            log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
-            await self.reply(message, replies.unreadable(str(exc)))
-            return
-        except FileTooLarge as exc:
-            log.info("refused %s", fields(**info, reason="too_large", bytes=exc.size))
-            await self.reply(message, replies.too_large(exc.size, self.settings.max_file_mb))
-            return
-        except BadRequest as exc:
-            if "too big" not in str(exc).lower():
+        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
+            if not await self.answer_failure(message, info, exc):
                 raise
-            log.info("refused %s", fields(**info, reason="too_large"))
-            await self.reply(message, replies.too_large(None, self.settings.max_file_mb))
             return
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
         if preview:
             text = replies.from_preview(text, self.settings.max_file_mb)
-        await self.reply(message, text)
+        await self.reply(message, text, markup=self.verdict_markup)
         log.info(
             "classified %s",
             fields(
@@ -254,6 +240,53 @@ class BotHandlers:
             ),
         )
 
+    async def within_size(
+        self, message: Message, picture: Picture, info: dict[str, object]
+    ) -> tuple[Picture, int | None, bool] | None:
+        """(what to download, its declared size, whether it is Telegram's preview), or None
+        when the file is over MAX_FILE_MB without a preview (the user has been told)."""
+        size = picture.file_size
+        if not size or size <= self.max_file_bytes:
+            return picture, size, False
+        thumbnail = picture.thumbnail if isinstance(picture, Document) else None
+        if thumbnail is None:
+            log.info("refused %s", fields(**info, reason="too_large", bytes=size))
+            await self.reply(message, replies.too_large(size, self.settings.max_file_mb))
+            return None
+        info["source"] = f"{info['source']}_preview"
+        return thumbnail, thumbnail.file_size, True
+
+    async def answer_failure(
+        self, message: Message, info: dict[str, object], exc: Exception
+    ) -> bool:
+        """Reply to an expected failure (busy, unreadable, too large); False for any other."""
+        if isinstance(exc, Busy):
+            log.warning("busy %s", fields(**info, reason=str(exc)))
+            await self.reply(message, replies.busy())
+        elif isinstance(exc, ImageDecodeError):
+            log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
+            await self.reply(message, replies.unreadable(str(exc)))
+        elif isinstance(exc, FileTooLarge):
+            log.info("refused %s", fields(**info, reason="too_large", bytes=exc.size))
+            await self.reply(message, replies.too_large(exc.size, self.settings.max_file_mb))
+        elif isinstance(exc, BadRequest) and "too big" in str(exc).lower():
+            log.info("refused %s", fields(**info, reason="too_large"))
+            await self.reply(message, replies.too_large(None, self.settings.max_file_mb))
+        else:
+            return False
+        return True
+
+    async def fetch(self, picture: Picture, lease: Lease, declared: int) -> bytearray:
+        """The file's bytes, held within ``lease`` (admitted for ``declared`` bytes, grown to
+        getFile's size if that is bigger, or Busy)."""
+        file = await with_retries(picture.get_file, "getFile")
+        limit = declared if file.file_size is None else file.file_size
+        if limit > self.max_file_bytes:
+            raise FileTooLarge(limit)
+        if not lease.grow(download_bytes(limit)):
+            raise Busy(f"the file has {limit} bytes, more than declared, and no room")
+        return await with_retries(lambda: self.downloader.fetch(file, limit), "download")
+
     async def fetch_and_decode(
         self, picture: Picture, lease: Lease, declared: int
     ) -> tuple[np.ndarray, int, float]:
@@ -262,22 +295,18 @@ class BotHandlers:
         The downloaded file lives only until it is decoded: one copy, held within ``lease``
         (admitted for ``declared`` bytes).
         """
-        file = await with_retries(picture.get_file, "getFile")
-        limit = declared if file.file_size is None else file.file_size
-        if limit > self.max_file_bytes:
-            raise FileTooLarge(limit)
-        if not lease.grow(download_bytes(limit)):
-            raise Busy(f"the file has {limit} bytes, more than declared, and no room")
         data: bytearray | None = None
         try:
-            data = await with_retries(lambda: self.downloader.fetch(file, limit), "download")
+            data = await self.fetch(picture, lease, declared)
             nbytes, downloaded = len(data), time.perf_counter()
             image = await self.classifier.decode_async(data, held=lease.nbytes)
             return image, nbytes, downloaded
         finally:
             data = None  # freed now, not when a traceback that saw it is dropped
 
-    async def reply(self, message: Message, text: str) -> Message | None:
+    async def reply(
+        self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
         """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
 
         None when the request failed after Telegram may have taken it (a read timeout, a
@@ -287,7 +316,7 @@ class BotHandlers:
         quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
         try:
             return await with_retries(
-                lambda: message.reply_text(text, reply_parameters=quote),
+                lambda: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
                 "sendMessage",
                 idempotent=False,
             )

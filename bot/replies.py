@@ -14,6 +14,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("help", "How to use it, in private chats and groups"),
     ("about", "The model: name, version, labels, accuracy"),
     ("hotdog", "Reply to a photo with this to classify it"),
+    ("why", "Reply to a photo with this to see where I saw the hot dog"),
 )
 
 
@@ -33,7 +34,8 @@ def start() -> str:
     return (
         "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
         "Send me a photo (or an image file) and I'll reply with my verdict.\n"
-        "In a group, reply to any photo with /hotdog.\n\n"
+        "In a group, reply to any photo with /hotdog.\n"
+        "Reply to a photo with /why to see where I looked.\n\n"
         "/help - how I work in private chats and groups\n"
         "/about - the model behind me"
     )
@@ -47,6 +49,8 @@ def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
         "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
         "admin) I answer every photo. Otherwise reply to a photo with /hotdog and I'll "
         "answer that one.\n"
+        "• /why as a reply to a photo: the photo back, brightest where it looked most like a "
+        "hot dog to me.\n"
         f"• Files up to {max_file_mb} MB (bigger ones: I judge Telegram's preview); I look at "
         "the whole picture, nothing is stored.\n\n"
         "/about - which model answers, and how accurate it is"
@@ -90,6 +94,32 @@ def find_accuracy(metrics: Mapping[str, object]) -> float | None:
             if found is not None:
                 return found
     return None
+
+
+def why_usage() -> str:
+    return "Reply to a photo with /why and I'll show you where I saw the hot dog."
+
+
+def why_button() -> str:
+    return "Why?"
+
+
+def cant_explain() -> str:
+    return "🤷 This model can't explain itself: it has no heatmap. The verdicts still work."
+
+
+def photo_gone() -> str:
+    return "😕 I can't find that photo any more."
+
+
+def why_caption(v: Verdict, p_positive: float, spec: ModelSpec) -> str:
+    """The verdict, P(hotdog), and how to read the colours."""
+    name = spec.positive_label.replace("_", "")
+    return (
+        f"{verdict(v, spec, show_confidence=False)} · P({name}) = {p_positive:.0%}\n"
+        f"Bright = what looked most like {spec.positive_label.replace('_', ' ')} to me, "
+        "dark = least."
+    )
 
 
 def hotdog_usage() -> str:

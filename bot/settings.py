@@ -36,6 +36,7 @@ class Settings:
     model_path: Path = DEFAULT_MODEL_PATH
     threshold: float | None = None  # None: the model's own (from its metadata)
     show_confidence: bool = True
+    show_why_button: bool = False  # an inline "Why?" button under each verdict (bot/why.py)
     # Two: on small machines VGG16 already fills every core at batch 1, so bigger batches add
     # memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and no photos per second.
     batch_size: int = 2
@@ -103,6 +104,7 @@ def load_settings(
         model_path=Path(get("MODEL_PATH") or DEFAULT_MODEL_PATH),
         threshold=_probability("THRESHOLD", get("THRESHOLD")),
         show_confidence=_bool("SHOW_CONFIDENCE", get("SHOW_CONFIDENCE"), True),
+        show_why_button=_bool("SHOW_WHY_BUTTON", get("SHOW_WHY_BUTTON"), False),
         batch_size=_int("BATCH_SIZE", get("BATCH_SIZE"), 2, minimum=1),
         batch_wait_ms=_float("BATCH_WAIT_MS", get("BATCH_WAIT_MS"), 5.0, minimum=0.0),
         queue_size=_int("QUEUE_SIZE", get("QUEUE_SIZE"), 64, minimum=1),

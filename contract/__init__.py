@@ -15,6 +15,7 @@ from contract.imaging import (
 )
 from contract.spec import (
     DEFAULT_THRESHOLD,
+    HEATMAP_NAME,
     IMAGENET_MEAN_BGR,
     INPUT_NAME,
     INPUT_SIZE,
@@ -28,6 +29,7 @@ from contract.spec import (
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "HEATMAP_NAME",
     "IMAGENET_MEAN_BGR",
     "INPUT_NAME",
     "INPUT_SIZE",

@@ -168,6 +168,46 @@ def decode_image(data: Buffer, size: int = INPUT_SIZE, max_pixels: int = MAX_PIX
     return finish_decode(open_image(data, size=size, max_pixels=max_pixels), size=size)
 
 
+def picture_size(opened: OpenedImage, max_side: int) -> tuple[int, int]:
+    """An upper bound on the size of :func:`finish_picture`'s result (before EXIF rotation),
+    for an image opened with ``size=max_side``."""
+    width, height = opened.image.size  # at the JPEG draft scale
+    scale = min(1.0, max_side / max(width, height, 1))
+    return int(width * scale) + 1, int(height * scale) + 1
+
+
+def picture_bytes(opened: OpenedImage, max_side: int) -> int:
+    """What :func:`finish_picture` holds at its peak, for an image opened with
+    ``size=max_side``: the decode's own price, the integer reduction ``thumbnail`` makes first
+    (at most a quarter of the RGB pixels, 4 bytes each), and the picture it returns."""
+    width, height = opened.image.size
+    result = picture_size(opened, max_side)
+    return opened.decode_bytes + width * height + 4 * result[0] * result[1]
+
+
+def finish_picture(opened: OpenedImage, max_side: int) -> Image.Image:
+    """The picture as people see it (RGB, upright, its own aspect), at most ``max_side``
+    pixels on its longer side: what ``/why`` draws its heatmap on. Always closes ``opened``."""
+    try:
+        with _pillow_errors():
+            img = opened.image
+            img.seek(0)
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+            rgb = _to_rgb(img)
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            # Closing ``opened`` closes its image: hand back a picture of our own.
+            return rgb.copy() if rgb is img else rgb
+    finally:
+        opened.close()
+
+
+def decode_picture(data: Buffer, max_side: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """:func:`finish_picture` from bytes. Same checks and errors as :func:`decode_image`."""
+    opened = open_image(data, size=max_side, max_pixels=max_pixels)
+    return finish_picture(opened, max_side)
+
+
 def load_image_file(path: str | Path, size: int = INPUT_SIZE) -> np.ndarray:
     return decode_image(Path(path).read_bytes(), size=size)
 

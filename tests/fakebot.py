@@ -2,9 +2,9 @@
 
 Point python-telegram-bot at it with ``base_url=api.base_url`` and
 ``base_file_url=api.base_file_url``. It speaks enough of the Bot API for the bot (getMe,
-getUpdates with long polling, getFile and file downloads, sendMessage, setMyCommands,
-getMyCommands, deleteWebhook, setWebhook, getWebhookInfo, sendChatAction, ...), records every
-call, and can inject faults:
+getUpdates with long polling, getFile and file downloads, sendMessage, sendPhoto,
+answerCallbackQuery, setMyCommands, getMyCommands, deleteWebhook, setWebhook, getWebhookInfo,
+sendChatAction, ...), records every call, and can inject faults:
 
     api.fail("sendMessage", status=502)           # next sendMessage answers 502
     api.rate_limit("sendMessage", retry_after=1)  # 429 with parameters.retry_after
@@ -13,15 +13,17 @@ call, and can inject faults:
     api.after_handling("sendMessage", "drop")     # do it, then hang up without an answer
     api.hook = my_coroutine                        # anything else: see ``Hook``
 
-Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``) and
-await the bot's answers (``replies_to``, ``wait_for_messages``). When the bot has called
-setWebhook, pushed updates are POSTed to its webhook, with the secret header, as Telegram does.
+Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``,
+``push_callback_query`` for a button press) and await the bot's answers (``replies_to``,
+``wait_for_messages``). When the bot has called setWebhook, pushed updates are POSTed to its
+webhook, with the secret header, as Telegram does.
 It imports nothing from the bot, so benchmarks can reuse it against a bot process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import socket
@@ -33,6 +35,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from PIL import Image
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTests_abcdefghijklmnopq"
 LOOPBACK = "127.0.0.1"
@@ -111,6 +114,7 @@ class FakeTelegram:
         self.can_read_all_group_messages = can_read_all_group_messages
         self.calls: list[Call] = []
         self.sent: list[dict[str, Any]] = []  # every message the bot sent, as returned
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # all messages, by chat and id
         self.faults: list[Fault] = []
         self.hook: Hook | None = None
         self.files: dict[str, StoredFile] = {}
@@ -122,6 +126,7 @@ class FakeTelegram:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
+        self._query_ids = itertools.count(1)
         self._waiters: list[asyncio.Future[None]] = []
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -251,6 +256,7 @@ class FakeTelegram:
         }
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "update_id"}
+        self.messages[(chat["id"], message["message_id"])] = message
         if chat["id"] in self.left or not self.bot_sees(message):
             return {**message, "update_id": None}
         update = self.push_update({"message": message})
@@ -374,6 +380,21 @@ class FakeTelegram:
 
     def push_text(self, text: str, chat: dict[str, Any] | None = None, **kwargs: Any) -> dict:
         return self.push_message(chat, text=text, **kwargs)
+
+    def push_callback_query(
+        self, message: dict[str, Any], data: str, *, user_id: int = 1001
+    ) -> dict[str, Any]:
+        """A press on an inline button under ``message`` (one the bot sent, from ``sent``);
+        Telegram sends the message as it is, with the message it replied to."""
+        chat_id, message_id = message["chat"]["id"], message["message_id"]
+        query = {
+            "id": f"Q{next(self._query_ids)}",
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+            "message": self.messages[(chat_id, message_id)],
+            "chat_instance": f"ci{chat_id}",
+            "data": data,
+        }
+        return self.push_update({"callback_query": query})
 
     # --- what the bot did -------------------------------------------------------------------
 
@@ -561,21 +582,54 @@ class FakeTelegram:
         }
 
     async def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
         text = str(params.get("text", ""))
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
+        return self._send(params, text=text)
+
+    async def _m_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The uploaded bytes stay in the recorded ``params["photo"]``; the message gets one
+        PhotoSize of the image's real size."""
+        data = params.get("photo")
+        if not isinstance(data, bytes) or not data:
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        try:
+            width, height = Image.open(io.BytesIO(data)).size
+        except OSError:
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+        file_id = self.add_file(data)
+        size = {"file_id": file_id, "file_unique_id": self.files[file_id].file_unique_id,
+                "width": width, "height": height, "file_size": len(data)}  # fmt: skip
+        content: dict[str, Any] = {"photo": [size]}
+        if params.get("caption"):
+            content["caption"] = str(params["caption"])
+        return self._send(params, **content)
+
+    def _send(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
+        """Record a message from the bot, returned as Telegram returns it: with the message
+        it replies to, and its inline keyboard."""
+        chat_id = int(params["chat_id"])
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": _chat_for(chat_id),
             "from": {"id": self.bot_id, "is_bot": True, "first_name": "Not Hotdog"},
-            "text": text,
+            **content,
         }
         reply = params.get("reply_parameters") or {}
         reply_to = reply.get("message_id", params.get("reply_to_message_id"))
+        replied = self.messages.get((chat_id, reply_to)) if reply_to is not None else None
+        if replied is not None:
+            message["reply_to_message"] = {k: v for k, v in replied.items()
+                                           if k != "reply_to_message"}  # fmt: skip
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.messages[(chat_id, message["message_id"])] = message
         self.sent.append({**message, "reply_to_message_id": reply_to, "params": params})
         return message
+
+    async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        return True
 
     async def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
         return True
@@ -667,6 +721,8 @@ async def _params(request: web.Request) -> dict[str, Any]:
             return raw
         form = await request.post()
         raw.update({k: v for k, v in form.items() if isinstance(v, str)})
+        files = {k: v.file.read() for k, v in form.items() if isinstance(v, web.FileField)}
+        return {**{k: _decode(k, v) for k, v in raw.items()}, **files}
     return {k: _decode(k, v) for k, v in raw.items()}
 
 

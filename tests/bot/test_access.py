@@ -313,7 +313,15 @@ def test_photo_path_has_no_file_writing_calls() -> None:
     """A static backstop for the run-time check: no write API anywhere the bytes go."""
     forbidden = {"write_bytes", "write_text", "download_to_drive", "NamedTemporaryFile",
                  "TemporaryFile", "SpooledTemporaryFile", "mkstemp", "mkdtemp", "save"}
-    sources = [*sorted((REPO / "bot").glob("*.py")), REPO / "contract" / "imaging.py"]
+    # The command line writes the file its user names (nothotdog why --out); the bot never
+    # imports it. /why encodes its picture into an io.BytesIO and sends it from memory.
+    not_the_bot = {"cli.py"}
+    allowed = {("explain.py", "save")}
+    sources = [
+        *sorted(p for p in (REPO / "bot").glob("*.py") if p.name not in not_the_bot),
+        REPO / "contract" / "imaging.py",
+        REPO / "contract" / "heatmap.py",
+    ]
     found = []
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -322,7 +330,7 @@ def test_photo_path_has_no_file_writing_calls() -> None:
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             builtin_open = isinstance(func, ast.Name) and func.id == "open"
-            if name in forbidden or builtin_open:
+            if (name in forbidden or builtin_open) and (path.name, name) not in allowed:
                 found.append(f"{path.name}:{node.lineno} {name}")
     assert found == []
 

@@ -17,6 +17,7 @@ def test_defaults_need_nothing() -> None:
     assert settings == Settings()
     assert settings.model_path == DEFAULT_MODEL_PATH
     assert settings.show_confidence is True
+    assert settings.show_why_button is False
     assert settings.allowed_chat_ids is None
     assert not settings.use_webhook
     assert settings.base_url == "https://api.telegram.org/bot"
@@ -28,10 +29,12 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         "TELEGRAM_BOT_TOKEN=123:from-file\nBATCH_SIZE=4\nSHOW_CONFIDENCE=off\n"
         "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\n"
     )
-    settings = load_settings(environ={"BATCH_SIZE": "16"}, env_file=env_file)
+    settings = load_settings(environ={"BATCH_SIZE": "16", "SHOW_WHY_BUTTON": "true"},
+                             env_file=env_file)
     assert settings.token == "123:from-file"
     assert settings.batch_size == 16
     assert settings.show_confidence is False
+    assert settings.show_why_button is True
     assert settings.allowed_chat_ids == frozenset({1, -1002, 3})
     assert settings.threshold == 0.7
     assert "from-file" not in repr(settings)  # safe to log
@@ -45,6 +48,7 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         ("BATCH_WAIT_MS", "-1"),
         ("THRESHOLD", "1.5"),
         ("SHOW_CONFIDENCE", "maybe"),
+        ("SHOW_WHY_BUTTON", "sometimes"),
         ("ALLOWED_CHAT_IDS", "12,abc"),
         ("LOG_LEVEL", "LOUD"),
         ("WEBHOOK_URL", "example.com/hook"),
