@@ -14,7 +14,9 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from bot import replies
 from bot.classifier import Classifier, load_model, with_threshold
 from bot.handlers import BotHandlers
+from bot.health import HealthServer
 from bot.logs import fields
+from bot.metrics import BotMetrics
 from bot.retry import with_retries
 from bot.settings import Settings
 from contract.runtime import OnnxModel
@@ -22,6 +24,8 @@ from contract.runtime import OnnxModel
 log = logging.getLogger(__name__)
 
 CLASSIFIER_KEY = "classifier"
+METRICS_KEY = "metrics"
+HEALTH_KEY = "health"  # present only when HEALTH_PORT is set
 ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
 RATE_LIMIT_RETRIES = 3  # AIORateLimiter: retries on RetryAfter, pausing every request meanwhile
 
@@ -57,7 +61,20 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .build()
     )
     app.bot_data[CLASSIFIER_KEY] = classifier
-    BotHandlers(classifier, settings).register(app)
+    model_info = {"name": model.spec.name, "version": model.spec.version}
+    metrics = BotMetrics(
+        labels=model.spec.labels, in_flight=lambda: classifier.in_flight, model=model_info
+    )
+    app.bot_data[METRICS_KEY] = metrics
+    if settings.health_port is not None:
+        app.bot_data[HEALTH_KEY] = HealthServer(
+            metrics,
+            lambda: app.running,
+            model_info,
+            listen=settings.health_listen,
+            port=settings.health_port,
+        )
+    BotHandlers(classifier, settings, metrics).register(app)
     return app
 
 
@@ -83,6 +100,7 @@ def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
 
 async def _post_init(app: Application) -> None:
     bot = app.bot  # initialize() has called getMe already
+    _start_health(app)
     spec = classifier_of(app).spec
     log.info(
         "started %s",
@@ -102,4 +120,14 @@ async def _post_init(app: Application) -> None:
 
 
 async def _post_shutdown(app: Application) -> None:
+    if HEALTH_KEY in app.bot_data:
+        await app.bot_data[HEALTH_KEY].stop()
     await classifier_of(app).close()
+
+
+def _start_health(app: Application) -> None:
+    """Serve /healthz and /metrics from here on, if HEALTH_PORT asks for them."""
+    server: HealthServer | None = app.bot_data.get(HEALTH_KEY)
+    if server is not None:
+        port = server.start()
+        log.info("health and metrics on %s", fields(listen=server.listen, port=port))

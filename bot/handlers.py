@@ -26,6 +26,7 @@ from telegram.ext import (
 from bot import replies
 from bot.classifier import Busy, Classifier
 from bot.logs import fields
+from bot.metrics import BotMetrics
 from bot.retry import may_have_taken_effect, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
@@ -87,9 +88,12 @@ def picture_in(message: Message, min_side: int) -> Picture | None:
 class BotHandlers:
     """The callbacks, bound to one classifier and one set of settings."""
 
-    def __init__(self, classifier: Classifier, settings: Settings) -> None:
+    def __init__(
+        self, classifier: Classifier, settings: Settings, metrics: BotMetrics | None = None
+    ) -> None:
         self.classifier = classifier
         self.settings = settings
+        self.metrics = metrics or BotMetrics()
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -173,6 +177,7 @@ class BotHandlers:
         info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
         if picture.file_size and picture.file_size > MAX_DOWNLOAD_BYTES:
             log.info("refused %s", fields(**info, reason="too_large", bytes=picture.file_size))
+            self.metrics.too_large.inc()
             await self.reply(message, replies.too_large(picture.file_size))
             return
         try:
@@ -185,21 +190,28 @@ class BotHandlers:
                 verdict = await self.classifier.classify(bytes(data))
         except Busy:
             log.warning("busy %s", fields(**info, queue_size=self.classifier.queue_size))
+            self.metrics.busy.inc()
             await self.reply(message, replies.busy())
             return
         except ImageDecodeError as exc:
             log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
+            self.metrics.unreadable.inc()
             await self.reply(message, replies.unreadable(str(exc)))
             return
         except BadRequest as exc:
             if "too big" not in str(exc).lower():
                 raise
             log.info("refused %s", fields(**info, reason="too_large"))
+            self.metrics.too_large.inc()
             await self.reply(message, replies.too_large())
             return
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
         await self.reply(message, text)
+        done = time.perf_counter()
+        self.metrics.observe_answer(
+            verdict.label, downloaded - started, classified - downloaded, done - started
+        )
         log.info(
             "classified %s",
             fields(
@@ -239,6 +251,7 @@ class BotHandlers:
         """Log every failure with its update id (the log formatter scrubs the token)."""
         error = context.error
         update_id = update.update_id if isinstance(update, Update) else None
+        self.metrics.errors.inc()
         log.error(
             "update failed %s",
             fields(update_id=update_id, error=type(error).__name__),
