@@ -13,6 +13,7 @@ HEALTHCHECK, with nothing to install (slim images have no curl).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from bot.metrics import BotMetrics
+
+log = logging.getLogger(__name__)
 
 
 class HealthServer:
@@ -43,7 +46,8 @@ class HealthServer:
             [
                 (r"/healthz", _Health, {"ready": ready, "model": model}),
                 (r"/metrics", _Metrics, {"metrics": metrics}),
-            ]
+            ],
+            log_function=_log_request,
         )
         self._server: HTTPServer | None = None
 
@@ -82,6 +86,14 @@ class _Metrics(RequestHandler):
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.metrics.registry))
+
+
+def _log_request(handler: RequestHandler) -> None:
+    """Scrapes and health checks come every few seconds: at DEBUG, not in the INFO log."""
+    status = handler.get_status()
+    level = logging.DEBUG if status < 500 else logging.WARNING
+    request = handler.request
+    log.log(level, "%d %s %s", status, request.method, request.uri)
 
 
 def probe(listen: str, port: int, timeout: float = 5.0) -> bool:
