@@ -49,14 +49,12 @@ def _free_ports(n: int) -> list[int]:
             sock.close()
 
 
-def test_two_workers_train_one_model(tmp_path: Path) -> None:
-    val = make_folder(tmp_path / "val", 4, seed=2)
+def _train_two_workers(folder: Path, data: list[Path], val: Path) -> tuple[list[int], list[str]]:
+    """Run both workers to the end; their exit codes and logs. Run folders: folder/run{i}."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    started = time.monotonic()
-    procs = []
+    procs, logs = [], []
     for index in range(2):
-        data = make_folder(tmp_path / f"train{index}", 8, seed=10 + index)
         task = {"type": "worker", "index": index}
         env = {
             **os.environ,
@@ -64,10 +62,11 @@ def test_two_workers_train_one_model(tmp_path: Path) -> None:
             "TF_CONFIG": json.dumps({"cluster": cluster, "task": task}),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        argv = [sys.executable, "-m", "training", "--data", str(data), "--val", str(val),
-                "--out", str(tmp_path / f"run{index}"), *_args()]  # fmt: skip
-        log = (tmp_path / f"worker{index}.log").open("w")
-        procs.append(subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=log))
+        argv = [sys.executable, "-m", "training", "--data", str(data[index]), "--val", str(val),
+                "--out", str(folder / f"run{index}"), *_args()]  # fmt: skip
+        logs.append(folder / f"worker{index}.log")
+        with logs[-1].open("w") as log:
+            procs.append(subprocess.Popen(argv, cwd=folder, env=env, stdout=log, stderr=log))
     try:
         for proc in procs:
             proc.wait(timeout=TIMEOUT_S)
@@ -76,12 +75,27 @@ def test_two_workers_train_one_model(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
-    for proc, log in zip(procs, logs, strict=True):
-        assert proc.returncode == 0, log[-3000:]
+    return [proc.returncode for proc in procs], [log.read_text() for log in logs]
+
+
+def test_two_workers_train_one_model(tmp_path: Path) -> None:
+    val = make_folder(tmp_path / "val", 4, seed=2)
+    data = [make_folder(tmp_path / f"train{i}", 8, seed=10 + i) for i in range(2)]
+    started = time.monotonic()
+    for attempt in (1, 2):
+        folder = tmp_path / f"attempt{attempt}"
+        folder.mkdir()
+        codes, logs = _train_two_workers(folder, data, val)
+        # TF's coordination service gives up on a worker that misses heartbeats for 10 s,
+        # which a CPU starved by other work can cause; once, that is worth another try.
+        if codes == [0, 0] or attempt == 2 or not any("heartbeat" in log for log in logs):
+            break
+        print("a worker missed TF's heartbeats (busy CPU?): trying once more")
+    for code, log in zip(codes, logs, strict=True):
+        assert code == 0, log[-3000:]
     print(f"two workers, one epoch per phase: {time.monotonic() - started:.1f}s")
 
-    runs = [tmp_path / f"run{i}" for i in range(2)]
+    runs = [folder / f"run{i}" for i in range(2)]
     for run in runs:
         config = json.loads((run / "config.json").read_text())
         # MultiWorkerMirroredStrategy's class is named after its all-reduce.

@@ -15,15 +15,43 @@ from __future__ import annotations
 import numpy as np
 
 _PATCHED = False
+# TF's coordination service declares a worker dead after this long without a heartbeat. Its
+# default, 10 s, is shorter than a worker can go without the CPU while every core runs VGG16
+# (or other work shares the machine): seen here as "heartbeat timeout" aborts. A dead worker
+# is still noticed, two minutes later, in a run that takes hours.
+HEARTBEAT_TIMEOUT_S = 120
 
 
 def multi_worker_strategy():
     """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, with Keras's fit made to work on it."""
     import tensorflow as tf
 
+    _configure_coordination(HEARTBEAT_TIMEOUT_S)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     _patch_keras()
     return strategy
+
+
+def _configure_coordination(heartbeat_timeout_s: int) -> None:
+    """What the strategy would configure itself (it leaves a configured service alone), with
+    a longer heartbeat timeout."""
+    import tensorflow as tf
+    from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    jobs = [
+        collective.coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in spec.jobs
+    ]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs,
+        heartbeat_timeout_in_ms=heartbeat_timeout_s * 1000,
+    )
 
 
 def local_predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
