@@ -103,6 +103,11 @@ class Classifier:
         return self.model.spec
 
     @property
+    def in_flight(self) -> int:
+        """Photos holding a place now, from download to verdict (the metrics' gauge)."""
+        return self._in_flight
+
+    @property
     def stats(self) -> BatchStats:
         """How many batches formed and how big: for tests and benchmarks."""
         return self._batcher.stats

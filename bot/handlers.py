@@ -30,6 +30,7 @@ from bot.budget import MB, Lease
 from bot.classifier import Busy, Classifier
 from bot.download import FileDownloader, FileTooLarge, download_bytes
 from bot.logs import fields
+from bot.metrics import BotMetrics
 from bot.retry import may_have_taken_effect, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
@@ -95,11 +96,13 @@ class BotHandlers:
         classifier: Classifier,
         settings: Settings,
         downloader: FileDownloader,
+        metrics: BotMetrics | None = None,
         verdict_markup: InlineKeyboardMarkup | None = None,  # e.g. bot.why's "Why?" button
     ) -> None:
         self.classifier = classifier
         self.settings = settings
         self.downloader = downloader
+        self.metrics = metrics or BotMetrics()
         self.verdict_markup = verdict_markup
         self.max_file_bytes = settings.max_file_mb * MB
         self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
@@ -226,6 +229,10 @@ class BotHandlers:
         if preview:
             text = replies.from_preview(text, self.settings.max_file_mb)
         await self.reply(message, text, markup=self.verdict_markup)
+        done = time.perf_counter()
+        self.metrics.observe_answer(
+            verdict.label, downloaded - started, classified - downloaded, done - started
+        )
         log.info(
             "classified %s",
             fields(
@@ -251,6 +258,7 @@ class BotHandlers:
         thumbnail = picture.thumbnail if isinstance(picture, Document) else None
         if thumbnail is None:
             log.info("refused %s", fields(**info, reason="too_large", bytes=size))
+            self.metrics.too_large.inc()
             await self.reply(message, replies.too_large(size, self.settings.max_file_mb))
             return None
         info["source"] = f"{info['source']}_preview"
@@ -262,15 +270,19 @@ class BotHandlers:
         """Reply to an expected failure (busy, unreadable, too large); False for any other."""
         if isinstance(exc, Busy):
             log.warning("busy %s", fields(**info, reason=str(exc)))
+            self.metrics.busy.inc()
             await self.reply(message, replies.busy())
         elif isinstance(exc, ImageDecodeError):
             log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
+            self.metrics.unreadable.inc()
             await self.reply(message, replies.unreadable(str(exc)))
         elif isinstance(exc, FileTooLarge):
             log.info("refused %s", fields(**info, reason="too_large", bytes=exc.size))
+            self.metrics.too_large.inc()
             await self.reply(message, replies.too_large(exc.size, self.settings.max_file_mb))
         elif isinstance(exc, BadRequest) and "too big" in str(exc).lower():
             log.info("refused %s", fields(**info, reason="too_large"))
+            self.metrics.too_large.inc()
             await self.reply(message, replies.too_large(None, self.settings.max_file_mb))
         else:
             return False
@@ -334,6 +346,7 @@ class BotHandlers:
         """Log every failure with its update id (the log formatter scrubs the token)."""
         error = context.error
         update_id = update.update_id if isinstance(update, Update) else None
+        self.metrics.errors.inc()
         log.error(
             "update failed %s",
             fields(update_id=update_id, error=type(error).__name__),

@@ -64,6 +64,8 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     base_url: str = TELEGRAM_BASE_URL
     base_file_url: str = TELEGRAM_BASE_FILE_URL
+    health_port: int | None = None  # None: no /healthz and /metrics
+    health_listen: str = "127.0.0.1"
     # Seconds to wait for the Bot API to answer (or a file to arrive) before retrying. Not an
     # environment variable: Telegram's defaults suit every deployment; tests shorten it.
     request_timeout: float = 10.0
@@ -124,6 +126,8 @@ def load_settings(
         webhook_secret=get("WEBHOOK_SECRET"),
         base_url=get("TELEGRAM_BASE_URL") or TELEGRAM_BASE_URL,
         base_file_url=get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_BASE_FILE_URL,
+        health_port=_int("HEALTH_PORT", get("HEALTH_PORT"), 0, minimum=1) or None,
+        health_listen=get("HEALTH_LISTEN") or "127.0.0.1",
     )
     if settings.webhook_url:
         _check_webhook_url(settings.webhook_url)

@@ -128,6 +128,7 @@ class WhyHandlers:
         if preview:
             caption = replies.from_preview(caption, handlers.settings.max_file_mb)
         await self.send_picture(answer_to, jpeg, caption)
+        handlers.metrics.explained.inc()
         log.info(
             "explained %s",
             fields(
