@@ -26,6 +26,8 @@ from tests.imagefiles import GREEN, RED, RED_TEXT, encode, solid
 GROUP = FakeTelegram.group_chat()
 SIZE = (640, 480)
 PATCH = (400, 0, 640, 200)  # left, top, right, bottom: a red (hot dog) patch on green
+# Each answer here runs the model once or twice; generous on a machine busy with other work.
+WAIT = 30.0
 
 
 def patch_photo() -> bytes:
@@ -40,7 +42,7 @@ def luminance(picture: Image.Image, box: tuple[int, int, int, int]) -> float:
 
 async def sent_pictures(telegram: FakeTelegram, count: int = 1) -> list[dict[str, Any]]:
     """The bot's sendPhoto messages, once ``count`` have come and nothing else follows."""
-    await telegram.wait_until(lambda: len(pictures(telegram)) >= count)
+    await telegram.wait_until(lambda: len(pictures(telegram)) >= count, WAIT)
     await telegram.quiet(0.3)
     return pictures(telegram)
 
@@ -68,7 +70,7 @@ async def test_why_as_a_reply_to_a_photo_sends_one_picture(
     monkeypatch.setattr(bot.why, "draw_jpeg", spy)
     await start_bot(model=heatmap_model)
     photo = telegram.push_photo(patch_photo(), chat, width=SIZE[0], height=SIZE[1], user_id=7)
-    (verdict,) = await telegram.replies_to(photo)
+    (verdict,) = await telegram.replies_to(photo, timeout=WAIT)
     assert verdict["text"] == "🚫 Not hotdog (76%)"
     telegram.push_command("/why", chat, reply_to=photo, user_id=8)
     (sent,) = await sent_pictures(telegram)
@@ -120,9 +122,9 @@ async def test_a_model_without_heatmap_cannot_explain_itself(
     telegram.can_read_all_group_messages = False  # the group photo itself is not seen
     photo = telegram.push_photo(solid(RED), GROUP)
     telegram.push_command("/why", GROUP, reply_to=photo)
-    assert await telegram.reply_text(photo) == replies.cant_explain()  # as /hotdog, to the photo
+    assert await telegram.reply_text(photo, WAIT) == replies.cant_explain()  # to the photo
     private = telegram.push_photo(solid(RED))
-    (verdict,) = await telegram.replies_to(private)
+    (verdict,) = await telegram.replies_to(private, timeout=WAIT)
     assert verdict["text"] == RED_TEXT and "reply_markup" not in verdict  # no useless button
     await telegram.quiet(0.2)
     assert not telegram.calls_to("sendPhoto")
@@ -134,7 +136,7 @@ async def test_the_why_button_sends_the_picture_as_a_reply_to_the_verdict(
 ) -> None:
     await start_bot(model=heatmap_model, show_why_button=True)
     photo = telegram.push_photo(solid(RED), GROUP)
-    (verdict,) = await telegram.replies_to(photo)
+    (verdict,) = await telegram.replies_to(photo, timeout=WAIT)
     assert verdict["text"] == RED_TEXT
     (row,) = verdict["reply_markup"]["inline_keyboard"]
     assert row == [{"text": "Why?", "callback_data": "why"}]
@@ -152,7 +154,7 @@ async def test_the_button_is_off_by_default(
 ) -> None:
     await start_bot(model=heatmap_model)
     photo = telegram.push_photo(solid(RED))
-    (verdict,) = await telegram.replies_to(photo)
+    (verdict,) = await telegram.replies_to(photo, timeout=WAIT)
     assert verdict["text"] == RED_TEXT and "reply_markup" not in verdict
 
 
@@ -161,10 +163,10 @@ async def test_the_button_without_its_photo_says_so(
 ) -> None:
     await start_bot(model=heatmap_model, show_why_button=True)
     photo = telegram.push_photo(solid(RED))
-    (verdict,) = await telegram.replies_to(photo)
+    (verdict,) = await telegram.replies_to(photo, timeout=WAIT)
     del telegram.messages[(verdict["chat"]["id"], verdict["message_id"])]["reply_to_message"]
     telegram.push_callback_query(verdict, "why")
-    (gone,) = await telegram.replies_to(verdict)
+    (gone,) = await telegram.replies_to(verdict, timeout=WAIT)
     assert gone["text"] == replies.photo_gone()
     assert telegram.calls_to("answerCallbackQuery")
 
@@ -176,11 +178,11 @@ async def test_why_waits_its_turn_like_a_verdict(
     await start_bot(model=heatmap_model, queue_size=1)
     telegram.can_read_all_group_messages = False
     photo = telegram.push_photo(solid(RED), GROUP)
-    telegram.slow("getFile", seconds=1.5)
+    telegram.slow("getFile", seconds=3.0)
     hotdog = telegram.push_command("/hotdog", GROUP, reply_to=photo)
     await telegram.wait_until(lambda: bool(telegram.calls_to("getFile")))
     telegram.push_command("/why", GROUP, reply_to=photo)
-    answers = await telegram.replies_to(photo, count=2, timeout=10)
+    answers = await telegram.replies_to(photo, count=2, timeout=WAIT)
     assert [m["text"] for m in answers] == [replies.busy(), RED_TEXT]
     assert not telegram.calls_to("sendPhoto")
     assert hotdog["update_id"] is not None
@@ -198,7 +200,7 @@ async def test_why_writes_nothing_to_disk(
     await start_bot(model=heatmap_model, show_why_button=True)
     with no_file_writes() as writes:
         photo = telegram.push_photo(patch_photo(), GROUP)
-        (verdict,) = await telegram.replies_to(photo)
+        (verdict,) = await telegram.replies_to(photo, timeout=WAIT)
         telegram.push_command("/why", GROUP, reply_to=photo)
         telegram.push_callback_query(verdict, "why")
         await sent_pictures(telegram, count=2)
