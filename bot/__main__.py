@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except TelegramError as exc:
         where = redact(settings.base_url, [token])
         return _fail(f"cannot reach the Telegram Bot API at {where}: {redact(str(exc), [token])}")
+    except OSError as exc:  # a port already taken (webhook or HEALTH_PORT), an address not ours
+        return _fail(f"cannot start: {exc}")
     log.info("stopped")
     return 0
 

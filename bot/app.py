@@ -12,18 +12,29 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import replies
+from bot.budget import MB, ByteBudget
 from bot.classifier import Classifier, load_model, with_threshold
+from bot.download import FileDownloader
 from bot.handlers import BotHandlers
+from bot.health import HealthServer
 from bot.logs import fields
+from bot.metrics import BotMetrics
 from bot.retry import with_retries
 from bot.settings import Settings
+from bot.why import WhyHandlers, why_button
 from contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_KEY = "classifier"
-ALLOWED_UPDATES = [Update.MESSAGE]  # all the bot reads; Telegram then sends nothing else
-RATE_LIMIT_RETRIES = 3  # AIORateLimiter: retries on RetryAfter, pausing every request meanwhile
+DOWNLOADER_KEY = "downloader"
+METRICS_KEY = "metrics"
+HEALTH_KEY = "health"  # present only when HEALTH_PORT is set
+# All the bot reads; Telegram then sends nothing else. Callback queries: the "Why?" button.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# AIORateLimiter paces sends to Telegram's limits and retries nothing: bot.retry is the one
+# retry layer (it also sees network errors, which the limiter cannot retry).
+RATE_LIMIT_RETRIES = 0
 
 
 def build_application(settings: Settings, model: OnnxModel | None = None) -> Application:
@@ -40,7 +51,11 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         batch_wait_ms=settings.batch_wait_ms,
         queue_size=settings.queue_size,
         worker_threads=settings.worker_threads,
+        decode_threads=settings.decode_threads,
+        budget=ByteBudget(settings.memory_budget_mb * MB),
     )
+    connect_timeout = min(5.0, settings.request_timeout)
+    downloader = FileDownloader(settings.request_timeout, connect_timeout)
     app = (
         ApplicationBuilder()
         .token(settings.require_token())
@@ -50,14 +65,36 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .concurrent_updates(True)
         .read_timeout(settings.request_timeout)
         .write_timeout(settings.request_timeout)
-        .connect_timeout(min(5.0, settings.request_timeout))
+        .connect_timeout(connect_timeout)
         .pool_timeout(5)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
     app.bot_data[CLASSIFIER_KEY] = classifier
-    BotHandlers(classifier, settings).register(app)
+    app.bot_data[DOWNLOADER_KEY] = downloader
+    model_info = {"name": model.spec.name, "version": model.spec.version}
+    metrics = BotMetrics(
+        labels=model.spec.labels,
+        in_flight=lambda: classifier.in_flight,
+        bytes_in_flight=lambda: classifier.budget.used,
+        budget_bytes=classifier.budget.total,
+        model=model_info,
+    )
+    app.bot_data[METRICS_KEY] = metrics
+    if settings.health_port is not None:
+        app.bot_data[HEALTH_KEY] = HealthServer(
+            metrics,
+            lambda: app.running,
+            model_info,
+            listen=settings.health_listen,
+            port=settings.health_port,
+        )
+    handlers = BotHandlers(
+        classifier, settings, downloader, metrics, verdict_markup=why_button(settings, model)
+    )
+    WhyHandlers(handlers).register(app)  # first: BotHandlers' catch-alls would take /why
+    handlers.register(app)
     return app
 
 
@@ -83,6 +120,7 @@ def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
 
 async def _post_init(app: Application) -> None:
     bot = app.bot  # initialize() has called getMe already
+    _start_health(app)
     spec = classifier_of(app).spec
     log.info(
         "started %s",
@@ -102,4 +140,15 @@ async def _post_init(app: Application) -> None:
 
 
 async def _post_shutdown(app: Application) -> None:
+    if HEALTH_KEY in app.bot_data:
+        await app.bot_data[HEALTH_KEY].stop()
     await classifier_of(app).close()
+    await app.bot_data[DOWNLOADER_KEY].close()
+
+
+def _start_health(app: Application) -> None:
+    """Serve /healthz and /metrics from here on, if HEALTH_PORT asks for them."""
+    server: HealthServer | None = app.bot_data.get(HEALTH_KEY)
+    if server is not None:
+        port = server.start()
+        log.info("health and metrics on %s", fields(listen=server.listen, port=port))

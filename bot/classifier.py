@@ -1,7 +1,8 @@
 """Bytes in, verdict out: the contract's decode, one ONNX model, and the micro-batcher.
 
 No Telegram types here, so the CLI, the bot and the benchmarks share every step from bytes to
-label: :meth:`Classifier.decode` then :meth:`Classifier.predict`.
+label: :meth:`Classifier.decode` then :meth:`Classifier.predict`. The bot's asynchronous path
+decodes in threads of their own, never the inference thread, within a byte budget.
 """
 
 from __future__ import annotations
@@ -9,18 +10,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from bot.batcher import BatchStats, Busy, MicroBatcher
-from contract import ModelSpec, decode_image
+from bot.budget import MB, ByteBudget
+from contract import ImageTooLarge, ModelSpec, OpenedImage, decode_image, finish_decode, open_image
+from contract.imaging import Buffer
 from contract.runtime import ModelLoadError, OnnxModel, load_onnx
 
 __all__ = ["Busy", "Classifier", "ModelLoadError", "Verdict", "load_model", "with_threshold"]
+
+T = TypeVar("T")
+
+# A decode is "heavy" past either of these: a big file (libjpeg reads every byte of a 10 MB
+# JPEG even at 1/8 scale) or many pixels. Heavy decodes may not take the last decode thread,
+# so a 40 MP PNG never makes a 320 px photo wait.
+HEAVY_FILE_BYTES = 1 * MB
+HEAVY_DECODE_BYTES = 8 * MB
 
 MAKE_MODEL_HINT = (
     "Get one with `make model` (trains and exports it from the data folder; see README "
@@ -53,7 +66,8 @@ def with_threshold(model: OnnxModel, threshold: float) -> OnnxModel:
 
 
 class Classifier:
-    """One model, one worker pool, one micro-batcher; safe to share across all chats."""
+    """One model, an inference pool and a decode pool, one micro-batcher, one byte budget;
+    safe to share across all chats."""
 
     def __init__(
         self,
@@ -63,10 +77,16 @@ class Classifier:
         batch_wait_ms: float = 5.0,
         queue_size: int = 64,
         worker_threads: int = 2,
+        decode_threads: int = 2,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.model = model
         self.queue_size = queue_size
-        self._pool = ThreadPoolExecutor(worker_threads, thread_name_prefix="classify")
+        self.budget = budget or ByteBudget(48 * MB)  # MEMORY_BUDGET_MB's default
+        self._pool = ThreadPoolExecutor(worker_threads, thread_name_prefix="infer")
+        self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        # Heavy decodes leave one decode thread free (with only one, they share it).
+        self._heavy = asyncio.Semaphore(max(1, decode_threads - 1))
         self._batcher: MicroBatcher[np.ndarray, Verdict] = MicroBatcher(
             self.predict,
             executor=self._pool,
@@ -81,6 +101,11 @@ class Classifier:
     @property
     def spec(self) -> ModelSpec:
         return self.model.spec
+
+    @property
+    def in_flight(self) -> int:
+        """Photos holding a place now, from download to verdict (the metrics' gauge)."""
+        return self._in_flight
 
     @property
     def stats(self) -> BatchStats:
@@ -120,12 +145,68 @@ class Classifier:
         finally:
             self._in_flight -= 1
 
-    async def classify(self, data: bytes) -> Verdict:
-        """Decode in a worker thread, then join the next batch; never blocks the event loop."""
+    async def decode_async(self, data: Buffer, held: int = 0) -> np.ndarray:
+        """Decode in a decode thread once the budget has room for it; never blocks the loop.
+
+        ``held``: bytes of the budget the caller already holds for ``data``. An image whose
+        decode could never fit beside it is refused (ImageTooLarge), before a pixel is decoded;
+        one that does not fit now waits for running decodes, or raises Busy.
+        """
+        size = self.spec.input_size
+        return await self.decode_with(
+            data, size, functools.partial(finish_decode, size=size), held=held
+        )
+
+    async def decode_with(
+        self,
+        data: Buffer,
+        size: int,
+        finish: Callable[[OpenedImage], T],
+        *,
+        held: int = 0,
+        price: Callable[[OpenedImage], int] | None = None,
+    ) -> T:
+        """:meth:`decode_async` for other work on the pixels (``/why``'s drawing): the image
+        is opened for ``size`` (the JPEG draft scale), priced by ``price`` (default: the
+        decode's own price), and ``finish`` runs in a decode thread within the budget. It
+        must close the opened image."""
         loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(self._pool, self.decode, data)
+        opened: OpenedImage | None = await loop.run_in_executor(
+            self._decoders, open_image, data, size
+        )
+        assert opened is not None
+        try:
+            cost = opened.decode_bytes if price is None else price(opened)
+            if cost > self.budget.total - held:
+                raise ImageTooLarge(
+                    f"the image is too large ({opened.width}x{opened.height} pixels)"
+                )
+            heavy = cost > HEAVY_DECODE_BYTES or len(data) > HEAVY_FILE_BYTES
+            # The lane first: a heavy decode waiting for its turn holds no budget meanwhile.
+            async with self._heavy if heavy else contextlib.nullcontext():
+                with await self.budget.for_decode(cost):
+                    job = loop.run_in_executor(self._decoders, finish, opened)
+                    opened = None  # the decode thread owns it now, and closes it
+                    return await job
+        finally:
+            if opened is not None:
+                opened.close()
+
+    async def infer(self, image: np.ndarray) -> Verdict:
+        """Join the next batch on the inference thread."""
         return await self._batcher.submit(image)
+
+    async def classify(self, data: Buffer) -> Verdict:
+        """Decode, then infer: for callers that hold no budget of their own."""
+        return await self.infer(await self.decode_async(data))
+
+    async def run_in_worker(self, fn: Callable[..., T], *args: object) -> T:
+        """Run other model work (``/why``'s heatmap) in the inference threads, beside the
+        verdicts' batches: it never blocks the event loop and shares their CPU budget."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
 
     async def close(self) -> None:
         await self._batcher.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._decoders.shutdown(wait=False, cancel_futures=True)

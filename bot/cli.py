@@ -1,7 +1,8 @@
-"""``nothotdog classify PATH...``: the bot's verdict for files on disk, no Telegram needed.
+"""``nothotdog classify PATH...``: the bot's verdict for files on disk, no Telegram needed;
+``nothotdog why PHOTO --out overlay.png``: the picture ``/why`` sends, as a file.
 
-It calls the very methods the bot's worker threads call, ``Classifier.decode`` and
-``Classifier.predict``, so a photo gets the same answer here as in a chat.
+They call the very functions the bot's worker threads call (``Classifier.decode`` and
+``Classifier.predict``; ``bot.explain``), so a photo gets the same answer here as in a chat.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 
 from bot import replies
 from bot.classifier import Classifier, ModelLoadError, Verdict, load_model
+from bot.explain import PICTURE_SIDE, explain
 from bot.settings import SettingsError, load_settings
 from contract import ImageDecodeError
+from contract.runtime import OnnxModel
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
@@ -33,6 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--json", action="store_true", help="print one JSON array")
     classify.add_argument("--model", type=Path, help="ONNX model (default: MODEL_PATH setting)")
     classify.add_argument("--threshold", type=float, help="override the model's threshold")
+    why = commands.add_parser(
+        "why", help="draw where the model saw the hot dog over a photo, as /why does"
+    )
+    why.add_argument("photo", type=Path, metavar="PHOTO")
+    why.add_argument("--out", type=Path, required=True,
+                     help="picture to write; PNG, JPEG, ... by its extension")  # fmt: skip
+    why.add_argument("--model", type=Path, help="ONNX model (default: MODEL_PATH setting)")
+    why.add_argument("--threshold", type=float, help="override the model's threshold")
+    why.add_argument("--max-side", type=int, default=PICTURE_SIDE,
+                     help="longest side of the picture (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
 
     try:
@@ -45,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ModelLoadError) as exc:
         print(f"nothotdog: {exc}", file=sys.stderr)
         return 2
+    if args.command == "why":
+        return draw_why(model, args.photo, args.out, args.max_side)
     classifier = Classifier(model, worker_threads=1)
     files = list(_image_files(args.paths))
     missing = [p for p in args.paths if not p.exists()]
@@ -59,6 +74,26 @@ def main(argv: list[str] | None = None) -> int:
         print("nothotdog: no images found", file=sys.stderr)
         return 1
     return 1 if any("error" in row for row in results) else 0
+
+
+def draw_why(model: OnnxModel, photo: Path, out: Path, max_side: int) -> int:
+    """Write the overlay; 1 when the photo cannot be read, 2 when the model cannot explain."""
+    if not model.has_heatmap:
+        print(f"nothotdog: {model.path}: {replies.cant_explain()}", file=sys.stderr)
+        return 2
+    try:
+        explanation = explain(model, photo.read_bytes(), max_side)
+    except (ImageDecodeError, OSError) as exc:
+        print(f"nothotdog: {photo}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        explanation.picture.save(out)
+    except (OSError, ValueError) as exc:  # ValueError: an extension Pillow cannot write
+        print(f"nothotdog: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
+    caption = replies.why_caption(explanation.verdict, explanation.p_positive, model.spec)
+    print(f"{out}\t{caption.splitlines()[0]}")
+    return 0
 
 
 def classify_files(classifier: Classifier, files: list[Path]) -> list[dict[str, object]]:

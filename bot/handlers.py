@@ -1,7 +1,7 @@
 """Telegram in, text out: which messages the bot answers, and with what.
 
-Everything about images beyond picking which file to download lives in the classifier; every
-sentence lives in ``replies``.
+Everything about images beyond picking which file to download lives in the classifier, the
+bytes in flight are counted by its budget; every sentence lives in ``replies``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import logging
 import time
 from collections.abc import Sequence
 
-from telegram import Document, Message, PhotoSize, ReplyParameters, Update
+import numpy as np
+from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError, TimedOut
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -24,16 +25,19 @@ from telegram.ext import (
 )
 
 from bot import replies
+from bot.access import Cooldown
+from bot.budget import MB, Lease
 from bot.classifier import Busy, Classifier
+from bot.download import FileDownloader, FileTooLarge, download_bytes
 from bot.logs import fields
+from bot.metrics import BotMetrics
 from bot.retry import may_have_taken_effect, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
 
 log = logging.getLogger(__name__)
 
-# Telegram's Bot API serves files up to 20 MB; getFile fails above that.
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
 IMAGE_EXTENSIONS = frozenset(
     {"jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"}
 )
@@ -87,9 +91,22 @@ def picture_in(message: Message, min_side: int) -> Picture | None:
 class BotHandlers:
     """The callbacks, bound to one classifier and one set of settings."""
 
-    def __init__(self, classifier: Classifier, settings: Settings) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        settings: Settings,
+        downloader: FileDownloader,
+        metrics: BotMetrics | None = None,
+        verdict_markup: InlineKeyboardMarkup | None = None,  # e.g. bot.why's "Why?" button
+    ) -> None:
         self.classifier = classifier
         self.settings = settings
+        self.downloader = downloader
+        self.metrics = metrics or BotMetrics()
+        self.verdict_markup = verdict_markup
+        self.max_file_bytes = settings.max_file_mb * MB
+        self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
+        self.leaves = Cooldown(LEAVE_AGAIN_S)
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -113,19 +130,34 @@ class BotHandlers:
     # --- access -----------------------------------------------------------------------
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Runs before every handler when ALLOWED_CHAT_IDS is set."""
+        """Runs before every handler when ALLOWED_CHAT_IDS is set.
+
+        A private outsider is told "no" at most once per OUTSIDER_REPLY_MINUTES; an outsider
+        group is told once, then left (it is no place for a private bot). Nothing of theirs
+        is downloaded.
+        """
         chat, message = update.effective_chat, update.effective_message
         allowed = self.settings.allowed_chat_ids or frozenset()
         if chat is None or chat.id in allowed:
             return
-        if message is not None and (
-            chat.type == ChatType.PRIVATE
-            or picture_in(message, 0) is not None
-            or (message.text or "").startswith("/")
-        ):
-            log.info("refused %s", fields(chat_id=chat.id, chat_type=chat.type))
-            await self.reply(message, replies.not_allowed())
+        if message is not None and chat.type == ChatType.PRIVATE:
+            if self.refusals.allow(chat.id):
+                log.info("refused %s", fields(chat_id=chat.id, chat_type=chat.type))
+                await self.reply(message, replies.not_allowed())
+        elif message is not None:
+            await self.refuse_group(message, context)
         raise ApplicationHandlerStop
+
+    async def refuse_group(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat_id = message.chat.id
+        try:
+            if self.refusals.allow(chat_id):
+                await self.reply(message, replies.not_allowed_group())
+            if self.leaves.allow(chat_id):
+                log.info("leaving %s", fields(chat_id=chat_id, chat_type=message.chat.type))
+                await with_retries(lambda: context.bot.leave_chat(chat_id), "leaveChat")
+        except TelegramError as exc:  # e.g. removed meanwhile: nothing left to do there
+            log.warning("could not refuse or leave %s", fields(chat_id=chat_id, error=exc))
 
     # --- commands ---------------------------------------------------------------------
 
@@ -133,7 +165,7 @@ class BotHandlers:
         await self.reply(_message(update), replies.start())
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.reply(_message(update), replies.help_text())
+        await self.reply(_message(update), replies.help_text(self.settings.max_file_mb))
 
     async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.reply(_message(update), replies.about(self.classifier.spec))
@@ -168,38 +200,39 @@ class BotHandlers:
     async def answer_picture(
         self, update: Update, message: Message, picture: Picture, *, source: str
     ) -> None:
-        """Download, classify and answer one picture; every expected failure gets a reply."""
+        """Download, classify and answer one picture; every expected failure gets a reply.
+
+        Admitted on its declared size into the classifier's byte budget, or "busy" at once;
+        an image file over MAX_FILE_MB is judged from Telegram's preview, or refused.
+        """
         started = time.perf_counter()
         info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
-        if picture.file_size and picture.file_size > MAX_DOWNLOAD_BYTES:
-            log.info("refused %s", fields(**info, reason="too_large", bytes=picture.file_size))
-            await self.reply(message, replies.too_large(picture.file_size))
+        sized = await self.within_size(message, picture, info)
+        if sized is None:
             return
+        picture, size, preview = sized
         try:
             with self.classifier.slot():
-                file = await with_retries(picture.get_file, "getFile")
-                if file.file_size and file.file_size > MAX_DOWNLOAD_BYTES:
-                    raise BadRequest("File is too big")
-                data = await with_retries(file.download_as_bytearray, "download")
-                downloaded = time.perf_counter()
-                verdict = await self.classifier.classify(bytes(data))
-        except Busy:
-            log.warning("busy %s", fields(**info, queue_size=self.classifier.queue_size))
-            await self.reply(message, replies.busy())
-            return
-        except ImageDecodeError as exc:
-            log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
-            await self.reply(message, replies.unreadable(str(exc)))
-            return
-        except BadRequest as exc:
-            if "too big" not in str(exc).lower():
+                declared = self.max_file_bytes if size is None else size
+                with self.classifier.budget.admit(download_bytes(declared)) as lease:
+                    image, nbytes, downloaded = await self.fetch_and_decode(
+                        picture, lease, declared
+                    )
+                decoded = time.perf_counter()
+                verdict = await self.classifier.infer(image)
+        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
+            if not await self.answer_failure(message, info, exc):
                 raise
-            log.info("refused %s", fields(**info, reason="too_large"))
-            await self.reply(message, replies.too_large())
             return
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
-        await self.reply(message, text)
+        if preview:
+            text = replies.from_preview(text, self.settings.max_file_mb)
+        await self.reply(message, text, markup=self.verdict_markup)
+        done = time.perf_counter()
+        self.metrics.observe_answer(
+            verdict.label, downloaded - started, classified - downloaded, done - started
+        )
         log.info(
             "classified %s",
             fields(
@@ -208,29 +241,103 @@ class BotHandlers:
                 probability=round(verdict.probability, 4),
                 latency_ms=(time.perf_counter() - started) * 1000,
                 download_ms=(downloaded - started) * 1000,
-                classify_ms=(classified - downloaded) * 1000,
-                bytes=len(data),
+                decode_ms=(decoded - downloaded) * 1000,
+                classify_ms=(classified - decoded) * 1000,
+                bytes=nbytes,
             ),
         )
 
-    async def reply(self, message: Message, text: str) -> Message | None:
+    async def within_size(
+        self, message: Message, picture: Picture, info: dict[str, object]
+    ) -> tuple[Picture, int | None, bool] | None:
+        """(what to download, its declared size, whether it is Telegram's preview), or None
+        when the file is over MAX_FILE_MB without a preview (the user has been told)."""
+        size = picture.file_size
+        if not size or size <= self.max_file_bytes:
+            return picture, size, False
+        thumbnail = picture.thumbnail if isinstance(picture, Document) else None
+        if thumbnail is None:
+            log.info("refused %s", fields(**info, reason="too_large", bytes=size))
+            self.metrics.too_large.inc()
+            await self.reply(message, replies.too_large(size, self.settings.max_file_mb))
+            return None
+        info["source"] = f"{info['source']}_preview"
+        return thumbnail, thumbnail.file_size, True
+
+    async def answer_failure(
+        self, message: Message, info: dict[str, object], exc: Exception
+    ) -> bool:
+        """Reply to an expected failure (busy, unreadable, too large); False for any other."""
+        if isinstance(exc, Busy):
+            log.warning("busy %s", fields(**info, reason=str(exc)))
+            self.metrics.busy.inc()
+            await self.reply(message, replies.busy())
+        elif isinstance(exc, ImageDecodeError):
+            log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
+            self.metrics.unreadable.inc()
+            await self.reply(message, replies.unreadable(str(exc)))
+        elif isinstance(exc, FileTooLarge):
+            log.info("refused %s", fields(**info, reason="too_large", bytes=exc.size))
+            self.metrics.too_large.inc()
+            await self.reply(message, replies.too_large(exc.size, self.settings.max_file_mb))
+        elif isinstance(exc, BadRequest) and "too big" in str(exc).lower():
+            log.info("refused %s", fields(**info, reason="too_large"))
+            self.metrics.too_large.inc()
+            await self.reply(message, replies.too_large(None, self.settings.max_file_mb))
+        else:
+            return False
+        return True
+
+    async def fetch(self, picture: Picture, lease: Lease, declared: int) -> bytearray:
+        """The file's bytes, held within ``lease`` (admitted for ``declared`` bytes, grown to
+        getFile's size if that is bigger, or Busy)."""
+        file = await with_retries(picture.get_file, "getFile")
+        limit = declared if file.file_size is None else file.file_size
+        if limit > self.max_file_bytes:
+            raise FileTooLarge(limit)
+        if not lease.grow(download_bytes(limit)):
+            raise Busy(f"the file has {limit} bytes, more than declared, and no room")
+        return await with_retries(lambda: self.downloader.fetch(file, limit), "download")
+
+    async def fetch_and_decode(
+        self, picture: Picture, lease: Lease, declared: int
+    ) -> tuple[np.ndarray, int, float]:
+        """The model input, the file's size and when its download ended.
+
+        The downloaded file lives only until it is decoded: one copy, held within ``lease``
+        (admitted for ``declared`` bytes).
+        """
+        data: bytearray | None = None
+        try:
+            data = await self.fetch(picture, lease, declared)
+            nbytes, downloaded = len(data), time.perf_counter()
+            image = await self.classifier.decode_async(data, held=lease.nbytes)
+            return image, nbytes, downloaded
+        finally:
+            data = None  # freed now, not when a traceback that saw it is dropped
+
+    async def reply(
+        self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
         """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
 
-        None when Telegram took the message but its answer timed out: it has most likely
-        been delivered, so neither the text nor an apology is sent a second time.
+        None when the request failed after Telegram may have taken it (a read timeout, a
+        connection dropped after sending, an unreadable answer): it has most likely been
+        delivered, so neither the text nor an apology is sent a second time.
         """
         quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
         try:
             return await with_retries(
-                lambda: message.reply_text(text, reply_parameters=quote),
+                lambda: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
                 "sendMessage",
                 idempotent=False,
             )
-        except TimedOut as exc:
+        except TelegramError as exc:
             if not may_have_taken_effect(exc):
                 raise
             log.warning(
-                "sendMessage timed out after it was sent; not sending it again %s",
+                "sendMessage failed after it was sent (%s: %s); not sending it again %s",
+                type(exc).__name__, exc,
                 fields(chat_id=message.chat.id, message_id=message.message_id),
             )
             return None
@@ -239,6 +346,7 @@ class BotHandlers:
         """Log every failure with its update id (the log formatter scrubs the token)."""
         error = context.error
         update_id = update.update_id if isinstance(update, Update) else None
+        self.metrics.errors.inc()
         log.error(
             "update failed %s",
             fields(update_id=update_id, error=type(error).__name__),

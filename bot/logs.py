@@ -90,3 +90,7 @@ def setup_logging(
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Built with max_retries=0, AIORateLimiter logs each RetryAfter it passes on as an error
+    # with a traceback; bot.retry logs the same event as a warning, and retries it.
+    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
+    logging.captureWarnings(True)  # e.g. Pillow's DecompressionBombWarning, through the scrubber

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from bot.classifier import Verdict
 from contract import ModelSpec
 
-MAX_DOWNLOAD_MB = 20  # Telegram's Bot API refuses getFile above this
+DEFAULT_MAX_FILE_MB = 10  # the MAX_FILE_MB setting's default
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What this bot does"),
     ("help", "How to use it, in private chats and groups"),
     ("about", "The model: name, version, labels, accuracy"),
     ("hotdog", "Reply to a photo with this to classify it"),
+    ("why", "Reply to a photo with this to see where I saw the hot dog"),
 )
 
 
@@ -33,13 +34,14 @@ def start() -> str:
     return (
         "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
         "Send me a photo (or an image file) and I'll reply with my verdict.\n"
-        "In a group, reply to any photo with /hotdog.\n\n"
+        "In a group, reply to any photo with /hotdog.\n"
+        "Reply to a photo with /why to see where I looked.\n\n"
         "/help - how I work in private chats and groups\n"
         "/about - the model behind me"
     )
 
 
-def help_text() -> str:
+def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     return (
         "How to use me:\n"
         "• Private chat: send a photo, an album or an image file (JPEG, PNG, WebP, GIF, BMP, "
@@ -47,7 +49,10 @@ def help_text() -> str:
         "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
         "admin) I answer every photo. Otherwise reply to a photo with /hotdog and I'll "
         "answer that one.\n"
-        f"• Files up to {MAX_DOWNLOAD_MB} MB; I look at the whole picture, nothing is stored.\n\n"
+        "• /why as a reply to a photo: the photo back, brightest where it looked most like a "
+        "hot dog to me.\n"
+        f"• Files up to {max_file_mb} MB (bigger ones: I judge Telegram's preview); I look at "
+        "the whole picture, nothing is stored.\n\n"
         "/about - which model answers, and how accurate it is"
     )
 
@@ -91,6 +96,32 @@ def find_accuracy(metrics: Mapping[str, object]) -> float | None:
     return None
 
 
+def why_usage() -> str:
+    return "Reply to a photo with /why and I'll show you where I saw the hot dog."
+
+
+def why_button() -> str:
+    return "Why?"
+
+
+def cant_explain() -> str:
+    return "🤷 This model can't explain itself: it has no heatmap. The verdicts still work."
+
+
+def photo_gone() -> str:
+    return "😕 I can't find that photo any more."
+
+
+def why_caption(v: Verdict, p_positive: float, spec: ModelSpec) -> str:
+    """The verdict, P(hotdog), and how to read the colours."""
+    name = spec.positive_label.replace("_", "")
+    return (
+        f"{verdict(v, spec, show_confidence=False)} · P({name}) = {p_positive:.0%}\n"
+        f"Bright = what looked most like {spec.positive_label.replace('_', ' ')} to me, "
+        "dark = least."
+    )
+
+
 def hotdog_usage() -> str:
     return "Reply to a photo with /hotdog and I'll tell you if it's a hotdog."
 
@@ -106,12 +137,17 @@ def unreadable(reason: str) -> str:
     return f"😕 I couldn't read that image: {reason}. Try sending it as a photo."
 
 
-def too_large(size_bytes: int | None = None) -> str:
+def too_large(size_bytes: int | None = None, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     size = f" ({size_bytes / 1_000_000:.0f} MB)" if size_bytes else ""
     return (
-        f"📦 That file is too big{size}: Telegram lets bots download at most "
-        f"{MAX_DOWNLOAD_MB} MB. Send it as a photo instead, Telegram will shrink it."
+        f"📦 That file is too big{size}: I look at files up to {max_file_mb} MB. "
+        "Send it as a photo instead, Telegram will shrink it."
     )
+
+
+def from_preview(verdict_text: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
+    """A verdict on Telegram's small preview of a file too big to download."""
+    return f"{verdict_text}\n(from Telegram's preview: the file is over {max_file_mb} MB)"
 
 
 def busy() -> str:
@@ -124,6 +160,10 @@ def failed() -> str:
 
 def not_allowed() -> str:
     return "🔒 Sorry, this bot is private and doesn't answer in this chat."
+
+
+def not_allowed_group() -> str:
+    return "🔒 Sorry, this bot is private, so it is leaving this group."
 
 
 def hotdog_usage_private() -> str:

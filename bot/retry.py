@@ -1,17 +1,21 @@
-"""Telegram calls that survive flood control and flaky networks, so no reply is lost."""
+"""The bot's one retry layer: Telegram calls that survive flood control and flaky networks.
+
+python-telegram-bot's AIORateLimiter only paces requests here (built with ``max_retries=0``):
+it can retry RetryAfter but not a network error, and two nested loops multiplied attempts
+(4 x 4 = 16). This loop sees every failure, so it alone decides: at most ``attempts`` tries
+in all, and never a second sendMessage once Telegram may have taken the first.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import httpx
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 T = TypeVar("T")
 
@@ -20,6 +24,20 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 4
 BASE_DELAY = 0.5  # seconds; doubles per attempt: 0.5, 1, 2
 MAX_RETRY_AFTER = 60.0  # beyond this, give up rather than keep a handler waiting
+
+# httpx failures that happen before the whole request has left: Telegram cannot have acted on
+# it. Every other way a request can fail comes after it was sent (a read timeout, the
+# connection dropped or reset before or during the answer, an answer that is not JSON).
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+)
 
 
 async def with_retries(
@@ -30,22 +48,18 @@ async def with_retries(
     base_delay: float = BASE_DELAY,
     idempotent: bool = True,
 ) -> T:
-    """Run ``call`` again on RetryAfter (after Telegram's delay), TimedOut or NetworkError.
+    """Run ``call`` at most ``attempts`` times: again after RetryAfter (Telegram's delay) or a
+    NetworkError, TimedOut included (after 0.5, 1, 2 s).
 
-    BadRequest and Forbidden are final: repeating them gives the same answer. A call that is
-    not ``idempotent`` (sendMessage) is not repeated once it may have taken effect: after a
-    read timeout Telegram may well have delivered the message and only its answer got lost,
-    and a second copy would answer the photo twice. Error answers (429, 5xx), connection
-    failures and timeouts before the request was fully sent are retried either way.
-
-    The AIORateLimiter already retries RetryAfter a few times and holds back every other
-    request meanwhile; this loop is the last line for what gets past it.
+    BadRequest and every other TelegramError are final: repeating them gives the same answer.
+    A call that is not ``idempotent`` (sendMessage) is not repeated once it may have taken
+    effect (:func:`may_have_taken_effect`): a second copy would answer a photo twice.
     """
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except RetryAfter as exc:
-            delay = _retry_after_seconds(exc)
+            delay = retry_after_seconds(exc)
             if attempt == attempts or delay > MAX_RETRY_AFTER:
                 raise
             log.warning("%s hit flood control; retry %d in %.1fs", what, attempt, delay)
@@ -64,16 +78,39 @@ async def with_retries(
 
 
 def may_have_taken_effect(exc: BaseException) -> bool:
-    """True when the request reached Telegram whole and only its answer is missing.
+    """True unless Telegram certainly did not act on the request that raised ``exc``.
 
-    PTB raises TimedOut for every httpx timeout; only a read timeout comes after the request
-    was sent. Connect, write and pool timeouts mean Telegram never got it all.
+    Not taken: Telegram answered with an error (RetryAfter, BadRequest, Forbidden, any HTTP
+    error status: PTB raises those without an httpx cause), or the request never left whole
+    (no connection, pool or connect timeout, a write that failed). Everything else came after
+    the request was sent: a read timeout, the connection dropped before or during the answer,
+    a 200 answer that could not be read (PTB's "Invalid server response"), an unknown error.
     """
-    return isinstance(exc, TimedOut) and isinstance(exc.__cause__, httpx.ReadTimeout)
+    if not isinstance(exc, TelegramError):
+        return True
+    if not isinstance(exc, NetworkError) or isinstance(exc, BadRequest):
+        return _unreadable_answer(exc)  # a TelegramError Telegram sent, unless unreadable
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, TelegramError):
+        return False  # PTB's error for an HTTP error status (with a non-JSON body: from one)
+    if isinstance(cause, httpx.HTTPError):
+        return not isinstance(cause, _NOT_SENT)
+    return True
 
 
-def _retry_after_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that this int becomes a timedelta in v23
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
+def _unreadable_answer(exc: TelegramError) -> bool:
+    """PTB raises a bare TelegramError when a success answer is not JSON."""
+    return type(exc) is TelegramError and isinstance(exc.__cause__, ValueError)
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """Telegram's delay, read as PTB's own AIORateLimiter reads it.
+
+    The public ``retry_after`` warns (PTB 22) that it becomes a timedelta in v23; silencing
+    that with ``warnings.catch_warnings`` would change process-wide state from the event loop
+    while decoding threads run.
+    """
+    value = getattr(exc, "_retry_after", None)
+    if not isinstance(value, dt.timedelta):  # a future PTB: the public attribute, no warning
         value = exc.retry_after
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)

@@ -6,6 +6,7 @@ Every variable here is listed, with a comment, in ``.env.example``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from dotenv import dotenv_values
 DEFAULT_MODEL_PATH = Path("models/nothotdog.onnx")
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
+TELEGRAM_MAX_FILE_MB = 20  # getFile refuses bigger files
 # Telegram's rule for setWebhook's secret_token.
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -34,6 +36,7 @@ class Settings:
     model_path: Path = DEFAULT_MODEL_PATH
     threshold: float | None = None  # None: the model's own (from its metadata)
     show_confidence: bool = True
+    show_why_button: bool = False  # an inline "Why?" button under each verdict (bot/why.py)
     # Two: on small machines VGG16 already fills every core at batch 1, so bigger batches add
     # memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and no photos per second.
     batch_size: int = 2
@@ -42,15 +45,27 @@ class Settings:
     # One: each onnxruntime call already uses every core; two at once only doubles the
     # activation memory (bench: 358 MB vs 255 MB peak RSS at the same photos/s).
     worker_threads: int = 1
+    # Two: heavy decodes (big files, many pixels) take one at most, so a small photo's decode
+    # never waits behind a 40 MP PNG. Decoding never runs on the inference thread.
+    decode_threads: int = 2
+    # Bytes (MB = 1024 * 1024) held for pictures in flight: files and decodes. See
+    # docs/reliability.md for what it guarantees; the default keeps the bot under 300 MB.
+    memory_budget_mb: int = 48
+    # Image files above this are judged from Telegram's preview, or refused without one.
+    max_file_mb: int = 10
+    # A private chat outside ALLOWED_CHAT_IDS is told "no" at most once per this many minutes.
+    outsider_reply_minutes: float = 10.0
     onnx_threads: int = 0  # 0: onnxruntime picks (all cores)
     log_level: str = "INFO"
     allowed_chat_ids: frozenset[int] | None = None  # None: everyone
     webhook_url: str = ""  # empty: long polling
-    webhook_listen: str = "0.0.0.0"
+    webhook_listen: str = "127.0.0.1"  # behind a reverse proxy on the same machine
     webhook_port: int = 8443
     webhook_secret: str = field(default="", repr=False)
     base_url: str = TELEGRAM_BASE_URL
     base_file_url: str = TELEGRAM_BASE_FILE_URL
+    health_port: int | None = None  # None: no /healthz and /metrics
+    health_listen: str = "127.0.0.1"
     # Seconds to wait for the Bot API to answer (or a file to arrive) before retrying. Not an
     # environment variable: Telegram's defaults suit every deployment; tests shorten it.
     request_timeout: float = 10.0
@@ -91,29 +106,67 @@ def load_settings(
         model_path=Path(get("MODEL_PATH") or DEFAULT_MODEL_PATH),
         threshold=_probability("THRESHOLD", get("THRESHOLD")),
         show_confidence=_bool("SHOW_CONFIDENCE", get("SHOW_CONFIDENCE"), True),
+        show_why_button=_bool("SHOW_WHY_BUTTON", get("SHOW_WHY_BUTTON"), False),
         batch_size=_int("BATCH_SIZE", get("BATCH_SIZE"), 2, minimum=1),
         batch_wait_ms=_float("BATCH_WAIT_MS", get("BATCH_WAIT_MS"), 5.0, minimum=0.0),
         queue_size=_int("QUEUE_SIZE", get("QUEUE_SIZE"), 64, minimum=1),
         worker_threads=_int("WORKER_THREADS", get("WORKER_THREADS"), 1, minimum=1),
+        decode_threads=_int("DECODE_THREADS", get("DECODE_THREADS"), 2, minimum=1),
+        memory_budget_mb=_int("MEMORY_BUDGET_MB", get("MEMORY_BUDGET_MB"), 48, minimum=1),
+        max_file_mb=_int("MAX_FILE_MB", get("MAX_FILE_MB"), 10, minimum=1),
+        outsider_reply_minutes=_float(
+            "OUTSIDER_REPLY_MINUTES", get("OUTSIDER_REPLY_MINUTES"), 10.0, minimum=0.0
+        ),
         onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
         log_level=_log_level(get("LOG_LEVEL") or "INFO"),
         allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),
         webhook_url=get("WEBHOOK_URL"),
-        webhook_listen=get("WEBHOOK_LISTEN") or "0.0.0.0",
+        webhook_listen=get("WEBHOOK_LISTEN") or "127.0.0.1",
         webhook_port=_int("WEBHOOK_PORT", get("WEBHOOK_PORT"), 8443, minimum=1),
         webhook_secret=get("WEBHOOK_SECRET"),
         base_url=get("TELEGRAM_BASE_URL") or TELEGRAM_BASE_URL,
         base_file_url=get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_BASE_FILE_URL,
+        health_port=_int("HEALTH_PORT", get("HEALTH_PORT"), 0, minimum=1) or None,
+        health_listen=get("HEALTH_LISTEN") or "127.0.0.1",
     )
-    if settings.webhook_url and urlsplit(settings.webhook_url).scheme not in ("http", "https"):
+    if settings.webhook_url:
+        _check_webhook_url(settings.webhook_url)
+    if settings.max_file_mb > TELEGRAM_MAX_FILE_MB:
         raise SettingsError(
-            f"WEBHOOK_URL must be a full https:// URL, got {settings.webhook_url!r}"
+            f"MAX_FILE_MB must be at most {TELEGRAM_MAX_FILE_MB} (Telegram lets bots download "
+            f"no more), got {settings.max_file_mb}"
+        )
+    if settings.memory_budget_mb < 2 * settings.max_file_mb:
+        raise SettingsError(
+            f"MEMORY_BUDGET_MB ({settings.memory_budget_mb}) must be at least twice MAX_FILE_MB "
+            f"({settings.max_file_mb}), or files that big would never fit in it"
         )
     if settings.webhook_secret and not _SECRET_RE.match(settings.webhook_secret):
         raise SettingsError(
             "WEBHOOK_SECRET may hold only letters, digits, '_' and '-' (1 to 256 characters)"
         )
     return settings
+
+
+def _check_webhook_url(url: str) -> None:
+    """https, as Telegram requires; plain http only to this machine (a local Bot API server)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"WEBHOOK_URL must be a full https:// URL, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise SettingsError(
+            f"WEBHOOK_URL must start with https:// (Telegram delivers webhooks only over HTTPS; "
+            f"put the bot behind a TLS-terminating reverse proxy), got {url!r}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _int(name: str, raw: str, default: int, minimum: int) -> int:

@@ -7,11 +7,15 @@ from contract.imaging import (
     ImageDecodeError,
     ImageTooLarge,
     NotAnImage,
+    OpenedImage,
     decode_image,
+    finish_decode,
     load_image_file,
+    open_image,
 )
 from contract.spec import (
     DEFAULT_THRESHOLD,
+    HEATMAP_NAME,
     IMAGENET_MEAN_BGR,
     INPUT_NAME,
     INPUT_SIZE,
@@ -25,6 +29,7 @@ from contract.spec import (
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "HEATMAP_NAME",
     "IMAGENET_MEAN_BGR",
     "INPUT_NAME",
     "INPUT_SIZE",
@@ -37,6 +42,9 @@ __all__ = [
     "MetaKey",
     "ModelSpec",
     "NotAnImage",
+    "OpenedImage",
     "decode_image",
+    "finish_decode",
     "load_image_file",
+    "open_image",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from contract.spec import INPUT_NAME, ModelSpec
+from contract.spec import HEATMAP_NAME, INPUT_NAME, ModelSpec
 
 
 class ModelLoadError(RuntimeError):
@@ -22,10 +23,32 @@ class OnnxModel:
     spec: ModelSpec
     path: Path
 
+    @cached_property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.session.get_outputs())
+
+    @property
+    def has_heatmap(self) -> bool:
+        """Whether the file can say where it saw the positive class (``/why``)."""
+        return HEATMAP_NAME in self.output_names
+
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """``uint8 [n, size, size, 3]`` RGB in, ``float32 [n, classes]`` probabilities out."""
-        (probs,) = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(images, np.uint8)})
+        """``uint8 [n, size, size, 3]`` RGB in, ``float32 [n, classes]`` probabilities out.
+
+        Asks for the probabilities alone, so a file with a heatmap costs the verdict nothing
+        beyond what the graph computes anyway.
+        """
+        feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
+        (probs,) = self.session.run([self.output_names[0]], feed)
         return probs
+
+    def explain(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and ``float32 [n, h, w]`` heatmaps (see contract.heatmap) in one run."""
+        if not self.has_heatmap:
+            raise ModelLoadError(f"{self.path} has no {HEATMAP_NAME!r} output")
+        feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
+        probs, heatmaps = self.session.run([self.output_names[0], HEATMAP_NAME], feed)
+        return probs, heatmaps
 
 
 PROVIDERS = ["CPUExecutionProvider"]
@@ -66,6 +89,14 @@ def load_onnx(path: str | Path, intra_op_threads: int = 0) -> OnnxModel:
         raise ModelLoadError(
             f"{path} input shape {shape} is not [batch, {spec.input_size}, {spec.input_size}, 3]"
         )
-    if len(outputs) != 1 or outputs[0].shape[-1] != len(spec.labels):
-        raise ModelLoadError(f"{path} must have one output with {len(spec.labels)} columns")
+    if not 1 <= len(outputs) <= 2 or outputs[0].shape[-1] != len(spec.labels):
+        raise ModelLoadError(
+            f"{path} must have a first output with {len(spec.labels)} columns "
+            f"(and at most a {HEATMAP_NAME!r} output besides)"
+        )
+    if len(outputs) == 2 and (outputs[1].name != HEATMAP_NAME or len(outputs[1].shape) != 3):
+        raise ModelLoadError(
+            f"{path}'s second output must be {HEATMAP_NAME!r}, [batch, height, width]; "
+            f"found {outputs[1].name!r} {outputs[1].shape}"
+        )
     return OnnxModel(session=session, spec=spec, path=path)

@@ -20,6 +20,8 @@ RESIZE_METHOD = "bilinear"  # whole image squashed to INPUT_SIZE x INPUT_SIZE, s
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+# Optional second output: the class activation map of the positive class (see contract.heatmap).
+HEATMAP_NAME = "heatmap"
 
 
 class MetaKey:
@@ -41,6 +43,7 @@ class MetaKey:
     DATA_SUMMARY = "nothotdog.training_data"  # JSON object
     WEIGHTS_SHA256 = "nothotdog.weights_sha256"
     QUANTIZATION = "nothotdog.quantization"
+    HEATMAP = "nothotdog.heatmap"  # JSON object; present when the file has the heatmap output
 
 
 INPUT_LAYOUT = "NHWC uint8 RGB"

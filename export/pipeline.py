@@ -22,6 +22,7 @@ from contract import ModelSpec
 from contract.runtime import ModelLoadError, load_onnx
 from export.convert import ConversionError, load_float32, tidy, to_onnx
 from export.fold import fold_preprocessing
+from export.heatmap import add_heatmap
 from export.images import decode_examples, generated_images, labelled_examples
 from export.metadata import (
     REQUIRED_KEYS,
@@ -97,6 +98,7 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
     fold_preprocessing(proto)
     sha = weights_sha256(model.get_weights())
     spec = build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
+    spec = add_heatmap(proto, spec)  # the second output, for /why; probabilities untouched
     write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
     log(f"converted with tf2onnx (opset {opts.opset}), preprocessing folded into the first "

@@ -29,6 +29,7 @@ from contract import INPUT_NAME, MetaKey
 from contract.dataset import Example
 from contract.runtime import OnnxModel, load_onnx
 from export.fold import PADDED, feed_uint8
+from export.heatmap import heatmap_branch
 from export.images import batches, generated_images
 from export.settings import (
     DEFAULT_ACTIVATIONS,
@@ -109,7 +110,8 @@ def parse_exclude(which: str) -> tuple[str, ...]:
 
 def excluded_nodes(proto: onnx.ModelProto, which: str) -> list[str]:
     """Names of the nodes kept in float, found by position relative to the convolutions so
-    they survive renaming by the graph optimiser. See settings.EXCLUDE_GROUPS."""
+    they survive renaming by the graph optimiser (see settings.EXCLUDE_GROUPS), plus the
+    heatmap's nodes, found by what they compute (export.heatmap)."""
     groups = parse_exclude(which)
     nodes = list(proto.graph.node)
     convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
@@ -127,6 +129,9 @@ def excluded_nodes(proto: onnx.ModelProto, which: str) -> list[str]:
         if not pools:
             raise QuantizationError("no global pooling after the last Conv: where is the head?")
         names += [node.name for node in after[pools[0] :]]
+    # Always float, whatever the groups: the heatmap's few nodes cost nothing, and its output
+    # is read by people, not compared against a threshold.
+    names += [name for name in heatmap_branch(proto) if name not in names]
     return names
 
 

@@ -2,27 +2,32 @@
 
 Point python-telegram-bot at it with ``base_url=api.base_url`` and
 ``base_file_url=api.base_file_url``. It speaks enough of the Bot API for the bot (getMe,
-getUpdates with long polling, getFile and file downloads, sendMessage, setMyCommands,
-getMyCommands, deleteWebhook, setWebhook, getWebhookInfo, sendChatAction, ...), records every
-call, and can inject faults:
+getUpdates with long polling, getFile and file downloads, sendMessage, sendPhoto,
+answerCallbackQuery, setMyCommands, getMyCommands, deleteWebhook, setWebhook, getWebhookInfo,
+sendChatAction, ...), records every call, and can inject faults:
 
     api.fail("sendMessage", status=502)           # next sendMessage answers 502
     api.rate_limit("sendMessage", retry_after=1)  # 429 with parameters.retry_after
     api.slow("getFile", seconds=3)                # answer late
     api.drop_download(after_bytes=100)            # close the connection mid-file
+    api.after_handling("sendMessage", "drop")     # do it, then hang up without an answer
     api.hook = my_coroutine                        # anything else: see ``Hook``
 
-Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``) and
-await the bot's answers (``replies_to``, ``wait_for_messages``). When the bot has called
-setWebhook, pushed updates are POSTed to its webhook, with the secret header, as Telegram does.
+Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``,
+``push_callback_query`` for a button press) and await the bot's answers (``replies_to``,
+``wait_for_messages``). When the bot has called setWebhook, pushed updates are POSTed to its
+webhook, with the secret header, as Telegram does.
 It imports nothing from the bot, so benchmarks can reuse it against a bot process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,9 +35,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from PIL import Image
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTests_abcdefghijklmnopq"
 LOOPBACK = "127.0.0.1"
+# How long a test waits for the bot by default. It returns as soon as the bot has answered;
+# the margin is for a shared machine where a test process can be starved for seconds.
+WAIT_S = 30.0
 # Form fields that are text even when they look like JSON (``"123"``, ``"true"``).
 _TEXT_FIELDS = frozenset(
     {"text", "caption", "url", "secret_token", "file_id", "action", "parse_mode", "query"}
@@ -54,7 +63,8 @@ class Fault:
 
     ``delay`` seconds first; then ``status`` (an error answer with ``description`` and, for
     429, ``retry_after``), or ``drop_after`` bytes of the file then a closed connection, or,
-    with neither, the normal answer.
+    with neither, the normal answer. ``after`` (Bot API methods): the call takes effect as
+    usual, then the answer is lost - see :data:`AFTER_EFFECTS`.
     """
 
     method: str
@@ -64,7 +74,17 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     drop_after: int | None = None
+    after: str | None = None
     hits: int = 0
+
+
+# Ways a request can fail after Telegram has acted on it, as the fake can play them:
+AFTER_EFFECTS = {
+    "drop": "the connection closes without an answer",
+    "cut": "the answer stops halfway and the connection closes",
+    "reset": "the connection is reset (TCP RST) instead of answered",
+    "garble": "the answer is 200 but not JSON (an HTML page from a proxy)",
+}
 
 
 # A hook sees each call first; a response it returns is sent instead of the normal one.
@@ -94,16 +114,19 @@ class FakeTelegram:
         self.can_read_all_group_messages = can_read_all_group_messages
         self.calls: list[Call] = []
         self.sent: list[dict[str, Any]] = []  # every message the bot sent, as returned
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # all messages, by chat and id
         self.faults: list[Fault] = []
         self.hook: Hook | None = None
         self.files: dict[str, StoredFile] = {}
         self.admin_in: set[int] = set()  # group chats where the bot is an admin
+        self.left: set[int] = set()  # chats the bot has left: Telegram sends nothing from them
         self.commands: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
+        self._query_ids = itertools.count(1)
         self._waiters: list[asyncio.Future[None]] = []
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -173,6 +196,13 @@ class FakeTelegram:
     def drop_download(self, after_bytes: int = 64, times: int = 1) -> Fault:
         return self.inject("file", drop_after=after_bytes, times=times)
 
+    def after_handling(self, method: str, effect: str, times: int = 1) -> Fault:
+        """``method`` takes effect (a message is sent), then its answer is lost: ``effect``
+        is one of :data:`AFTER_EFFECTS`."""
+        if effect not in AFTER_EFFECTS:
+            raise ValueError(f"effect must be one of {sorted(AFTER_EFFECTS)}")
+        return self.inject(method, after=effect, times=times)
+
     # --- chats, files and updates ------------------------------------------------------------
 
     @staticmethod
@@ -226,7 +256,8 @@ class FakeTelegram:
         }
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "update_id"}
-        if not self.bot_sees(message):
+        self.messages[(chat["id"], message["message_id"])] = message
+        if chat["id"] in self.left or not self.bot_sees(message):
             return {**message, "update_id": None}
         update = self.push_update({"message": message})
         return {**message, "update_id": update["update_id"]}
@@ -313,8 +344,11 @@ class FakeTelegram:
         file_name: str = "picture.png",
         mime_type: str | None = "image/png",
         declared_size: int | None = None,
+        thumbnail: bytes | None = None,
+        thumbnail_size: tuple[int, int] = (320, 240),
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """``thumbnail``: the JPEG preview Telegram makes of an image file (at most 320 px)."""
         suffix = file_name.rsplit(".", 1)[-1] if "." in file_name else "bin"
         file_id = self.add_file(data, suffix=suffix, declared_size=declared_size)
         document: dict[str, Any] = {
@@ -325,6 +359,15 @@ class FakeTelegram:
         }
         if mime_type is not None:
             document["mime_type"] = mime_type
+        if thumbnail is not None:
+            thumb_id = self.add_file(thumbnail)
+            document["thumbnail"] = {
+                "file_id": thumb_id,
+                "file_unique_id": self.files[thumb_id].file_unique_id,
+                "width": thumbnail_size[0],
+                "height": thumbnail_size[1],
+                "file_size": len(thumbnail),
+            }
         return self.push_message(chat, document=document, **kwargs)
 
     def push_command(
@@ -337,6 +380,21 @@ class FakeTelegram:
 
     def push_text(self, text: str, chat: dict[str, Any] | None = None, **kwargs: Any) -> dict:
         return self.push_message(chat, text=text, **kwargs)
+
+    def push_callback_query(
+        self, message: dict[str, Any], data: str, *, user_id: int = 1001
+    ) -> dict[str, Any]:
+        """A press on an inline button under ``message`` (one the bot sent, from ``sent``);
+        Telegram sends the message as it is, with the message it replied to."""
+        chat_id, message_id = message["chat"]["id"], message["message_id"]
+        query = {
+            "id": f"Q{next(self._query_ids)}",
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+            "message": self.messages[(chat_id, message_id)],
+            "chat_instance": f"ci{chat_id}",
+            "data": data,
+        }
+        return self.push_update({"callback_query": query})
 
     # --- what the bot did -------------------------------------------------------------------
 
@@ -356,21 +414,21 @@ class FakeTelegram:
         ]
 
     async def replies_to(
-        self, message: dict[str, Any], count: int = 1, timeout: float = 10.0
+        self, message: dict[str, Any], count: int = 1, timeout: float = WAIT_S
     ) -> list[dict[str, Any]]:
         """Wait until the bot has answered ``message`` ``count`` times; return the answers."""
         await self.wait_until(lambda: len(self.replies_now(message)) >= count, timeout)
         return self.replies_now(message)
 
-    async def reply_text(self, message: dict[str, Any], timeout: float = 10.0) -> str:
+    async def reply_text(self, message: dict[str, Any], timeout: float = WAIT_S) -> str:
         """The text of the bot's (first) reply to ``message``."""
         return (await self.replies_to(message, 1, timeout))[0]["text"]
 
-    async def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for_messages(self, count: int, timeout: float = WAIT_S) -> list[dict[str, Any]]:
         await self.wait_until(lambda: len(self.sent) >= count, timeout)
         return list(self.sent)
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
         """Wait for ``predicate`` to hold; re-checked whenever a call or update comes in."""
         if not await self._wait_for(predicate, timeout):
             raise AssertionError(
@@ -412,7 +470,7 @@ class FakeTelegram:
         self._notify()
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
-        response = await self._faulty(call, request)
+        response, fault = await self._faulty(call, request)
         if response is not None:
             return response
         handler = getattr(self, f"_m_{method}", None)
@@ -423,6 +481,8 @@ class FakeTelegram:
         except _ApiError as exc:
             return _error(exc.status, exc.description)
         self._notify()
+        if fault is not None and fault.after is not None:
+            return await _lose_answer(fault.after, {"ok": True, "result": result}, request)
         return web.json_response({"ok": True, "result": result})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -458,17 +518,20 @@ class FakeTelegram:
                 return fault
         return None
 
-    async def _faulty(self, call: Call, request: web.Request) -> web.StreamResponse | None:
+    async def _faulty(
+        self, call: Call, request: web.Request
+    ) -> tuple[web.StreamResponse | None, Fault | None]:
         if self.hook is not None and (hooked := await self.hook(call, request)) is not None:
-            return hooked
+            return hooked, None
         fault = self._take_fault(call.method)
         if fault is None:
-            return None
+            return None, None
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
-            return None
-        return _error(fault.status, fault.description or f"Error {fault.status}", fault.retry_after)
+            return None, fault
+        description = fault.description or f"Error {fault.status}"
+        return _error(fault.status, description, fault.retry_after), fault
 
     async def _deliver(self, update: dict[str, Any]) -> None:
         assert self.webhook is not None
@@ -519,23 +582,60 @@ class FakeTelegram:
         }
 
     async def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
         text = str(params.get("text", ""))
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
+        return self._send(params, text=text)
+
+    async def _m_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The uploaded bytes stay in the recorded ``params["photo"]``; the message gets one
+        PhotoSize of the image's real size."""
+        data = params.get("photo")
+        if not isinstance(data, bytes) or not data:
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        try:
+            width, height = Image.open(io.BytesIO(data)).size
+        except OSError:
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+        file_id = self.add_file(data)
+        size = {"file_id": file_id, "file_unique_id": self.files[file_id].file_unique_id,
+                "width": width, "height": height, "file_size": len(data)}  # fmt: skip
+        content: dict[str, Any] = {"photo": [size]}
+        if params.get("caption"):
+            content["caption"] = str(params["caption"])
+        return self._send(params, **content)
+
+    def _send(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
+        """Record a message from the bot, returned as Telegram returns it: with the message
+        it replies to, and its inline keyboard."""
+        chat_id = int(params["chat_id"])
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": _chat_for(chat_id),
             "from": {"id": self.bot_id, "is_bot": True, "first_name": "Not Hotdog"},
-            "text": text,
+            **content,
         }
         reply = params.get("reply_parameters") or {}
         reply_to = reply.get("message_id", params.get("reply_to_message_id"))
+        replied = self.messages.get((chat_id, reply_to)) if reply_to is not None else None
+        if replied is not None:
+            message["reply_to_message"] = {k: v for k, v in replied.items()
+                                           if k != "reply_to_message"}  # fmt: skip
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.messages[(chat_id, message["message_id"])] = message
         self.sent.append({**message, "reply_to_message_id": reply_to, "params": params})
         return message
 
+    async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        return True
+
     async def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_leaveChat(self, params: dict[str, Any]) -> bool:
+        self.left.add(int(params["chat_id"]))
         return True
 
     async def _m_setMyCommands(self, params: dict[str, Any]) -> bool:
@@ -584,6 +684,28 @@ def _error(status: int, description: str, retry_after: int | None = None) -> web
     return web.json_response(body, status=status)
 
 
+async def _lose_answer(
+    effect: str, body: dict[str, Any], request: web.Request
+) -> web.StreamResponse:
+    """The call took effect; now lose its answer as ``effect`` (see AFTER_EFFECTS) says."""
+    if effect == "garble":
+        return web.Response(text="<html><body>OK</body></html>", content_type="text/html")
+    transport = request.transport
+    assert transport is not None
+    response = web.StreamResponse()
+    if effect == "cut":
+        payload = json.dumps(body).encode()
+        response.headers["Content-Length"] = str(len(payload))
+        response.content_type = "application/json"
+        await response.prepare(request)
+        await response.write(payload[: len(payload) // 2])
+    if effect == "reset":
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.close()  # "drop": nothing was written at all
+    return response  # aiohttp writes nothing more to a closed transport
+
+
 def _chat_for(chat_id: int) -> dict[str, Any]:
     if chat_id > 0:
         return FakeTelegram.private_chat(chat_id)
@@ -599,6 +721,8 @@ async def _params(request: web.Request) -> dict[str, Any]:
             return raw
         form = await request.post()
         raw.update({k: v for k, v in form.items() if isinstance(v, str)})
+        files = {k: v.file.read() for k, v in form.items() if isinstance(v, web.FileField)}
+        return {**{k: _decode(k, v) for k, v in raw.items()}, **files}
     return {k: _decode(k, v) for k, v in raw.items()}
 
 

@@ -109,6 +109,43 @@ def test_report_without_mistakes_or_second_class_still_writes_every_png(tmp_path
     assert not (out / "training_curves.png").exists()
 
 
+def test_worst_mistakes_carry_heatmaps_when_the_model_has_them(tmp_path, data_dir):
+    examples = list_examples(data_dir, LABELS)
+    p_hot = oracle(data_dir)
+    probs = np.stack([p_hot, 1 - p_hot], axis=1)
+    y = [e.label for e in examples]
+    asked: list[str] = []
+
+    def heatmap(path: Path) -> np.ndarray:
+        asked.append(path.name)
+        cells = np.zeros((7, 7), np.float32)
+        cells[0, 0] = 1.0
+        return cells
+
+    plain, explained = tmp_path / "plain", tmp_path / "explained"
+    write_evaluation(plain, y, probs, examples, LABELS, POSITIVE_LABEL, 0.5)
+    write_evaluation(explained, y, probs, examples, LABELS, POSITIVE_LABEL, 0.5, heatmap=heatmap)
+    assert sorted(asked) == ["siteB__blue.png", "siteB__red.png"]  # the two mistakes only
+    assert is_png(explained / "worst_mistakes.png")
+    before = np.asarray(Image.open(plain / "worst_mistakes.png").convert("RGB"), np.float32)
+    after = np.asarray(Image.open(explained / "worst_mistakes.png").convert("RGB"), np.float32)
+    assert before.shape != after.shape or np.abs(before - after).mean() > 1.0
+
+
+def test_eval_draws_the_heatmaps_of_an_onnx_file_that_has_them(tmp_path, data_dir):
+    from training.evaluate import load_model
+
+    plain = load_model(build_tiny_model(tmp_path / "plain.onnx"))
+    explained = load_model(build_tiny_model(tmp_path / "heatmap.onnx", heatmap=True))
+    assert plain.heatmap is None and explained.heatmap is not None
+    (bad,) = [e for e in list_examples(data_dir, LABELS) if e.path.name == "siteB__red.png"]
+    assert explained.heatmap(bad.path).shape == (7, 7)
+    out = tmp_path / "eval"
+    assert main([str(tmp_path / "heatmap.onnx"), str(data_dir), "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert is_png(out / "worst_mistakes.png")
+
+
 # --- predict_examples -------------------------------------------------------------------------
 
 

@@ -21,11 +21,12 @@ import keras
 import onnx
 import onnxruntime as ort
 
-from contract import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, MetaKey, ModelSpec
+from contract import HEATMAP_NAME, INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, MetaKey, ModelSpec
 from contract.dataset import Example
 from contract.runtime import load_onnx
 from export.__main__ import main
 from export.convert import load_float32, to_onnx
+from export.heatmap import HeatmapError, add_heatmap, add_to_file, heatmap_branch
 from export.images import generated_images, stratified_sample
 from export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
 from export.parity import ParityError, check_parity
@@ -333,17 +334,21 @@ def test_excluded_nodes_are_found_by_position(float32_export: Path):
 
     proto = onnx.load(str(float32_export))
     ops = {node.name: node.op_type for node in proto.graph.node}
-    head = [ops[name] for name in excluded_nodes(proto, "head")]
+    branch = heatmap_branch(proto)  # kept float whatever the groups
+    assert [ops[name] for name in branch] == ["Mul", "ReduceSum", "Add"]
+    assert excluded_nodes(proto, "none") == branch
+
+    def group(which: str) -> list[str]:
+        return [ops[name] for name in excluded_nodes(proto, which) if name not in branch]
+
+    head = group("head")
     assert head[0] == "GlobalAveragePool" and head[-1] == "Softmax" and "Conv" not in head
-    before = [ops[name] for name in excluded_nodes(proto, "preprocess")]
-    # After the fold, what precedes the first Conv is the mean-colour padding of the image.
+    before = group("preprocess")  # folded (export.fold): the image padded with the mean colour
     assert before[0] == "Transpose" and "Pad" in before and "Conv" not in before
     assert "Sub" not in before and "ReverseSequence" not in before
-    first = [ops[name] for name in excluded_nodes(proto, "first_conv")]
-    assert first == ["Conv", "Relu"]
-    assert excluded_nodes(proto, "none") == []
+    assert group("first_conv") == ["Conv", "Relu"]
     both = excluded_nodes(proto, "head+preprocess")
-    assert len(both) == len(head) + len(before)
+    assert len(both) == len(head) + len(before) + len(branch)
     with pytest.raises(QuantizationError):
         excluded_nodes(proto, "everything")
 
@@ -397,3 +402,91 @@ def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export:
     assert stack_report(ops)["inside_stack"] == []
     first_conv = next(i for i, op in enumerate(ops) if op == "QLinearConv")
     assert "Cast" not in ops[:first_conv]  # the uint8 image goes straight into int8
+# --- the heatmap output (issue 13) ----------------------------------------------------------
+
+
+def cam_by_hand(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The class activation map from the Keras weights, in numpy: the dense layer's
+    hot-minus-not weights at every position of the map the global pooling averages."""
+    features = keras.Model(model.input, model.get_layer("block2_conv1").output)
+    fmap = np.asarray(features.predict_on_batch(images), np.float64)  # [n, h, w, c]
+    weights, bias = (np.asarray(w, np.float64) for w in model.get_layer(OUTPUT_NAME).weights)
+    return fmap @ (weights[:, 0] - weights[:, 1]) + (bias[0] - bias[1])
+
+
+def test_heatmap_is_the_class_activation_map(float32_export: Path, model: keras.Model):
+    images = generated_images(6, seed=7)
+    loaded = load_onnx(float32_export)
+    assert loaded.has_heatmap
+    probs, heatmaps = loaded.explain(images)
+    expected = cam_by_hand(model, images)
+    assert heatmaps.shape == expected.shape == (6, 28, 28)
+    np.testing.assert_allclose(heatmaps, expected, rtol=1e-4, atol=1e-4)
+    # Exact: its mean over positions is the verdict's logit.
+    logit = np.log(probs[:, 0].astype(np.float64) / probs[:, 1])
+    np.testing.assert_allclose(heatmaps.mean(axis=(1, 2)), logit, atol=1e-4)
+    (out,) = [o for o in loaded.session.get_outputs() if o.name == HEATMAP_NAME]
+    assert out.shape == ["batch", 28, 28]
+    meta = json.loads(read_metadata(float32_export)[MetaKey.HEATMAP])
+    assert meta["output"] == HEATMAP_NAME and meta["shape"] == ["batch", 28, 28]
+    assert meta["label"] == "hot_dog"
+
+
+def test_adding_the_heatmap_leaves_probabilities_bit_identical(model: keras.Model):
+    plain = to_onnx(model)
+    with_heatmap = onnx.ModelProto()
+    with_heatmap.CopyFrom(plain)
+    spec = add_heatmap(with_heatmap, ModelSpec())
+    assert MetaKey.HEATMAP in spec.extra
+    images = generated_images(8, seed=11)
+    cpu = ["CPUExecutionProvider"]
+    before = ort.InferenceSession(plain.SerializeToString(), providers=cpu)
+    after = ort.InferenceSession(with_heatmap.SerializeToString(), providers=cpu)
+    feed = {INPUT_NAME: images}
+    (reference,) = before.run(None, feed)
+    (alone,), (both, _) = after.run([OUTPUT_NAME], feed), after.run(None, feed)
+    assert np.array_equal(reference, alone) and np.array_equal(reference, both)
+    with pytest.raises(HeatmapError, match="already"):
+        add_heatmap(with_heatmap, ModelSpec())
+
+
+def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
+    float32 = load_onnx(int8_export.with_name("small.float32.onnx"))
+    int8 = load_onnx(int8_export)
+    assert int8.has_heatmap and MetaKey.HEATMAP in int8.spec.extra
+    proto = onnx.load(str(int8_export))
+    branch = set(heatmap_branch(proto))
+    assert len(branch) == 3
+    producers = {out: n for n in proto.graph.node for out in n.output}
+    mul = next(n for n in proto.graph.node if n.name in branch and n.op_type == "Mul")
+    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    assert mul.input[1] in floats  # its weights were not quantized
+    assert not [n for n in proto.graph.node if n.name in branch and "Quantize" in n.op_type]
+    assert producers[mul.input[0]].op_type == "DequantizeLinear"  # reads the int8 features
+    images = generated_images(8, seed=13)
+    (_, heat32), (probs, heat8) = float32.explain(images), int8.explain(images)
+    # Still exact on the int8 file (its head is float): the mean is int8's own logit.
+    logit = np.log(probs[:, 0].astype(np.float64) / probs[:, 1])
+    np.testing.assert_allclose(heat8.mean(axis=(1, 2)), logit, atol=1e-4)
+    # And it points where float32 points, wherever there is a pattern to point at.
+    for a, b in zip(heat32, heat8, strict=True):
+        if np.ptp(a) > 1.0:
+            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+
+
+def test_an_old_file_gets_the_heatmap_added_in_place(workdir: Path, model: keras.Model):
+    old = workdir / "old.onnx"
+    proto = to_onnx(model)
+    onnx.helper.set_model_props(
+        proto, ModelSpec(extra={MetaKey.QUANTIZATION: "none (float32)"}).to_metadata()
+    )
+    onnx.save(proto, str(old))
+    assert not load_onnx(old).has_heatmap  # old files keep loading
+    report = add_to_file(old, old, generated_images(4, seed=17))
+    assert report.identical and report.grid == [28, 28] and report.max_mean_vs_logit < 1e-4
+    loaded = load_onnx(old)
+    assert loaded.has_heatmap
+    meta = read_metadata(old)
+    assert meta[MetaKey.QUANTIZATION] == "none (float32)" and MetaKey.HEATMAP in meta
+    with pytest.raises(HeatmapError, match="already"):
+        add_to_file(old, old, generated_images(2))

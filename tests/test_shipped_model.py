@@ -58,3 +58,17 @@ def test_labels_fixture_photos(shipped: OnnxModel, name: str, expected: str):
     (probs,) = shipped.predict(image[None])
     label, confidence = shipped.spec.verdict(probs)
     assert label == expected and confidence > 0.75
+
+
+def test_heatmap_is_hottest_on_the_hot_dog(shipped: OnnxModel):
+    """The /why output of the shipped file (docs/why-hotdog.png): exact, and on the hot dog,
+    which fills the lower left of the fixture photo (the chips are upper right)."""
+    assert shipped.has_heatmap and MetaKey.HEATMAP in shipped.spec.extra
+    image = load_image_file(FIXTURES / "hotdog.jpg")
+    probs, heatmaps = shipped.explain(image[None])
+    assert np.array_equal(probs, shipped.predict(image[None]))
+    assert heatmaps.shape == (1, 7, 7)
+    logit = np.log(probs[0, 0] / probs[0, 1])
+    assert heatmaps[0].mean() == pytest.approx(logit, abs=1e-4)
+    row, col = np.unravel_index(np.argmax(heatmaps[0]), (7, 7))
+    assert row >= 1 and col <= 3

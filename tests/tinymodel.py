@@ -1,7 +1,9 @@
 """A tiny real ONNX model whose verdict follows the pixels: red-ish means hotdog.
 
 Built with ``onnx.helper`` (no TensorFlow), it follows the same input/output contract as the
-shipped model, so tests exercise real decoding and onnxruntime inference end to end.
+shipped model, so tests exercise real decoding and onnxruntime inference end to end. With
+``heatmap=True`` it also has the ``heatmap`` output: the same redness logit per 32 x 32 block
+(7 x 7 at 224), whose mean is the logit of P(hot_dog), as in the exported models.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, ModelSpec
+from contract import HEATMAP_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, MetaKey, ModelSpec
 
 # p(hot_dog) = sigmoid((R - (G + B) / 2) / SCALE), R, G, B being the image's mean channels.
 SCALE = 32.0
+BLOCK = 32  # heatmap cell, in input pixels
+GRID = INPUT_SIZE // BLOCK
 
 TINY_SPEC = ModelSpec(
     name="tiny-redness",
@@ -39,9 +43,11 @@ def build_tiny_model(
     *,
     input_shape: Sequence[int | str] = ("batch", INPUT_SIZE, INPUT_SIZE, 3),
     metadata: Mapping[str, str] | None = None,
+    heatmap: bool = False,
 ) -> Path:
     """Write the model to ``path``; ``input_shape``/``metadata`` let tests break the contract."""
     weights = np.array([[1.0], [-0.5], [-0.5]], dtype=np.float32) / SCALE  # [3, 1]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 2])]
     nodes = [
         helper.make_node("Cast", [INPUT_NAME], ["pixels"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["pixels"], ["mean_rgb"], axes=[1, 2], keepdims=0),
@@ -50,19 +56,38 @@ def build_tiny_model(
         helper.make_node("Sub", ["one", "p_hot"], ["p_not"]),
         helper.make_node("Concat", ["p_hot", "p_not"], [OUTPUT_NAME], axis=1),
     ]
+    initializers = [
+        helper.make_tensor("weights", TensorProto.FLOAT, [3, 1], weights.ravel().tolist()),
+        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+    ]
+    if heatmap:
+        nodes += [
+            helper.make_node("Transpose", ["pixels"], ["pixels_nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("AveragePool", ["pixels_nchw"], ["blocks"],
+                             kernel_shape=[BLOCK, BLOCK], strides=[BLOCK, BLOCK]),
+            helper.make_node("Mul", ["blocks", "cell_weights"], ["weighted"]),
+            helper.make_node("ReduceSum", ["weighted", "channel"], [HEATMAP_NAME], keepdims=0),
+        ]  # fmt: skip
+        initializers += [
+            helper.make_tensor("cell_weights", TensorProto.FLOAT, [1, 3, 1, 1],
+                               weights.ravel().tolist()),
+            helper.make_tensor("channel", TensorProto.INT64, [1], [1]),
+        ]  # fmt: skip
+        outputs.append(
+            helper.make_tensor_value_info(HEATMAP_NAME, TensorProto.FLOAT, ["batch", GRID, GRID])
+        )
     graph = helper.make_graph(
         nodes,
         "tiny_redness",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, list(input_shape))],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 2])],
-        initializer=[
-            helper.make_tensor("weights", TensorProto.FLOAT, [3, 1], weights.ravel().tolist()),
-            helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
-        ],
+        outputs,
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    meta = spec.to_metadata() if metadata is None else metadata
+    meta = dict(spec.to_metadata() if metadata is None else metadata)
+    if heatmap and metadata is None:
+        meta[MetaKey.HEATMAP] = '{"output": "heatmap", "label": "hot_dog"}'
     helper.set_model_props(model, dict(meta))
     onnx.checker.check_model(model)
     path = Path(path)

@@ -59,7 +59,9 @@ def choose_strategy(requested: str = "auto"):
         else:
             requested = "default"
     if requested == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from training.distributed import multi_worker_strategy
+
+        return multi_worker_strategy()
     if requested == "mirrored":
         return tf.distribute.MirroredStrategy()
     if requested == "default":

@@ -21,6 +21,7 @@ from contract import DEFAULT_THRESHOLD, INPUT_SIZE, LABELS, POSITIVE_LABEL, deco
 from contract.dataset import DatasetError, Example, list_examples
 from contract.imaging import ImageDecodeError
 from contract.runtime import ModelLoadError, load_onnx
+from training.plots import HeatmapFn
 from training.report import METRICS_FILE, format_summary, write_evaluation
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
@@ -42,6 +43,7 @@ class LoadedModel:
     threshold: float
     input_size: int
     kind: str  # "onnx" or "keras", for the summary
+    heatmap: HeatmapFn | None = None  # an ONNX file with the heatmap output: one image's map
 
 
 def predict_examples(
@@ -109,8 +111,14 @@ def _load_onnx(path: Path) -> LoadedModel:
     except ModelLoadError as exc:
         raise EvaluationError(str(exc)) from exc
     spec = model.spec
+
+    def heatmap(path: Path) -> np.ndarray:
+        image = decode_image(Path(path).read_bytes(), size=spec.input_size)
+        return model.explain(image[None])[1][0]
+
     return LoadedModel(
-        model.predict, spec.labels, spec.positive_label, spec.threshold, spec.input_size, "onnx"
+        model.predict, spec.labels, spec.positive_label, spec.threshold, spec.input_size, "onnx",
+        heatmap if model.has_heatmap else None,
     )
 
 
@@ -342,6 +350,7 @@ def _run(args: argparse.Namespace) -> int:
         model.labels,
         model.positive_label,
         threshold,
+        heatmap=model.heatmap,
     )
     np.save(out / "probabilities.npy", probs)  # per photo, in the order of files below
     (out / "files.txt").write_text("".join(f"{e.path}\n" for e in examples))

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from training.distributed import local_predict
 from training.model import HEAD_DROPOUT, HEAD_POOL, head_layers, stack
 
 FEATURE_BATCH = 64
@@ -33,7 +34,7 @@ def pooled_features(top: list, features: np.ndarray, classifier: keras.Model) ->
     """The frozen top block plus global pooling: the head's input, 512 numbers per photo."""
     inp = keras.Input(features.shape[1:])
     pooler = keras.Model(inp, classifier.get_layer(HEAD_POOL)(stack(top, inp)))
-    return np.asarray(pooler.predict(features, batch_size=FEATURE_BATCH, verbose=0), np.float32)
+    return np.asarray(local_predict(pooler, features, FEATURE_BATCH), np.float32)
 
 
 def train_head(classifier, top, train_views, y_train, weights, val_x, y_val, cfg) -> dict:
@@ -130,7 +131,7 @@ def evaluate_phase(name, classifier, top, val_x, y_val, val_ex, labels, positive
     inp = keras.Input(val_x.shape[1:])
     layers = [layer for layer in head_layers(classifier) if layer.name != HEAD_DROPOUT]
     model = keras.Model(inp, stack(layers, stack(top, inp)))
-    probs = np.asarray(model.predict(val_x, batch_size=FEATURE_BATCH, verbose=0), np.float64)
+    probs = np.asarray(local_predict(model, val_x, FEATURE_BATCH), np.float64)
     pos = labels.index(positive)
     if len(labels) == 2:
         threshold, rule = choose_threshold(y_val == pos, probs[:, pos])

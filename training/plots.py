@@ -8,18 +8,22 @@ Small PNGs (100 dpi): they are for a glance in a file browser or a pull request.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from contract import ImageDecodeError, decode_image
 from contract.dataset import Example
+from contract.heatmap import overlay
 from training.metrics import predict_labels, roc_auc, roc_curve
 
 DPI = 100
 THUMBNAIL = 128  # pixels; thumbnails go through the contract's decode, like the model's input
+# One image's file to the model's raw heatmap (contract.heatmap), when the model has one.
+HeatmapFn = Callable[[Path], np.ndarray]
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -155,6 +159,15 @@ def _thumbnail(path: Path) -> np.ndarray:
         return np.full((THUMBNAIL, THUMBNAIL, 3), 128, dtype=np.uint8)
 
 
+def _with_heatmap(path: Path, heatmap: HeatmapFn) -> np.ndarray:
+    thumbnail = _thumbnail(path)
+    try:
+        heat = heatmap(Path(path))
+    except (OSError, ImageDecodeError):
+        return thumbnail
+    return np.asarray(overlay(Image.fromarray(thumbnail), heat))
+
+
 def worst_mistakes(
     y_true: np.ndarray,
     probs: np.ndarray,
@@ -179,10 +192,12 @@ def plot_worst_mistakes(
     threshold: float,
     path: str | Path,
     n: int = 16,
+    heatmap: HeatmapFn | None = None,
 ) -> Path:
     """A grid of the ``n`` most confidently wrong images: what the model needs to learn next.
 
     Each title gives the true label, P(positive) and the source tag; unreadable files show grey.
+    With ``heatmap`` each image carries it, drawn as /why draws it: what fooled the model.
     """
     y_true = np.array([e.label for e in examples], dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -198,11 +213,12 @@ def plot_worst_mistakes(
         ax.set_axis_off()
     for ax, i in zip(axes, chosen, strict=False):
         example = examples[i]
-        ax.imshow(_thumbnail(example.path))
+        ax.imshow(_with_heatmap(example.path, heatmap) if heatmap else _thumbnail(example.path))
         ax.set_title(
             f"true: {labels[example.label]}\nP({positive_label})={probs[i, pos]:.2f} · "
             f"{example.source}",
             fontsize=8,
         )
-    fig.suptitle(f"most confident mistakes ({chosen.size} shown)", fontsize=10)
+    how = "; bright: what looked most like " + positive_label if heatmap else ""
+    fig.suptitle(f"most confident mistakes ({chosen.size} shown{how})", fontsize=10)
     return _save(fig, path)

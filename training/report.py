@@ -33,11 +33,13 @@ def write_evaluation(
     positive_label: str,
     threshold: float,
     history: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    heatmap: plots.HeatmapFn | None = None,
 ) -> dict[str, object]:
     """Compute the metrics (overall and per source tag), write them and the plots, return them.
 
     Writes ``metrics.json``, ``confusion_matrix.png``, ``roc_curve.png``, ``worst_mistakes.png``
     and, when ``history`` is given, ``training_curves.png`` into ``out_dir`` (created if needed).
+    With ``heatmap`` (a model with a heatmap output) the worst mistakes show where it looked.
     The returned dict is exactly what ``metrics.json`` holds.
     """
     out = Path(out_dir)
@@ -55,7 +57,8 @@ def write_evaluation(
     plots.plot_confusion_matrix(metrics["confusion_matrix"], labels, out / CONFUSION_PNG)
     plots.plot_roc(y == pos, p[:, pos], out / ROC_PNG, positive_label, threshold)
     plots.plot_worst_mistakes(
-        examples, p, labels, positive_label, threshold, out / MISTAKES_PNG, WORST_MISTAKES_SHOWN
+        examples, p, labels, positive_label, threshold, out / MISTAKES_PNG, WORST_MISTAKES_SHOWN,
+        heatmap=heatmap,
     )
     if history is not None:
         plots.plot_history(history, out / HISTORY_PNG)

@@ -32,6 +32,17 @@ def tiny_model(tiny_model_path: Path) -> OnnxModel:
     return load_model(tiny_model_path, onnx_threads=1)
 
 
+@pytest.fixture(scope="session")
+def heatmap_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with the optional ``heatmap`` output, as exports now have it."""
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-heatmap.onnx", heatmap=True)
+
+
+@pytest.fixture(scope="session")
+def heatmap_model(heatmap_model_path: Path) -> OnnxModel:
+    return load_model(heatmap_model_path, onnx_threads=1)
+
+
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as api:
@@ -52,11 +63,16 @@ def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
 
 @pytest.fixture
 async def start_bot(settings: Settings, tiny_model: OnnxModel) -> AsyncIterator[StartBot]:
-    """``await start_bot(**setting_overrides)``: the real Application, polling the fake server."""
+    """``await start_bot(**setting_overrides)``: the real Application, polling the fake server;
+    ``model=`` runs another model than the tiny one."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def start(webhook: dict[str, Any] | None = None, **overrides: Any) -> Application:
-            app = build_application(dataclasses.replace(settings, **overrides), model=tiny_model)
+        async def start(
+            webhook: dict[str, Any] | None = None, model: OnnxModel | None = None, **overrides: Any
+        ) -> Application:
+            app = build_application(
+                dataclasses.replace(settings, **overrides), model=model or tiny_model
+            )
             return await stack.enter_async_context(running(app, webhook=webhook))
 
         yield start

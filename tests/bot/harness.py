@@ -1,15 +1,56 @@
-"""Run the real bot Application inside a test, as ``run_polling``/``run_webhook`` would."""
+"""Run the real bot Application inside a test, as ``run_polling``/``run_webhook`` would, or
+the real ``python -m bot`` process beside it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import os
+import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES
+from tests.fakebot import FakeTelegram
+
+REPO = Path(__file__).resolve().parents[2]
+SETTING_NAMES = [
+    "TELEGRAM_BOT_TOKEN", "MODEL_PATH", "THRESHOLD", "SHOW_CONFIDENCE", "BATCH_SIZE",
+    "BATCH_WAIT_MS", "QUEUE_SIZE", "WORKER_THREADS", "ONNX_THREADS", "LOG_LEVEL",
+    "ALLOWED_CHAT_IDS", "WEBHOOK_URL", "WEBHOOK_LISTEN", "WEBHOOK_PORT", "WEBHOOK_SECRET",
+    "TELEGRAM_BASE_URL", "TELEGRAM_BASE_FILE_URL", "MEMORY_BUDGET_MB", "MAX_FILE_MB",
+    "DECODE_THREADS", "OUTSIDER_REPLY_MINUTES", "SHOW_WHY_BUTTON", "HEALTH_PORT", "HEALTH_LISTEN",
+]
+
+
+def bot_process_env(telegram: FakeTelegram, model: Path, **extra: str) -> dict[str, str]:
+    """This environment without any bot setting, plus the fake server, ``model`` and ``extra``:
+    every other setting is its default."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(
+        PYTHONPATH=str(REPO),
+        TELEGRAM_BOT_TOKEN=telegram.token,
+        MODEL_PATH=str(model),
+        TELEGRAM_BASE_URL=telegram.base_url,
+        TELEGRAM_BASE_FILE_URL=telegram.base_file_url,
+    )
+    env.update(extra)
+    return env
+
+
+async def bot_process(
+    env: dict[str, str], cwd: Path, log: IO[bytes] | None = None
+) -> asyncio.subprocess.Process:
+    """``python -m bot`` in ``cwd``; its output goes to ``log``, else to pipes."""
+    out = log if log is not None else asyncio.subprocess.PIPE
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=cwd, env=env, stdout=out,
+        stderr=asyncio.subprocess.STDOUT if log is not None else asyncio.subprocess.PIPE,
+    )
 
 
 @contextlib.asynccontextmanager

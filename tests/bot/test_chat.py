@@ -88,7 +88,7 @@ async def test_start_and_help_explain_the_bot(
     start = telegram.push_command("/start", chat)
     help_ = telegram.push_command(f"/help@{telegram.username}", chat)
     assert await telegram.reply_text(start) == replies.start()
-    assert await telegram.reply_text(help_) == replies.help_text()
+    assert await telegram.reply_text(help_) == replies.help_text(10)
 
 
 async def test_about_reports_the_model_from_its_metadata(
@@ -232,19 +232,20 @@ async def test_allow_list_refuses_other_chats_without_classifying(
     await start_bot(allowed_chat_ids=frozenset({1001, GROUP["id"]}))
     outsider = FakeTelegram.private_chat(666)
     outsider_group = FakeTelegram.group_chat(-100999)
-    refused = [
-        telegram.push_photo(solid(RED), outsider),
-        telegram.push_command("/start", outsider),
-        telegram.push_photo(solid(RED), outsider_group),
-    ]
+    photo = telegram.push_photo(solid(RED), outsider)
+    again = telegram.push_command("/start", outsider)
+    in_outsider_group = telegram.push_photo(solid(RED), outsider_group)
     chatter = telegram.push_text("hi all", outsider_group)
-    for message in refused:
-        assert await telegram.reply_text(message) == replies.not_allowed()
+    assert await telegram.reply_text(photo) == replies.not_allowed()
+    assert await telegram.reply_text(in_outsider_group) == replies.not_allowed_group()
+    await telegram.wait_until(lambda: bool(telegram.calls_to("leaveChat")))
     allowed = telegram.push_photo(solid(RED), FakeTelegram.private_chat(1001))
     in_group = telegram.push_photo(solid(GREEN), GROUP)
     assert await telegram.reply_text(allowed) == RED_TEXT
     assert await telegram.reply_text(in_group) == GREEN_TEXT
-    assert telegram.replies_now(chatter) == []
+    assert telegram.replies_now(again) == []  # told once already
+    assert telegram.replies_now(chatter) == []  # the bot has left
+    assert [c.params["chat_id"] for c in telegram.calls_to("leaveChat")] == [outsider_group["id"]]
     assert len(telegram.calls_to("getFile")) == 2  # only the allowed photos
 
 
@@ -265,14 +266,14 @@ async def test_full_queue_answers_busy_and_recovers(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
     await start_bot(queue_size=1)
-    telegram.slow("getFile", seconds=0.8)  # holds the only slot while the next photo arrives
+    telegram.slow("getFile", seconds=4)  # holds the only slot while the next photo arrives
     first = telegram.push_photo(solid(RED))
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     second = telegram.push_photo(solid(GREEN))
-    assert await telegram.reply_text(second) == replies.busy()
-    assert await telegram.reply_text(first) == RED_TEXT
+    assert await telegram.reply_text(second, timeout=30) == replies.busy()
+    assert await telegram.reply_text(first, timeout=30) == RED_TEXT
     third = telegram.push_photo(solid(GREEN))
-    assert await telegram.reply_text(third) == GREEN_TEXT
+    assert await telegram.reply_text(third, timeout=30) == GREEN_TEXT
 
 
 async def test_startup_registers_commands_and_explains_privacy_mode(
@@ -281,7 +282,7 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     telegram.can_read_all_group_messages = False
     with caplog.at_level(logging.INFO, logger="bot"):
         await start_bot()
-    assert [c["command"] for c in telegram.commands] == ["start", "help", "about", "hotdog"]
+    assert [c["command"] for c in telegram.commands] == ["start", "help", "about", "hotdog", "why"]
     assert telegram.calls_to("deleteWebhook")  # polling mode clears any old webhook
     assert "Group privacy mode is ON" in caplog.text
     assert "Group Privacy > Turn off" in caplog.text

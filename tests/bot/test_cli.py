@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -91,3 +92,30 @@ def test_missing_model_is_a_clear_error(photos: Path, capsys: pytest.CaptureFixt
     assert main(["classify", str(photos)]) == 2
     err = capsys.readouterr().err
     assert "models/nothotdog.onnx does not exist" in err and "make model" in err
+
+
+def test_why_writes_the_overlay_at_the_photos_aspect(
+    tmp_path: Path, heatmap_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    photo = tmp_path / "wide.jpg"
+    image = Image.new("RGB", (900, 300), GREEN)
+    image.paste(RED, (600, 0, 900, 300))
+    photo.write_bytes(encode(image, "JPEG", quality=90))
+    out = tmp_path / "overlay.png"
+    assert main(["why", str(photo), "--out", str(out), "--model", str(heatmap_model_path)]) == 0
+    with Image.open(out) as written:
+        assert written.format == "PNG" and written.size == (900, 300)
+        grey = np.asarray(written.convert("L"), np.float32)
+    assert grey[:, 650:].mean() > 1.5 * grey[:, :500].mean()  # hottest where the red is
+    assert capsys.readouterr().out.startswith(f"{out}\t")
+
+
+def test_why_needs_a_model_with_a_heatmap(
+    tmp_path: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    photo = tmp_path / "red.jpg"
+    photo.write_bytes(solid(RED))
+    out = tmp_path / "overlay.png"
+    assert main(["why", str(photo), "--out", str(out), "--model", str(tiny_model_path)]) == 2
+    assert "can't explain itself" in capsys.readouterr().err
+    assert not out.exists()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +16,10 @@ import pytest
 from bot.__main__ import main, webhook_options
 from bot.settings import Settings
 from tests.bot.conftest import StartBot
+from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.tinymodel import build_tiny_model
-
-REPO = Path(__file__).resolve().parents[2]
-SETTING_NAMES = [
-    "TELEGRAM_BOT_TOKEN", "MODEL_PATH", "THRESHOLD", "SHOW_CONFIDENCE", "BATCH_SIZE",
-    "BATCH_WAIT_MS", "QUEUE_SIZE", "WORKER_THREADS", "ONNX_THREADS", "LOG_LEVEL",
-    "ALLOWED_CHAT_IDS", "WEBHOOK_URL", "WEBHOOK_LISTEN", "WEBHOOK_PORT", "WEBHOOK_SECRET",
-    "TELEGRAM_BASE_URL", "TELEGRAM_BASE_FILE_URL",
-]
 
 
 @pytest.fixture
@@ -63,6 +54,17 @@ def test_missing_default_model_says_how_to_get_one(
     assert "Traceback" not in err
 
 
+def test_plain_http_public_webhook_stops_startup_with_a_clear_message(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:abc")
+    monkeypatch.setenv("WEBHOOK_URL", "http://bot.example.com/nothotdog")
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "WEBHOOK_URL must start with https://" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("broken", ["garbage", "wrong_shape", "bad_metadata"])
 def test_broken_model_stops_startup_with_a_clear_message(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, broken: str
@@ -85,26 +87,6 @@ def test_broken_model_stops_startup_with_a_clear_message(
     assert "Traceback" not in err
 
 
-def _child_env(telegram: FakeTelegram, model: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    env.update(
-        PYTHONPATH=str(REPO),
-        TELEGRAM_BOT_TOKEN=telegram.token,
-        MODEL_PATH=str(model),
-        TELEGRAM_BASE_URL=telegram.base_url,
-        TELEGRAM_BASE_FILE_URL=telegram.base_file_url,
-    )
-    env.update(extra)
-    return env
-
-
-async def _run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-
-
 @pytest.mark.parametrize(
     ("stop", "level"), [(signal.SIGTERM, "INFO"), (signal.SIGINT, "DEBUG")], ids=["TERM", "INT"]
 )
@@ -113,7 +95,7 @@ async def test_bot_process_answers_and_stops_cleanly_on_a_signal(
 ) -> None:
     telegram.can_read_all_group_messages = False
     started = time.monotonic()
-    proc = await _run_bot(_child_env(telegram, tiny_model_path, LOG_LEVEL=level), tmp_path)
+    proc = await bot_process(bot_process_env(telegram, tiny_model_path, LOG_LEVEL=level), tmp_path)
     try:
         await telegram.wait_until(lambda: bool(telegram.calls_to("getUpdates")), timeout=30)
         message = telegram.push_photo(solid(RED))
@@ -137,8 +119,8 @@ async def test_bot_process_answers_and_stops_cleanly_on_a_signal(
 async def test_rejected_token_stops_startup_with_a_clear_message(
     telegram: FakeTelegram, tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    env = _child_env(telegram, tiny_model_path, TELEGRAM_BOT_TOKEN="999:not-the-right-token")
-    proc = await _run_bot(env, tmp_path)
+    env = bot_process_env(telegram, tiny_model_path, TELEGRAM_BOT_TOKEN="999:not-the-right-token")
+    proc = await bot_process(env, tmp_path)
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 2
     assert "Telegram rejected TELEGRAM_BOT_TOKEN" in err.decode()

@@ -17,6 +17,7 @@ def test_defaults_need_nothing() -> None:
     assert settings == Settings()
     assert settings.model_path == DEFAULT_MODEL_PATH
     assert settings.show_confidence is True
+    assert settings.show_why_button is False
     assert settings.allowed_chat_ids is None
     assert not settings.use_webhook
     assert settings.base_url == "https://api.telegram.org/bot"
@@ -28,10 +29,12 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         "TELEGRAM_BOT_TOKEN=123:from-file\nBATCH_SIZE=4\nSHOW_CONFIDENCE=off\n"
         "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\n"
     )
-    settings = load_settings(environ={"BATCH_SIZE": "16"}, env_file=env_file)
+    settings = load_settings(environ={"BATCH_SIZE": "16", "SHOW_WHY_BUTTON": "true"},
+                             env_file=env_file)
     assert settings.token == "123:from-file"
     assert settings.batch_size == 16
     assert settings.show_confidence is False
+    assert settings.show_why_button is True
     assert settings.allowed_chat_ids == frozenset({1, -1002, 3})
     assert settings.threshold == 0.7
     assert "from-file" not in repr(settings)  # safe to log
@@ -45,10 +48,16 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         ("BATCH_WAIT_MS", "-1"),
         ("THRESHOLD", "1.5"),
         ("SHOW_CONFIDENCE", "maybe"),
+        ("SHOW_WHY_BUTTON", "sometimes"),
         ("ALLOWED_CHAT_IDS", "12,abc"),
         ("LOG_LEVEL", "LOUD"),
         ("WEBHOOK_URL", "example.com/hook"),
+        ("WEBHOOK_URL", "http://bot.example.com/hook"),
         ("WEBHOOK_SECRET", "has spaces"),
+        ("MAX_FILE_MB", "25"),
+        ("MEMORY_BUDGET_MB", "12"),
+        ("DECODE_THREADS", "0"),
+        ("OUTSIDER_REPLY_MINUTES", "soon"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -60,6 +69,24 @@ def test_token_is_required_only_to_run_the_bot() -> None:
     settings = load_settings(environ={}, env_file=None)
     with pytest.raises(SettingsError, match=r"TELEGRAM_BOT_TOKEN.*@BotFather"):
         settings.require_token()
+
+
+def test_webhook_needs_https_except_to_this_machine() -> None:
+    with pytest.raises(SettingsError, match=r"WEBHOOK_URL must start with https://"):
+        load_settings(environ={"WEBHOOK_URL": "http://203.0.113.7:8443/hook"}, env_file=None)
+    for local in ("http://127.0.0.1:8443/hook", "http://localhost/hook", "http://[::1]/hook"):
+        assert load_settings(environ={"WEBHOOK_URL": local}, env_file=None).use_webhook
+    settings = load_settings(environ={"WEBHOOK_URL": "https://bot.example.com/hook"},
+                             env_file=None)
+    assert settings.webhook_listen == "127.0.0.1"  # not every interface, unless told
+
+
+def test_memory_settings_in_mb() -> None:
+    settings = load_settings(environ={"MEMORY_BUDGET_MB": "64", "MAX_FILE_MB": "20",
+                                      "DECODE_THREADS": "3", "OUTSIDER_REPLY_MINUTES": "0.5"},
+                             env_file=None)
+    assert (settings.memory_budget_mb, settings.max_file_mb) == (64, 20)
+    assert (settings.decode_threads, settings.outsider_reply_minutes) == (3, 0.5)
 
 
 def test_webhook_path_comes_from_the_url() -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract import ImageTooLarge, NotAnImage, decode_image
+from contract import ImageTooLarge, NotAnImage, decode_image, open_image
+from contract.imaging import BufferReader
 from tests.imagefiles import encode
 
 SIZE = 32  # small output keeps these fast; the logic is size-independent
@@ -123,3 +124,66 @@ def test_large_jpeg_decodes_to_the_model_size() -> None:
 def test_unreadable_bytes_raise_not_an_image(data: bytes) -> None:
     with pytest.raises(NotAnImage):
         decode_image(data)
+
+
+# Pillow warns for it on its way: the warning is harmless and not silenced (silencing warnings
+# is process-wide, not thread-safe), the size check that follows refuses the image.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_pillow_warning_band_is_refused_with_its_size() -> None:
+    """100 MP: above Pillow's MAX_IMAGE_PIXELS (where it only warns), below its error limit."""
+    with pytest.raises(ImageTooLarge, match=r"10000x10000 pixels"):
+        decode_image(_png_header_only(10_000, 10_000))
+
+
+def _webp_header(width: int, height: int) -> bytes:
+    """The start of an extended WebP claiming a ``width`` x ``height`` canvas."""
+    vp8x = b"\x00" * 4 + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + b"VP8X" + len(vp8x).to_bytes(4, "little") + vp8x
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def test_webp_canvas_is_checked_before_pillow_allocates_it() -> None:
+    # libwebp would allocate 16383 x 16383 x 4 bytes (1 GB) while Pillow opens the file.
+    with pytest.raises(ImageTooLarge, match=r"16383x16383 pixels"):
+        decode_image(_webp_header(16_383, 16_383))
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview], ids=lambda t: t.__name__)
+def test_decodes_any_bytes_like_buffer_alike(wrap: type) -> None:
+    data = encode(Image.new("RGB", (120, 80), (200, 90, 88)), "PNG")
+    assert np.array_equal(decode_image(wrap(data)), decode_image(data))
+
+
+def test_decoding_a_bytearray_neither_copies_nor_keeps_it() -> None:
+    """The reader is a view: once decoding ends it is released, so the buffer can be freed
+    (a bytearray with a live view cannot even be resized)."""
+    data = bytearray(encode(Image.new("RGB", (120, 80), (200, 90, 88)), "PNG"))
+    reader = BufferReader(data)
+    assert reader.read(8) == bytes(data[:8]) and reader.tell() == 8
+    with pytest.raises(BufferError):
+        data.append(0)  # the view is live
+    reader.close()
+    decode_image(data)
+    data.append(0)  # no view left behind by decode_image
+
+
+def test_open_image_reads_only_the_header_and_prices_the_decode() -> None:
+    started = time.perf_counter()
+    opened = open_image(_png_header_only(6_000, 6_000))  # 36 MP RGB: 144 MB once decoded
+    assert time.perf_counter() - started < 0.5
+    assert (opened.width, opened.height) == (6_000, 6_000)
+    assert opened.decode_bytes >= 6_000 * 6_000 * 4  # Pillow keeps RGB as 4 bytes a pixel
+    opened.close()
+
+
+def test_jpeg_draft_scale_is_priced_not_the_full_size() -> None:
+    big = encode(Image.new("RGB", (4000, 3000), (200, 90, 88)), "JPEG", quality=85)
+    opened = open_image(big)
+    assert (opened.width, opened.height) == (4000, 3000)
+    assert opened.decode_bytes < 4000 * 3000  # decoded at 1/8 scale: 500 x 375
+    opened.close()
+    progressive = encode(Image.new("RGB", (4000, 3000), (200, 90, 88)), "JPEG", quality=85,
+                         progressive=True)
+    opened = open_image(progressive)
+    assert opened.decode_bytes >= 2 * 4000 * 3000  # libjpeg keeps every coefficient
+    opened.close()

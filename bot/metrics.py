@@ -1,0 +1,97 @@
+"""Prometheus metrics for one bot process: what was answered, what was refused, how fast.
+
+Each Application gets its own registry rather than prometheus-client's global one, so several
+bots in one process (the tests) never collide, and ``/metrics`` shows only this bot. With N
+replicas, Prometheus scrapes each and sums; the counters are per process and start at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# Seconds. Downloads from Telegram take tens of milliseconds to seconds; VGG16 on a small CPU
+# a few hundred milliseconds, more when photos queue for it.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class BotMetrics:
+    """The counters the handlers bump, and the gauges read when Prometheus scrapes."""
+
+    def __init__(
+        self,
+        *,
+        labels: Iterable[str] = (),
+        in_flight: Callable[[], float] | None = None,
+        bytes_in_flight: Callable[[], float] | None = None,
+        budget_bytes: int | None = None,
+        model: dict[str, str] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.answered = Counter(
+            "nothotdog_photos_answered", "Photos answered with a verdict.", ["verdict"], registry=r
+        )
+        for label in labels:  # so every verdict shows, at 0, before the first photo
+            self.answered.labels(verdict=label)
+        self.busy = Counter(
+            "nothotdog_busy_refusals",
+            "Photos refused because QUEUE_SIZE were in flight or the byte budget had no room.",
+            registry=r,
+        )  # fmt: skip
+        self.too_large = Counter(
+            "nothotdog_too_large_refusals",
+            "Files refused as over MAX_FILE_MB (with no preview) or Telegram's 20 MB.",
+            registry=r,
+        )
+        self.unreadable = Counter(
+            "nothotdog_unreadable_inputs", "Files that could not be decoded as an image.",
+            registry=r,
+        )  # fmt: skip
+        self.errors = Counter(
+            "nothotdog_errors", "Updates whose handling failed with an error.", registry=r
+        )
+        self.download_seconds = _histogram("download", "Fetching the file from Telegram.", r)
+        self.classify_seconds = _histogram("classify", "Decoding and inference.", r)
+        self.total_seconds = _histogram("total", "From the update to the answer sent.", r)
+        self.explained = Counter(
+            "nothotdog_heatmaps_sent", "/why pictures sent (the command or the button).",
+            registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "nothotdog_photos_in_flight", "Photos being downloaded or classified now.", registry=r
+        )
+        if in_flight is not None:
+            self.in_flight.set_function(in_flight)
+        self.bytes_in_flight = Gauge(
+            "nothotdog_bytes_in_flight",
+            "Bytes held in the byte budget now: files being downloaded or decoded, and decodes.",
+            registry=r,
+        )
+        if bytes_in_flight is not None:
+            self.bytes_in_flight.set_function(bytes_in_flight)
+        if budget_bytes is not None:
+            Gauge(
+                "nothotdog_memory_budget_bytes", "MEMORY_BUDGET_MB, in bytes.", registry=r
+            ).set(budget_bytes)
+        if model:
+            Info("nothotdog_model", "The ONNX model this process serves.", registry=r).info(model)
+
+    def observe_answer(
+        self, verdict: str, download_s: float, classify_s: float, total_s: float
+    ) -> None:
+        """One photo answered with a verdict, and where its time went."""
+        self.answered.labels(verdict=verdict).inc()
+        self.download_seconds.observe(download_s)
+        self.classify_seconds.observe(classify_s)
+        self.total_seconds.observe(total_s)
+
+
+def _histogram(stage: str, what: str, registry: CollectorRegistry) -> Histogram:
+    return Histogram(
+        f"nothotdog_{stage}_seconds",
+        f"{what} Answered photos only.",
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
