@@ -28,15 +28,15 @@ from bench.common import (
 FLOOR_GOAL = 1.1  # the shipped model at batch 1: at most this many times the int8 floor
 MODEL_RATE_GOAL = 90.0  # the bot at 50 chats: at least this % of its model's own rate
 
-# Order matters: inference exports the int8 model that startup, flood and load run. Each has
+# Order matters: inference exports the int8 model that startup, load and flood run. Each has
 # its own limit, and all together stop by TOTAL_LIMIT_S (the issue's 10 minutes, less the
-# set-up).
+# set-up); flood comes last so that it never squeezes the others' time.
 BENCHMARKS: tuple[tuple[str, float], ...] = (
     ("inference", 300.0),
     ("decode", 60.0),
     ("startup", 90.0),
-    ("flood", 240.0),
     ("load", 300.0),
+    ("flood", 240.0),
 )
 TOTAL_LIMIT_S = 570.0
 

@@ -140,24 +140,27 @@ class BotHandlers:
         allowed = self.settings.allowed_chat_ids or frozenset()
         if chat is None or chat.id in allowed:
             return
-        if message is not None and chat.type == ChatType.PRIVATE:
-            if self.refusals.allow(chat.id):
-                log.info("refused %s", fields(chat_id=chat.id, chat_type=chat.type))
-                await self.reply(message, replies.not_allowed())
-        elif message is not None:
-            await self.refuse_group(message, context)
+        if message is not None:
+            await self.refuse(message, context)
         raise ApplicationHandlerStop
 
-    async def refuse_group(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = message.chat.id
+    async def refuse(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Say no (if not said lately) and leave a group; a failure is logged, not apologised
+        for: an outsider gets no second message."""
+        chat = message.chat
         try:
-            if self.refusals.allow(chat_id):
+            if chat.type == ChatType.PRIVATE:
+                if self.refusals.allow(chat.id):
+                    log.info("refused %s", fields(chat_id=chat.id, chat_type=chat.type))
+                    await self.reply(message, replies.not_allowed())
+                return
+            if self.refusals.allow(chat.id):
                 await self.reply(message, replies.not_allowed_group())
-            if self.leaves.allow(chat_id):
-                log.info("leaving %s", fields(chat_id=chat_id, chat_type=message.chat.type))
-                await with_retries(lambda: context.bot.leave_chat(chat_id), "leaveChat")
-        except TelegramError as exc:  # e.g. removed meanwhile: nothing left to do there
-            log.warning("could not refuse or leave %s", fields(chat_id=chat_id, error=exc))
+            if self.leaves.allow(chat.id):
+                log.info("leaving %s", fields(chat_id=chat.id, chat_type=chat.type))
+                await with_retries(lambda: context.bot.leave_chat(chat.id), "leaveChat")
+        except TelegramError as exc:  # e.g. blocked or removed meanwhile: nothing left to do
+            log.warning("could not refuse or leave %s", fields(chat_id=chat.id, error=exc))
 
     # --- commands ---------------------------------------------------------------------
 

@@ -101,6 +101,19 @@ async def test_outsider_reply_minutes_sets_how_often_a_private_outsider_is_told(
     assert telegram.calls_to("getFile") == []
 
 
+async def test_a_refusal_that_fails_gets_no_apology_either(
+    telegram: FakeTelegram, start_bot: StartBot
+) -> None:
+    await start_bot(allowed_chat_ids=frozenset({MEMBER["id"]}))
+    telegram.fail("sendMessage", status=403, description="Forbidden: bot was blocked by the user")
+    telegram.push_text("hi", OUTSIDER)
+    await telegram.wait_until(lambda: bool(telegram.calls_to("sendMessage")))
+    await telegram.quiet(0.5)
+    assert len(telegram.calls_to("sendMessage")) == 1  # no "something went wrong" after it
+    member = telegram.push_photo(solid(RED), MEMBER)
+    assert await telegram.reply_text(member) == RED_TEXT
+
+
 def test_cooldown_says_yes_once_per_interval_per_chat() -> None:
     now = [0.0]
     cooldown = Cooldown(60, clock=lambda: now[0])
