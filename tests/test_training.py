@@ -16,7 +16,8 @@ from training.__main__ import main as train_main
 from training.augment import AugmentParams, augment
 
 SMALL = ["--weights", "none", "--input-size", "32", "--views", "1", "--precision", "float32",
-         "--head-epochs", "1", "--finetune-epochs", "1", "--batch-size", "8"]  # fmt: skip
+         "--head-epochs", "1", "--finetune-epochs", "1", "--finetune-samples", "64",
+         "--batch-size", "8"]  # fmt: skip
 
 
 def make_folder(root: Path, per_class: int = 8, seed: int = 0) -> Path:

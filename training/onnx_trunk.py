@@ -34,7 +34,7 @@ def int8_trunk(
     import tf2onnx
     from onnxruntime.quantization import CalibrationDataReader
 
-    from contract import decode_image
+    from contract import ImageDecodeError, decode_image
     from export.images import stratified_sample
     from export.quantize import QuantSettings, quantize_int8
 
@@ -50,9 +50,14 @@ def int8_trunk(
             start = next(self.starts, None)
             if start is None:
                 return None
-            chunk = self.examples[start : start + 8]
-            self.used += len(chunk)
-            return {INPUT_NAME: np.stack([decode_image(e.path.read_bytes(), size) for e in chunk])}
+            images = []
+            for e in self.examples[start : start + 8]:
+                try:
+                    images.append(decode_image(e.path.read_bytes(), size))
+                except (ImageDecodeError, OSError):
+                    self.skipped.append(e.path)  # the cache fill names it as a DatasetError
+            self.used += len(images)
+            return {INPUT_NAME: np.stack(images)} if images else self.get_next()
 
     workdir.mkdir(parents=True, exist_ok=True)
     float_path, int8_path = workdir / "trunk-float32.onnx", workdir / "trunk-int8.onnx"
