@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 1337
     input_size: int = INPUT_SIZE
     cache_dir: Path | None = None
+    init_from: Path | None = None
     augment: AugmentParams = field(default_factory=AugmentParams)
 
 
@@ -121,6 +122,11 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         classifier = build_classifier(len(labels), cfg.dropout, cfg.input_size)
         weights_source = load_backbone_weights(classifier, cfg.weights)
     print(f"backbone weights: {weights_source}")
+    if cfg.init_from is not None:
+        # Continue a finished run: the trunk is unchanged (so is the cache); the top and head
+        # start where that run ended instead of from the ImageNet block and a new head.
+        classifier.load_weights(_model_file(Path(cfg.init_from)))
+        print(f"continuing from {cfg.init_from}")
     cut = UNFREEZE_CUTS[cfg.unfreeze]
     trunk, top = split_at(classifier, cut)
     if cfg.trunk_runtime == "onnx-int8":
@@ -162,10 +168,12 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
 
     from training.phases import evaluate_phase, finetune_top, train_head
 
-    with strategy.scope():
-        history1 = train_head(
-            classifier, top, train_views, y_train, weights, val_x, y_val, cfg
-        )
+    history1: dict = {}
+    if cfg.head_epochs > 0:
+        with strategy.scope():
+            history1 = train_head(
+                classifier, top, train_views, y_train, weights, val_x, y_val, cfg
+            )
     phase1 = evaluate_phase(
         "phase1", classifier, top, val_x, y_val, val_ex, labels, positive, out, history1
     )
@@ -182,7 +190,8 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         phases["phase2"] = evaluate_phase(
             "phase2", classifier, top, val_x, y_val, val_ex, labels, positive, out, history2
         )
-        if phases["phase2"]["log_loss"] <= phase1["log_loss"]:
+        # A continued run's "phase1" is the earlier run's calibrated model, not a fair rival.
+        if cfg.head_epochs == 0 or phases["phase2"]["log_loss"] <= phase1["log_loss"]:
             final = "phase2"
         else:
             print("phase 2 did not lower validation loss: keeping the phase 1 model")
@@ -248,6 +257,10 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     print(format_summary(metrics))
     print(f"wall time {wall / 60:.1f} min; run folder {out}")
     return summary
+
+
+def _model_file(path: Path) -> Path:
+    return path / "model.keras" if path.is_dir() else path
 
 
 def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:
