@@ -150,7 +150,7 @@ async def closed_loop(api: BenchTelegram, chats: int, seconds: float) -> list[Sa
             samples.append(sample)
             try:
                 sample.replied_at, sample.text = await asyncio.wait_for(future, REPLY_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return  # lost: this chat stops, the others go on
 
     await asyncio.gather(*(chat(1000 + i) for i in range(chats)))

@@ -138,7 +138,7 @@ class MicroBatcher(Generic[T, R]):
                         break
                     try:
                         batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                 live = [(item, fut) for item, fut in batch if not fut.done()]
                 batch = []

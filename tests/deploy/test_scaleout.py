@@ -113,7 +113,7 @@ async def _stop(proc: asyncio.subprocess.Process, sig: int) -> None:
         proc.send_signal(sig)
         try:
             await asyncio.wait_for(proc.wait(), timeout=15)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
 
