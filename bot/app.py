@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import replies
-from bot.budget import MB, ByteBudget
+from bot.budget import ByteBudget
 from bot.classifier import Classifier, load_model, with_threshold
 from bot.download import FileDownloader
 from bot.handlers import BotHandlers
@@ -22,6 +22,7 @@ from bot.metrics import BotMetrics
 from bot.retry import with_retries
 from bot.settings import Settings
 from bot.why import WhyHandlers, why_button
+from contract.layout import MB
 from contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,6 @@ import asyncio
 
 from bot.batcher import Busy
 
-MB = 1024 * 1024
-
 
 class ByteBudget:
     """``total`` bytes for files and decodes together; nothing ever holds more.

@@ -20,9 +20,10 @@ from typing import TypeVar
 import numpy as np
 
 from bot.batcher import BatchStats, Busy, MicroBatcher
-from bot.budget import MB, ByteBudget
+from bot.budget import ByteBudget
 from contract import ImageTooLarge, ModelSpec, OpenedImage, decode_image, finish_decode, open_image
 from contract.imaging import Buffer
+from contract.layout import MB
 from contract.runtime import ModelLoadError, OnnxModel, load_onnx
 
 __all__ = ["Busy", "Classifier", "ModelLoadError", "Verdict", "load_model", "with_threshold"]

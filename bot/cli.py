@@ -18,11 +18,9 @@ from bot.classifier import Classifier, ModelLoadError, Verdict, load_model
 from bot.explain import PICTURE_SIDE, explain
 from bot.settings import SettingsError, load_settings
 from contract import ImageDecodeError
+from contract.layout import IMAGE_SUFFIXES
 from contract.runtime import OnnxModel
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-)
 CHUNK = 16  # images per onnxruntime call
 
 

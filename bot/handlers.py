@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import numpy as np
 from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
@@ -26,7 +27,7 @@ from telegram.ext import (
 
 from bot import replies
 from bot.access import Cooldown
-from bot.budget import MB, Lease
+from bot.budget import Lease
 from bot.classifier import Busy, Classifier
 from bot.download import FileDownloader, FileTooLarge, download_bytes
 from bot.logs import fields
@@ -34,13 +35,11 @@ from bot.metrics import BotMetrics
 from bot.retry import may_have_taken_effect, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
+from contract.layout import IMAGE_SUFFIXES, MB
 
 log = logging.getLogger(__name__)
 
 LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
-IMAGE_EXTENSIONS = frozenset(
-    {"jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"}
-)
 
 Picture = PhotoSize | Document
 
@@ -57,7 +56,7 @@ def is_image_document(document: Document) -> bool:
     if mime.startswith("image/"):
         return True
     name = (document.file_name or "").lower()
-    return "." in name and name.rsplit(".", 1)[1] in IMAGE_EXTENSIONS
+    return PurePath(name).suffix in IMAGE_SUFFIXES
 
 
 class _ImageDocument(filters.MessageFilter):

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
+
 DEFAULT_MODEL_PATH = Path("models/nothotdog.onnx")
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
-TELEGRAM_MAX_FILE_MB = 20  # getFile refuses bigger files
 # Telegram's rule for setWebhook's secret_token.
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -52,7 +53,7 @@ class Settings:
     # docs/reliability.md for what it guarantees; the default keeps the bot under 300 MB.
     memory_budget_mb: int = 48
     # Image files above this are judged from Telegram's preview, or refused without one.
-    max_file_mb: int = 10
+    max_file_mb: int = DEFAULT_MAX_FILE_MB
     # A private chat outside ALLOWED_CHAT_IDS is told "no" at most once per this many minutes.
     outsider_reply_minutes: float = 10.0
     onnx_threads: int = 0  # 0: onnxruntime picks (all cores)
@@ -113,7 +114,7 @@ def load_settings(
         worker_threads=_int("WORKER_THREADS", get("WORKER_THREADS"), 1, minimum=1),
         decode_threads=_int("DECODE_THREADS", get("DECODE_THREADS"), 2, minimum=1),
         memory_budget_mb=_int("MEMORY_BUDGET_MB", get("MEMORY_BUDGET_MB"), 48, minimum=1),
-        max_file_mb=_int("MAX_FILE_MB", get("MAX_FILE_MB"), 10, minimum=1),
+        max_file_mb=_int("MAX_FILE_MB", get("MAX_FILE_MB"), DEFAULT_MAX_FILE_MB, minimum=1),
         outsider_reply_minutes=_float(
             "OUTSIDER_REPLY_MINUTES", get("OUTSIDER_REPLY_MINUTES"), 10.0, minimum=0.0
         ),

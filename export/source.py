@@ -8,11 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import DEFAULT_THRESHOLD, LABELS, POSITIVE_LABEL
-
-MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.json"
+from contract.layout import CONFIG_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE
 
 
 class SourceError(ValueError):

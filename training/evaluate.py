@@ -20,13 +20,12 @@ from tqdm import tqdm
 from contract import DEFAULT_THRESHOLD, INPUT_SIZE, LABELS, POSITIVE_LABEL, decode_image
 from contract.dataset import DatasetError, Example, list_examples
 from contract.imaging import ImageDecodeError
+from contract.layout import LABELS_FILE, METRICS_FILE, MODEL_FILE
 from contract.runtime import ModelLoadError, load_onnx
 from training.plots import HeatmapFn
-from training.report import METRICS_FILE, format_summary, write_evaluation
+from training.report import format_summary, write_evaluation
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
-KERAS_MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.json"
 
 
 class EvaluationError(RuntimeError):
@@ -96,9 +95,9 @@ def load_model(path: str | Path) -> LoadedModel:
     if path.suffix.lower() == ".onnx":
         return _load_onnx(path)
     if path.is_dir():
-        keras_file = path / KERAS_MODEL_FILE
+        keras_file = path / MODEL_FILE
         if not keras_file.is_file():
-            raise EvaluationError(f"{path} is a folder without {KERAS_MODEL_FILE}")
+            raise EvaluationError(f"{path} is a folder without {MODEL_FILE}")
         return _load_keras(keras_file)
     if path.suffix.lower() == ".keras":
         return _load_keras(path)

@@ -17,6 +17,14 @@ import numpy as np
 
 from contract import INPUT_SIZE, POSITIVE_LABEL
 from contract.dataset import DatasetError, Example, class_names, list_examples
+from contract.layout import (
+    CONFIG_FILE,
+    FILES_FILE,
+    HISTORY_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+)
 from training.augment import AugmentParams
 from training.features import CLEAN_VIEW, file_digests, trunk_outputs
 from training.record import data_summary, file_list, library_versions, write_json
@@ -211,7 +219,7 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     metrics = write_evaluation(
         out, y_val, probs, val_ex, labels, positive, threshold, history=history
     )
-    _save_float32(classifier, labels, cfg, out / "model.keras")
+    _save_float32(classifier, labels, cfg, out / MODEL_FILE)
     wall = time.time() - started
     summary = {
         "threshold": threshold,
@@ -225,12 +233,12 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         "wall_time_s": round(wall, 1),
         "feature_cache_s": round(cache_seconds, 1),
     }
-    write_json(out / "metrics.json", summary)
-    write_json(out / "labels.json", {"labels": labels, "positive_label": positive})
-    write_json(out / "history.json", history)
+    write_json(out / METRICS_FILE, summary)
+    write_json(out / LABELS_FILE, {"labels": labels, "positive_label": positive})
+    write_json(out / HISTORY_FILE, history)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
     write_json(
-        out / "config.json",
+        out / CONFIG_FILE,
         {
             "config": config,
             "weights_source": weights_source,
@@ -244,7 +252,7 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         },
     )
     write_json(
-        out / "files.json",
+        out / FILES_FILE,
         {
             "train": file_list(train_ex, train_digests, labels),
             "val": file_list(val_ex, val_digests, labels),
@@ -260,7 +268,7 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
 
 
 def _model_file(path: Path) -> Path:
-    return path / "model.keras" if path.is_dir() else path
+    return path / MODEL_FILE if path.is_dir() else path
 
 
 def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:

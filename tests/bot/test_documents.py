@@ -11,7 +11,7 @@ from telegram.ext import Application
 
 from bot import replies
 from bot.app import classifier_of
-from bot.budget import MB
+from contract.layout import MB
 from tests.badfiles import png_chunk
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory

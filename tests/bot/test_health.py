@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import replies
 from bot.app import HEALTH_KEY, build_application
-from bot.budget import MB
 from bot.health import main as health_main
 from bot.health import probe
 from bot.settings import Settings, SettingsError, load_settings
+from contract.layout import MB
 from contract.runtime import OnnxModel
 from tests.bot.conftest import StartBot
 from tests.bot.harness import REPO, SETTING_NAMES, running

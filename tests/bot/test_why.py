@@ -15,7 +15,7 @@ from PIL import Image
 import bot.why
 from bot import replies
 from bot.app import classifier_of
-from bot.budget import MB
+from contract.layout import MB
 from contract.runtime import OnnxModel
 from tests.bot.conftest import StartBot
 from tests.bot.test_access import _no_file_writes as no_file_writes
