@@ -15,8 +15,8 @@ from bot.app import build_application
 from bot.classifier import load_model
 from bot.settings import Settings
 from contract.runtime import OnnxModel
+from fakebot import FakeTelegram
 from tests.bot.harness import running
-from tests.fakebot import FakeTelegram
 from tests.tinymodel import build_tiny_model
 
 StartBot = Callable[..., Awaitable[Application]]

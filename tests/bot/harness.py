@@ -15,7 +15,7 @@ from typing import IO, Any
 from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES
-from tests.fakebot import FakeTelegram
+from fakebot import FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = [

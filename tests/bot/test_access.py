@@ -25,9 +25,9 @@ from bot.access import Cooldown
 from bot.app import classifier_of
 from bot.logs import REDACTED, redact, setup_logging
 from bot.settings import Settings
+from fakebot import FakeTelegram
 from tests.badfiles import corpus
 from tests.bot.conftest import StartBot
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from telegram.ext import Application
 
 from bot import replies
 from bot.app import classifier_of
+from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode, solid
 
 GROUP = FakeTelegram.group_chat()

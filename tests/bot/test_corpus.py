@@ -17,9 +17,9 @@ from telegram.ext import Application
 
 from bot import replies
 from bot.app import classifier_of
+from fakebot import FakeTelegram
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, heic_supported
 from tests.bot.memory import MB, peak_memory
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 HOTDOG, NOT_HOTDOG = "🌭 Hotdog!", "🚫 Not hotdog"

@@ -20,9 +20,9 @@ from bot.health import probe
 from bot.settings import Settings, SettingsError, load_settings
 from contract.layout import MB
 from contract.runtime import OnnxModel
+from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import REPO, SETTING_NAMES, running
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 
