@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -13,6 +12,7 @@ from bot import replies
 from bot.app import classifier_of
 from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
+from tests.bot.harness import until
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode, solid
 
 GROUP = FakeTelegram.group_chat()
@@ -293,7 +293,7 @@ async def test_one_structured_log_line_per_classified_photo(
 ) -> None:
     with caplog.at_level(logging.INFO, logger="bot.handlers"):
         await telegram.reply_text(telegram.push_photo(solid(RED), GROUP))
-        await asyncio.sleep(0.05)
+        await until(lambda: any(r.getMessage().startswith("classified") for r in caplog.records))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("classified")]
     assert "chat_type=supergroup" in line
     assert "label=hot_dog" in line
