@@ -56,7 +56,6 @@ def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
         model_path=tiny_model_path,
         base_url=telegram.base_url,
         base_file_url=telegram.base_file_url,
-        batch_wait_ms=2.0,
         worker_threads=2,
     )
 

@@ -85,7 +85,7 @@ async def test_allow_list_refuses_once_leaves_outsider_groups_and_classifies_not
     fetched = {c.params["file_id"] for c in telegram.calls_to("getFile")}
     for message in [outsider_photo, *silenced, strangers_photo, *after_leaving]:
         assert not fetched & _file_ids(message), "downloaded a file from a refused chat"
-    assert classifier_of(app).stats.items == len(allowed)
+    assert classifier_of(app).classified == len(allowed)
 
 
 async def test_outsider_reply_minutes_sets_how_often_a_private_outsider_is_told(

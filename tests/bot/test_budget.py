@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from telegram import File
 
-from bot.batcher import Busy
-from bot.budget import ByteBudget
+from bot.budget import Busy, ByteBudget
 from bot.download import FileDownloader, FileTooLarge
 
 # --- ByteBudget -----------------------------------------------------------------------------

@@ -207,9 +207,7 @@ async def test_many_chats_at_once_every_photo_answered_exactly_once(
     assert sorted(answered) == sorted(expected)  # each exactly once, none extra
     assert all(m["text"] == expected[(m["chat"]["id"], m["reply_to_message_id"])]
                for m in telegram.sent)
-    stats = classifier_of(bot).stats
-    assert stats.items == len(expected)
-    assert stats.largest > 1, "photos arriving together should share an onnxruntime call"
+    assert classifier_of(bot).classified == len(expected)
 
 
 async def test_confidence_can_be_hidden(telegram: FakeTelegram, start_bot: StartBot) -> None:
@@ -286,6 +284,15 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     assert telegram.calls_to("deleteWebhook")  # polling mode clears any old webhook
     assert "Group privacy mode is ON" in caplog.text
     assert "Group Privacy > Turn off" in caplog.text
+
+
+async def test_batch_settings_are_deprecated_and_ignored(
+    telegram: FakeTelegram, start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot"):
+        await start_bot(batch_size=8, batch_wait_ms=5.0)
+    assert "BATCH_SIZE and BATCH_WAIT_MS are deprecated and ignored" in caplog.text
+    assert await telegram.reply_text(telegram.push_photo(solid(RED))) == RED_TEXT
 
 
 async def test_one_structured_log_line_per_classified_photo(

@@ -151,7 +151,7 @@ async def test_decompression_bomb_is_refused_within_a_memory_bound(
     telegram: FakeTelegram, bot: Application
 ) -> None:
     bomb = _by_name()["png-bomb-20000"]
-    # Warm up first, so lazily built things (batcher, onnxruntime arenas) are not counted.
+    # Warm up first, so lazily built things (thread pools, onnxruntime arenas) are not counted.
     assert await telegram.reply_text(telegram.push_photo(solid(RED))) == RED_TEXT
     with peak_memory(trace_python=True) as peak:
         sent = [telegram.push_photo(bomb.data),
@@ -167,4 +167,4 @@ async def test_decompression_bomb_is_refused_within_a_memory_bound(
     assert control.rss_growth_mb > BOMB_RSS_BOUND_MB
     assert peak.python_peak_mb < BOMB_PYTHON_BOUND_MB
     assert len(telegram.calls_to("file")) == 3  # it was downloaded (50 KB), never decoded
-    assert classifier_of(bot).stats.items == 1  # only the warm-up photo reached the model
+    assert classifier_of(bot).classified == 1  # only the warm-up photo reached the model
