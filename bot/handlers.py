@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import PurePath
+from typing import TypeVar
 
 import numpy as np
 from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
@@ -38,6 +39,7 @@ from contract import ImageDecodeError
 from contract.layout import IMAGE_SUFFIXES, MB
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
 
@@ -209,23 +211,17 @@ class BotHandlers:
         """
         started = time.perf_counter()
         info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
-        sized = await self.within_size(message, picture, info)
-        if sized is None:
+
+        async def classify(picture: Picture, lease: Lease, declared: int):
+            image, nbytes, downloaded = await self.fetch_and_decode(picture, lease, declared)
+            lease.release()  # decoded: the file's bytes go back before inference
+            decoded = time.perf_counter()
+            return await self.classifier.infer(image), nbytes, downloaded, decoded
+
+        admitted = await self.admitted(message, picture, info, classify)
+        if admitted is None:
             return
-        picture, size, preview = sized
-        try:
-            with self.classifier.slot():
-                declared = self.max_file_bytes if size is None else size
-                with self.classifier.budget.admit(download_bytes(declared)) as lease:
-                    image, nbytes, downloaded = await self.fetch_and_decode(
-                        picture, lease, declared
-                    )
-                decoded = time.perf_counter()
-                verdict = await self.classifier.infer(image)
-        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
-            if not await self.answer_failure(message, info, exc):
-                raise
-            return
+        (verdict, nbytes, downloaded, decoded), preview = admitted
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
         if preview:
@@ -248,6 +244,31 @@ class BotHandlers:
                 bytes=nbytes,
             ),
         )
+
+    async def admitted(
+        self,
+        message: Message,
+        picture: Picture,
+        info: dict[str, object],
+        work: Callable[[Picture, Lease, int], Awaitable[T]],
+    ) -> tuple[T, bool] | None:
+        """``work(picture, lease, declared size)`` holding one of QUEUE_SIZE places and the
+        file's bytes in the budget, and whether the picture is Telegram's preview; None when
+        it was refused or failed as expected (the user has been told). Verdicts and /why
+        share it, so both keep the same bounds and give the same answers."""
+        sized = await self.within_size(message, picture, info)
+        if sized is None:
+            return None
+        picture, size, preview = sized
+        try:
+            with self.classifier.slot():
+                declared = self.max_file_bytes if size is None else size
+                with self.classifier.budget.admit(download_bytes(declared)) as lease:
+                    return await work(picture, lease, declared), preview
+        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
+            if not await self.answer_failure(message, info, exc):
+                raise
+            return None
 
     async def within_size(
         self, message: Message, picture: Picture, info: dict[str, object]
