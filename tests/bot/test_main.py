@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
+from tests.ports import free_port
 from tests.tinymodel import build_tiny_model
 
 
@@ -128,16 +128,10 @@ async def test_rejected_token_stops_startup_with_a_clear_message(
     assert "not-the-right-token" not in err.decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_webhook_mode_answers_and_checks_the_secret_token(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/nothotdog/hook"
     settings = Settings(webhook_url=url, webhook_listen="127.0.0.1", webhook_port=port)
     await start_bot(webhook=webhook_options(settings, "s3cret_-token"))
