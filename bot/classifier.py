@@ -21,6 +21,7 @@ import numpy as np
 
 from bot.batcher import BatchStats, Busy, MicroBatcher
 from bot.budget import MB, ByteBudget
+from bot.settings import shipped_model_path
 from contract import ImageTooLarge, ModelSpec, OpenedImage, decode_image, finish_decode, open_image
 from contract.imaging import Buffer
 from contract.runtime import ModelLoadError, OnnxModel, load_onnx
@@ -35,12 +36,6 @@ T = TypeVar("T")
 HEAVY_FILE_BYTES = 1 * MB
 HEAVY_DECODE_BYTES = 8 * MB
 
-MAKE_MODEL_HINT = (
-    "Get one with `make model` (trains and exports it from the data folder; see README "
-    "'Training and export'), or set MODEL_PATH to an exported nothotdog .onnx file."
-)
-
-
 @dataclass(frozen=True)
 class Verdict:
     label: str
@@ -54,9 +49,24 @@ def load_model(
     """Load and check the model; ``threshold`` overrides the one in its metadata."""
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist. {MAKE_MODEL_HINT}")
+        raise ModelLoadError(missing_model(path))
     model = load_onnx(path, intra_op_threads=onnx_threads)
     return model if threshold is None else with_threshold(model, threshold)
+
+
+def missing_model(path: Path) -> str:
+    """Why ``path`` is not there and what fixes it: the shipped model needs no training."""
+    shipped = shipped_model_path()
+    if path == shipped:
+        return (
+            f"the model that ships with nothotdog is missing ({path}). Reinstall nothotdog "
+            "(pip install --force-reinstall nothotdog, or from a checkout: git checkout "
+            "models/nothotdog.onnx), or set MODEL_PATH to an exported nothotdog .onnx file."
+        )
+    return (
+        f"model file {path} does not exist. Fix MODEL_PATH (or --model), or leave it empty to "
+        f"use the model that ships with nothotdog ({shipped})."
+    )
 
 
 def with_threshold(model: OnnxModel, threshold: float) -> OnnxModel:
