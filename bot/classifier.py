@@ -41,6 +41,7 @@ class Verdict:
     label: str
     probability: float  # of ``label``, not necessarily of the positive class
     is_positive: bool
+    p_positive: float  # P(hotdog), whatever the label: what the threshold is compared with
 
 
 def load_model(
@@ -133,9 +134,12 @@ class Classifier:
         probabilities = self.model.predict(np.stack(images))
         positive = self.spec.positive_label
         verdicts = []
+        index = self.spec.positive_index
         for row in probabilities:
             label, p = self.spec.verdict(row)
-            verdicts.append(Verdict(label=label, probability=p, is_positive=label == positive))
+            verdicts.append(
+                Verdict(label, p, is_positive=label == positive, p_positive=float(row[index]))
+            )
         return verdicts
 
     # --- the asynchronous path (the bot) ---------------------------------------------------
