@@ -103,8 +103,9 @@ class Settings:
     def require_token(self) -> str:
         if not self.token:
             raise SettingsError(
-                "TELEGRAM_BOT_TOKEN is not set. Copy .env.example to .env and put in the token "
-                "that @BotFather gave you (see README: 'Create the bot in Telegram')."
+                "TELEGRAM_BOT_TOKEN is not set. Put the token that @BotFather gave you in the "
+                "environment or in .env in this folder (in a checkout: cp .env.example .env); "
+                "see README 'Create the bot in Telegram', or nothotdog-bot --help."
             )
         return self.token
 
