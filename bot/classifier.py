@@ -61,8 +61,9 @@ def missing_model(path: Path) -> str:
     if path == shipped:
         return (
             f"the model that ships with nothotdog is missing ({path}). Reinstall nothotdog "
-            "(pip install --force-reinstall nothotdog, or from a checkout: git checkout "
-            "models/nothotdog.onnx), or set MODEL_PATH to an exported nothotdog .onnx file."
+            "from your checkout or wheel (pip install --force-reinstall .), or in a checkout "
+            "restore it (git checkout models/nothotdog.onnx), or set MODEL_PATH to an exported "
+            "nothotdog .onnx file."
         )
     return (
         f"model file {path} does not exist. Fix MODEL_PATH (or --model), or leave it empty to "

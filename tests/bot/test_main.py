@@ -71,7 +71,7 @@ def test_missing_shipped_model_says_reinstall(
     assert main([]) == 2
     err = capsys.readouterr().err
     assert "the model that ships with nothotdog is missing" in err
-    assert "pip install --force-reinstall nothotdog" in err
+    assert "pip install --force-reinstall ." in err
 
 
 def test_help_lists_the_settings_without_a_token(
