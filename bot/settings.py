@@ -6,6 +6,7 @@ Every variable here is listed, with a comment, in ``.env.example``.
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import os
 import re
@@ -16,7 +17,9 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-DEFAULT_MODEL_PATH = Path("models/nothotdog.onnx")
+MODEL_FILE = "nothotdog.onnx"
+# The shipped model's package: models/ installed as bot/shipped/ (see pyproject.toml).
+SHIPPED_PACKAGE = "bot.shipped"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
 TELEGRAM_MAX_FILE_MB = 20  # getFile refuses bigger files
@@ -30,13 +33,31 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
 
+def shipped_model_path() -> Path:
+    """The model that ships with nothotdog, wherever the bot runs from.
+
+    An installed package has it as package data (``bot/shipped/``); a checkout or an editable
+    install reads ``models/`` beside ``bot/``, where ``make model`` writes. Never the cwd.
+    """
+    try:
+        packaged = Path(str(importlib.resources.files(SHIPPED_PACKAGE) / MODEL_FILE))
+    except (ModuleNotFoundError, TypeError):  # a checkout: bot/shipped/ is not a package here
+        packaged = None
+    if packaged is not None and packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "models" / MODEL_FILE
+
+
 @dataclass(frozen=True)
 class Settings:
     token: str = field(default="", repr=False)  # repr=False: safe to log Settings
-    model_path: Path = DEFAULT_MODEL_PATH
+    model_path: Path = field(default_factory=shipped_model_path)
     threshold: float | None = None  # None: the model's own (from its metadata)
     show_confidence: bool = True
     show_why_button: bool = False  # an inline "Why?" button under each verdict (bot/why.py)
+    # An album's photos arrive as separate updates; its one answer waits this long after the
+    # last one (bot/albums.py). Telegram sends an album's items within about a second.
+    album_wait_s: float = 1.5
     # Two: on small machines VGG16 already fills every core at batch 1, so bigger batches add
     # memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and no photos per second.
     batch_size: int = 2
@@ -82,8 +103,9 @@ class Settings:
     def require_token(self) -> str:
         if not self.token:
             raise SettingsError(
-                "TELEGRAM_BOT_TOKEN is not set. Copy .env.example to .env and put in the token "
-                "that @BotFather gave you (see README: 'Create the bot in Telegram')."
+                "TELEGRAM_BOT_TOKEN is not set. Put the token that @BotFather gave you in the "
+                "environment or in .env in this folder (in a checkout: cp .env.example .env); "
+                "see README 'Create the bot in Telegram', or nothotdog-bot --help."
             )
         return self.token
 
@@ -92,21 +114,19 @@ def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
     """Read the process environment over ``env_file`` (if it exists) into checked Settings."""
-    values: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update(os.environ if environ is None else environ)
-    env = {k: v.strip() for k, v in values.items()}
+    env = _read_env(environ, env_file)
 
     def get(name: str) -> str:
         return env.get(name, "")
 
+    model = _model_settings(env)
     settings = Settings(
         token=get("TELEGRAM_BOT_TOKEN"),
-        model_path=Path(get("MODEL_PATH") or DEFAULT_MODEL_PATH),
-        threshold=_probability("THRESHOLD", get("THRESHOLD")),
+        model_path=model.model_path,
+        threshold=model.threshold,
         show_confidence=_bool("SHOW_CONFIDENCE", get("SHOW_CONFIDENCE"), True),
         show_why_button=_bool("SHOW_WHY_BUTTON", get("SHOW_WHY_BUTTON"), False),
+        album_wait_s=_float("ALBUM_WAIT_S", get("ALBUM_WAIT_S"), 1.5, minimum=0.0),
         batch_size=_int("BATCH_SIZE", get("BATCH_SIZE"), 2, minimum=1),
         batch_wait_ms=_float("BATCH_WAIT_MS", get("BATCH_WAIT_MS"), 5.0, minimum=0.0),
         queue_size=_int("QUEUE_SIZE", get("QUEUE_SIZE"), 64, minimum=1),
@@ -117,7 +137,7 @@ def load_settings(
         outsider_reply_minutes=_float(
             "OUTSIDER_REPLY_MINUTES", get("OUTSIDER_REPLY_MINUTES"), 10.0, minimum=0.0
         ),
-        onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
+        onnx_threads=model.onnx_threads,
         log_level=_log_level(get("LOG_LEVEL") or "INFO"),
         allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),
         webhook_url=get("WEBHOOK_URL"),
@@ -146,6 +166,42 @@ def load_settings(
             "WEBHOOK_SECRET may hold only letters, digits, '_' and '-' (1 to 256 characters)"
         )
     return settings
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The three settings the command line needs: it must not fail on the bot's others."""
+
+    model_path: Path = field(default_factory=shipped_model_path)
+    threshold: float | None = None
+    onnx_threads: int = 0
+
+
+def load_model_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> ModelSettings:
+    """MODEL_PATH, THRESHOLD and ONNX_THREADS only, read and checked as ``load_settings`` does."""
+    return _model_settings(_read_env(environ, env_file))
+
+
+def _read_env(environ: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return {k: v.strip() for k, v in values.items()}
+
+
+def _model_settings(env: Mapping[str, str]) -> ModelSettings:
+    def get(name: str) -> str:
+        return env.get(name, "")
+
+    path = get("MODEL_PATH")
+    return ModelSettings(
+        model_path=Path(path) if path else shipped_model_path(),
+        threshold=check_threshold("THRESHOLD", get("THRESHOLD")),
+        onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
+    )
 
 
 def _check_webhook_url(url: str) -> None:
@@ -193,7 +249,8 @@ def _float(name: str, raw: str, default: float, minimum: float) -> float:
     return value
 
 
-def _probability(name: str, raw: str) -> float | None:
+def check_threshold(name: str, raw: str) -> float | None:
+    """A probability in [0, 1], or None when empty; the CLI checks --threshold with it too."""
     if not raw:
         return None
     value = _float(name, raw, 0.0, minimum=0.0)
@@ -233,3 +290,42 @@ def _chat_ids(raw: str) -> frozenset[int] | None:
                 f"ALLOWED_CHAT_IDS must be chat ids separated by commas, got {part!r}"
             ) from None
     return frozenset(ids)
+
+
+# Every setting, its default and what it does, for ``nothotdog-bot --help`` (an installed bot
+# has no .env.example beside it). tests/bot/test_settings.py keeps it in step with that file.
+SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
+    ("TELEGRAM_BOT_TOKEN", "required", "the token from @BotFather (/newbot)"),
+    ("MODEL_PATH", "the shipped model", "an exported nothotdog .onnx file"),
+    ("THRESHOLD", "the model's", "say hotdog when P(hotdog) >= this (0..1)"),
+    ("SHOW_CONFIDENCE", "true", "add the percentage to each verdict"),
+    ("SHOW_WHY_BUTTON", "false", "a 'Why?' button under each verdict"),
+    ("ALBUM_WAIT_S", "1.5", "seconds after an album's last photo before its one answer"),
+    ("ALLOWED_CHAT_IDS", "everyone", "comma-separated chat ids the bot answers"),
+    ("OUTSIDER_REPLY_MINUTES", "10", "how often an outsider is told no"),
+    ("BATCH_SIZE", "2", "most photos in one onnxruntime call"),
+    ("BATCH_WAIT_MS", "5", "how long a batch waits for more photos"),
+    ("QUEUE_SIZE", "64", "photos in flight before users get 'busy'"),
+    ("MEMORY_BUDGET_MB", "48", "memory for pictures in flight (>= 2 x MAX_FILE_MB)"),
+    ("MAX_FILE_MB", "10", "bigger image files are judged from Telegram's preview (<= 20)"),
+    ("WORKER_THREADS", "1", "inference threads"),
+    ("DECODE_THREADS", "2", "image decoding threads"),
+    ("ONNX_THREADS", "0", "onnxruntime threads per call; 0: all cores"),
+    ("LOG_LEVEL", "INFO", "DEBUG (with tracebacks), INFO, WARNING or ERROR"),
+    ("WEBHOOK_URL", "empty: polling", "public https URL; switches to webhook mode"),
+    ("WEBHOOK_LISTEN", "127.0.0.1", "address the webhook server binds"),
+    ("WEBHOOK_PORT", "8443", "port the webhook server binds"),
+    ("WEBHOOK_SECRET", "random", "secret Telegram sends with each webhook request"),
+    ("TELEGRAM_BASE_URL", TELEGRAM_BASE_URL, "Bot API URL (token appended)"),
+    ("TELEGRAM_BASE_FILE_URL", TELEGRAM_BASE_FILE_URL, "where files are downloaded from"),
+    ("HEALTH_PORT", "off", "port for GET /healthz and /metrics"),
+    ("HEALTH_LISTEN", "127.0.0.1", "address for HEALTH_PORT"),
+)
+
+
+def settings_help() -> str:
+    """The settings as an aligned table, for ``--help``."""
+    width = max(len(name) for name, _, _ in SETTINGS_HELP)
+    return "\n".join(
+        f"  {name:<{width}}  {what} (default: {default})" for name, default, what in SETTINGS_HELP
+    )

@@ -58,6 +58,7 @@ def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
         base_file_url=telegram.base_file_url,
         batch_wait_ms=2.0,
         worker_threads=2,
+        album_wait_s=0.2,  # the default 1.5 s would only slow the tests down
     )
 
 
