@@ -22,6 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from bot.budget import Busy, ByteBudget
+from bot.settings import shipped_model_path
 from contract import ImageTooLarge, ModelSpec, OpenedImage, decode_image, finish_decode, open_image
 from contract.imaging import Buffer
 from contract.layout import MB
@@ -37,17 +38,12 @@ T = TypeVar("T")
 HEAVY_FILE_BYTES = 1 * MB
 HEAVY_DECODE_BYTES = 8 * MB
 
-MAKE_MODEL_HINT = (
-    "Get one with `make model` (trains and exports it from the data folder; see README "
-    "'Training and export'), or set MODEL_PATH to an exported nothotdog .onnx file."
-)
-
-
 @dataclass(frozen=True)
 class Verdict:
     label: str
     probability: float  # of ``label``, not necessarily of the positive class
     is_positive: bool
+    p_positive: float  # P(hotdog), whatever the label: what the threshold is compared with
 
 
 def load_model(
@@ -56,9 +52,25 @@ def load_model(
     """Load and check the model; ``threshold`` overrides the one in its metadata."""
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist. {MAKE_MODEL_HINT}")
+        raise ModelLoadError(missing_model(path))
     model = load_onnx(path, intra_op_threads=onnx_threads)
     return model if threshold is None else with_threshold(model, threshold)
+
+
+def missing_model(path: Path) -> str:
+    """Why ``path`` is not there and what fixes it: the shipped model needs no training."""
+    shipped = shipped_model_path()
+    if path == shipped:
+        return (
+            f"the model that ships with nothotdog is missing ({path}). Reinstall nothotdog "
+            "from your checkout or wheel (pip install --force-reinstall .), or in a checkout "
+            "restore it (git checkout models/nothotdog.onnx), or set MODEL_PATH to an exported "
+            "nothotdog .onnx file."
+        )
+    return (
+        f"model file {path} does not exist. Fix MODEL_PATH (or --model), or leave it empty to "
+        f"use the model that ships with nothotdog ({shipped})."
+    )
 
 
 def with_threshold(model: OnnxModel, threshold: float) -> OnnxModel:
@@ -111,9 +123,12 @@ class Classifier:
         probabilities = self.model.predict(np.stack(images))
         positive = self.spec.positive_label
         verdicts = []
+        index = self.spec.positive_index
         for row in probabilities:
             label, p = self.spec.verdict(row)
-            verdicts.append(Verdict(label=label, probability=p, is_positive=label == positive))
+            verdicts.append(
+                Verdict(label, p, is_positive=label == positive, p_positive=float(row[index]))
+            )
         return verdicts
 
     # --- the asynchronous path (the bot) ---------------------------------------------------

@@ -3,6 +3,8 @@
 
 They call the very functions the bot's worker threads call (``Classifier.decode`` and
 ``Classifier.predict``; ``bot.explain``), so a photo gets the same answer here as in a chat.
+They read only the settings they use (MODEL_PATH, THRESHOLD, ONNX_THREADS), checked as the
+bot checks them, so a bad bot-only setting in .env does not stop them.
 """
 
 from __future__ import annotations
@@ -16,24 +18,58 @@ from pathlib import Path
 from bot import replies
 from bot.classifier import Classifier, ModelLoadError, Verdict, load_model
 from bot.explain import PICTURE_SIDE, explain
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, check_threshold, load_model_settings
 from contract import ImageDecodeError
+from contract.commands import add_version
 from contract.layout import IMAGE_SUFFIXES
 from contract.runtime import OnnxModel
 
 CHUNK = 16  # images per onnxruntime call
+HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to
+
+
+def threshold(raw: str) -> float:
+    """--threshold, checked like the THRESHOLD setting: a probability in [0, 1]."""
+    try:
+        value = check_threshold("--threshold", raw)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--threshold ")) from None
+    if value is None:
+        raise argparse.ArgumentTypeError("must be a number between 0 and 1")
+    return value
+
+
+def positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nothotdog", description="Hotdog or not hotdog.")
+    parser = argparse.ArgumentParser(
+        prog="nothotdog",
+        description="Hotdog or not hotdog, for image files: the bot's answer without Telegram. "
+        "Uses MODEL_PATH, THRESHOLD and ONNX_THREADS from the environment or ./.env.",
+    )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     classify = commands.add_parser(
-        "classify", help="classify image files, or every image in folders"
+        "classify",
+        help="classify image files, or every image in folders",
+        description="Prints a header, then one line per image: path, label, p_hotdog (the "
+        "model's P(hotdog), which THRESHOLD is compared with) and the bot's answer, whose "
+        "percentage is the confidence in that answer. --json adds probability (of the label).",
     )
     classify.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     classify.add_argument("--json", action="store_true", help="print one JSON array")
     classify.add_argument("--model", type=Path, help="ONNX model (default: MODEL_PATH setting)")
-    classify.add_argument("--threshold", type=float, help="override the model's threshold")
+    classify.add_argument("--threshold", type=threshold,
+                          help="say hotdog when P(hotdog) >= this (0..1); default: THRESHOLD "
+                          "setting, else the model's")  # fmt: skip
     why = commands.add_parser(
         "why", help="draw where the model saw the hot dog over a photo, as /why does"
     )
@@ -41,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     why.add_argument("--out", type=Path, required=True,
                      help="picture to write; PNG, JPEG, ... by its extension")  # fmt: skip
     why.add_argument("--model", type=Path, help="ONNX model (default: MODEL_PATH setting)")
-    why.add_argument("--threshold", type=float, help="override the model's threshold")
-    why.add_argument("--max-side", type=int, default=PICTURE_SIDE,
+    why.add_argument("--threshold", type=threshold, help="override the model's threshold")
+    why.add_argument("--max-side", type=positive_int, default=PICTURE_SIDE,
                      help="longest side of the picture (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
 
     try:
-        settings = load_settings()
+        settings = load_model_settings()
         model = load_model(
             args.model or settings.model_path,
             threshold=args.threshold if args.threshold is not None else settings.threshold,
@@ -66,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
+        print(HEADER)
         for row in results:
             print(_line(row, classifier))
     if not files and not missing:
@@ -111,7 +148,8 @@ def classify_files(classifier: Classifier, files: list[Path]) -> list[dict[str, 
             for (row, _), verdict in zip(decoded, verdicts, strict=True):
                 row.update(
                     label=verdict.label,
-                    probability=round(verdict.probability, 6),
+                    p_hotdog=round(verdict.p_positive, 6),
+                    probability=round(verdict.probability, 6),  # of ``label``
                     hotdog=verdict.is_positive,
                 )
         results.extend(rows)
@@ -131,9 +169,11 @@ def _image_files(paths: list[Path]) -> Iterator[Path]:
 def _line(row: dict[str, object], classifier: Classifier) -> str:
     if "error" in row:
         return f"{row['path']}\terror: {row['error']}"
-    verdict = Verdict(str(row["label"]), float(row["probability"]), bool(row["hotdog"]))
+    verdict = Verdict(
+        str(row["label"]), float(row["probability"]), bool(row["hotdog"]), float(row["p_hotdog"])
+    )
     text = replies.verdict(verdict, classifier.spec)
-    return f"{row['path']}\t{row['label']}\t{verdict.probability:.3f}\t{text}"
+    return f"{row['path']}\t{row['label']}\t{verdict.p_positive:.3f}\t{text}"
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ def encode(picture: Image.Image, image_format: str = "JPEG") -> bytes:
 def verdict_of(spec: ModelSpec, probabilities: np.ndarray) -> tuple[Verdict, float]:
     """One row of probabilities: the verdict, as Classifier.predict gives it, and P(positive)."""
     label, p = spec.verdict(probabilities)
-    verdict = Verdict(label=label, probability=p, is_positive=label == spec.positive_label)
-    return verdict, float(probabilities[spec.positive_index])
+    p_positive = float(probabilities[spec.positive_index])
+    verdict = Verdict(label, p, is_positive=label == spec.positive_label, p_positive=p_positive)
+    return verdict, p_positive
 
 
 def draw_jpeg(opened: OpenedImage, heatmap: np.ndarray, max_side: int = PICTURE_SIDE) -> bytes:

@@ -28,6 +28,7 @@ from telegram.ext import (
 
 from bot import replies
 from bot.access import Cooldown
+from bot.albums import Albums, Answer
 from bot.budget import Lease
 from bot.classifier import Busy, Classifier
 from bot.download import FileDownloader, FileTooLarge, download_bytes
@@ -108,6 +109,7 @@ class BotHandlers:
         self.max_file_bytes = settings.max_file_mb * MB
         self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
         self.leaves = Cooldown(LEAVE_AGAIN_S)
+        self.albums = Albums(settings.album_wait_s, self.answer_album)
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -189,10 +191,15 @@ class BotHandlers:
     # --- pictures and everything else -------------------------------------------------------
 
     async def on_picture(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A picture on its own gets its own answer; an album's pictures share one."""
         message = _message(update)
         picture = picture_in(message, self.classifier.spec.input_size)
-        if picture is not None:
-            source = "photo" if message.photo else "document"
+        if picture is None:
+            return
+        source = "photo" if message.photo else "document"
+        if self.albums.accepts(message):
+            await self.albums.add(message, self.judge(update, message, picture, source=source))
+        else:
             await self.answer_picture(update, message, picture, source=source)
 
     async def on_other_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -204,7 +211,36 @@ class BotHandlers:
     async def answer_picture(
         self, update: Update, message: Message, picture: Picture, *, source: str
     ) -> None:
-        """Download, classify and answer one picture; every expected failure gets a reply.
+        """Download, classify and answer one picture; every expected failure gets a reply."""
+        answer = await self.judge(update, message, picture, source=source)
+        markup = self.verdict_markup if answer.verdict is not None else None
+        await self.reply(message, answer.text, markup=markup)
+        self.observe(answer)
+
+    async def answer_album(self, first: Message, answers: Sequence[Answer]) -> None:
+        """One reply to the album's first picture, each picture's verdict in order."""
+        pairs = [(a.verdict, a.text) for a in answers]
+        await self.reply(first, replies.album(pairs, self.settings.show_confidence))
+        for answer in answers:
+            self.observe(answer)
+        log.info(
+            "album answered %s",
+            fields(chat_type=first.chat.type, media_group_id=first.media_group_id,
+                   pictures=len(answers)),
+        )  # fmt: skip
+
+    def observe(self, answer: Answer) -> None:
+        if answer.verdict is not None and answer.times is not None:
+            started, downloaded, classified = answer.times
+            done = time.perf_counter()
+            self.metrics.observe_answer(
+                answer.verdict.label, downloaded - started, classified - downloaded, done - started
+            )
+
+    async def judge(
+        self, update: Update, message: Message, picture: Picture, *, source: str
+    ) -> Answer:
+        """Download and classify one picture: its verdict, or the reason there is none.
 
         Admitted on its declared size into the classifier's byte budget, or "busy" at once;
         an image file over MAX_FILE_MB is judged from Telegram's preview, or refused.
@@ -218,47 +254,42 @@ class BotHandlers:
             decoded = time.perf_counter()
             return await self.classifier.infer(image), nbytes, downloaded, decoded
 
-        admitted = await self.admitted(message, picture, info, classify)
-        if admitted is None:
-            return
+        admitted = await self.admitted(picture, info, classify)
+        if isinstance(admitted, Answer):
+            return admitted
         (verdict, nbytes, downloaded, decoded), preview = admitted
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
         if preview:
             text = replies.from_preview(text, self.settings.max_file_mb)
-        await self.reply(message, text, markup=self.verdict_markup)
-        done = time.perf_counter()
-        self.metrics.observe_answer(
-            verdict.label, downloaded - started, classified - downloaded, done - started
-        )
         log.info(
             "classified %s",
             fields(
                 **info,
                 label=verdict.label,
                 probability=round(verdict.probability, 4),
-                latency_ms=(time.perf_counter() - started) * 1000,
+                latency_ms=(classified - started) * 1000,
                 download_ms=(downloaded - started) * 1000,
                 decode_ms=(decoded - downloaded) * 1000,
                 classify_ms=(classified - decoded) * 1000,
                 bytes=nbytes,
             ),
         )
+        return Answer(text, verdict, (started, downloaded, classified))
 
     async def admitted(
         self,
-        message: Message,
         picture: Picture,
         info: dict[str, object],
         work: Callable[[Picture, Lease, int], Awaitable[T]],
-    ) -> tuple[T, bool] | None:
+    ) -> tuple[T, bool] | Answer:
         """``work(picture, lease, declared size)`` holding one of QUEUE_SIZE places and the
-        file's bytes in the budget, and whether the picture is Telegram's preview; None when
-        it was refused or failed as expected (the user has been told). Verdicts and /why
-        share it, so both keep the same bounds and give the same answers."""
-        sized = await self.within_size(message, picture, info)
-        if sized is None:
-            return None
+        file's bytes in the budget, with whether the picture is Telegram's preview; or the
+        answer to a refusal or an expected failure. Verdicts and /why share it, so both keep
+        the same bounds and give the same answers."""
+        sized = self.size_check(picture, info)
+        if isinstance(sized, Answer):
+            return sized
         picture, size, preview = sized
         try:
             with self.classifier.slot():
@@ -266,15 +297,16 @@ class BotHandlers:
                 with self.classifier.budget.admit(download_bytes(declared)) as lease:
                     return await work(picture, lease, declared), preview
         except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
-            if not await self.answer_failure(message, info, exc):
+            failure = self.failure(info, exc)
+            if failure is None:
                 raise
-            return None
+            return failure
 
-    async def within_size(
-        self, message: Message, picture: Picture, info: dict[str, object]
-    ) -> tuple[Picture, int | None, bool] | None:
-        """(what to download, its declared size, whether it is Telegram's preview), or None
-        when the file is over MAX_FILE_MB without a preview (the user has been told)."""
+    def size_check(
+        self, picture: Picture, info: dict[str, object]
+    ) -> tuple[Picture, int | None, bool] | Answer:
+        """(what to download, its declared size, whether it is Telegram's preview), or the
+        refusal for a file over MAX_FILE_MB without a preview."""
         size = picture.file_size
         if not size or size <= self.max_file_bytes:
             return picture, size, False
@@ -282,34 +314,29 @@ class BotHandlers:
         if thumbnail is None:
             log.info("refused %s", fields(**info, reason="too_large", bytes=size))
             self.metrics.too_large.inc()
-            await self.reply(message, replies.too_large(size, self.settings.max_file_mb))
-            return None
+            return Answer(replies.too_large(size, self.settings.max_file_mb))
         info["source"] = f"{info['source']}_preview"
         return thumbnail, thumbnail.file_size, True
 
-    async def answer_failure(
-        self, message: Message, info: dict[str, object], exc: Exception
-    ) -> bool:
-        """Reply to an expected failure (busy, unreadable, too large); False for any other."""
+    def failure(self, info: dict[str, object], exc: Exception) -> Answer | None:
+        """The answer to an expected failure (busy, unreadable, too large); None for others."""
         if isinstance(exc, Busy):
             log.warning("busy %s", fields(**info, reason=str(exc)))
             self.metrics.busy.inc()
-            await self.reply(message, replies.busy())
-        elif isinstance(exc, ImageDecodeError):
+            return Answer(replies.busy())
+        if isinstance(exc, ImageDecodeError):
             log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
             self.metrics.unreadable.inc()
-            await self.reply(message, replies.unreadable(str(exc)))
-        elif isinstance(exc, FileTooLarge):
+            return Answer(replies.unreadable(str(exc)))
+        if isinstance(exc, FileTooLarge):
             log.info("refused %s", fields(**info, reason="too_large", bytes=exc.size))
             self.metrics.too_large.inc()
-            await self.reply(message, replies.too_large(exc.size, self.settings.max_file_mb))
-        elif isinstance(exc, BadRequest) and "too big" in str(exc).lower():
+            return Answer(replies.too_large(exc.size, self.settings.max_file_mb))
+        if isinstance(exc, BadRequest) and "too big" in str(exc).lower():
             log.info("refused %s", fields(**info, reason="too_large"))
             self.metrics.too_large.inc()
-            await self.reply(message, replies.too_large(None, self.settings.max_file_mb))
-        else:
-            return False
-        return True
+            return Answer(replies.too_large(None, self.settings.max_file_mb))
+        return None
 
     async def fetch(self, picture: Picture, lease: Lease, declared: int) -> bytearray:
         """The file's bytes, held within ``lease`` (admitted for ``declared`` bytes, grown to

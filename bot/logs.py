@@ -60,14 +60,28 @@ def fields(**values: object) -> str:
 
 
 class NoTraceback(logging.Filter):
-    """Keep the message but drop the traceback for errors whose message says it all."""
+    """Keep the message but drop the traceback, at levels above DEBUG, for a library's errors
+    whose one line says it all (a network error, a rejected token): main explains them.
 
-    def __init__(self, quiet: tuple[type[BaseException], ...]) -> None:
+    The exception's own line is kept at the end of the message, so nothing but the traceback
+    is lost; LOG_LEVEL=DEBUG shows every traceback.
+    """
+
+    def __init__(self, quiet: tuple[type[BaseException], ...], loggers: tuple[str, ...]) -> None:
         super().__init__()
         self.quiet = quiet
+        self.loggers = loggers
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], self.quiet):
+        exc = record.exc_info[1] if record.exc_info else None
+        if (
+            isinstance(exc, self.quiet)
+            and record.levelno > logging.DEBUG
+            and logging.getLogger().level > logging.DEBUG
+            and record.name.partition(".")[0] in self.loggers
+        ):
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+            record.args = None
             record.exc_info = None
             record.exc_text = None
         return True
@@ -77,11 +91,13 @@ def setup_logging(
     level: str = "INFO",
     secrets: Iterable[str] = (),
     quiet: tuple[type[BaseException], ...] = (),
+    quiet_loggers: tuple[str, ...] = ("telegram",),
 ) -> None:
-    """Log to stderr; ``quiet`` exceptions are logged without traceback (main explains them)."""
+    """Log to stderr; ``quiet`` exceptions from ``quiet_loggers`` (top-level names) are logged
+    without traceback unless ``level`` is DEBUG."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets))
-    handler.addFilter(NoTraceback(quiet))
+    handler.addFilter(NoTraceback(quiet, quiet_loggers))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

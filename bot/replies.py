@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from bot.classifier import Verdict
 from contract import ModelSpec
@@ -29,6 +29,25 @@ def verdict(v: Verdict, spec: ModelSpec, show_confidence: bool = True) -> str:
     return text
 
 
+def verdict_mark(v: Verdict | None, failure: str, show_confidence: bool = True) -> str:
+    """One picture in an album's answer: 🌭 or 🚫 (with the confidence), or the emoji that
+    opens the sentence saying why it has no verdict."""
+    if v is None:
+        return failure.split(maxsplit=1)[0]
+    mark = "🌭" if v.is_positive else "🚫"
+    return f"{mark} {v.probability:.0%}" if show_confidence else mark
+
+
+def album(answers: Sequence[tuple[Verdict | None, str]], show_confidence: bool = True) -> str:
+    """An album's one answer: each picture's verdict in order, e.g. "1 🌭  2 🚫  3 😕", then a
+    line for each picture that has none, saying why."""
+    marks = "  ".join(
+        f"{i} {verdict_mark(v, text, show_confidence)}" for i, (v, text) in enumerate(answers, 1)
+    )
+    notes = [f"{i}: {text}" for i, (v, text) in enumerate(answers, 1) if v is None]
+    return "\n".join([marks, *notes])
+
+
 def start() -> str:
     return (
         "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
@@ -43,8 +62,8 @@ def start() -> str:
 def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     return (
         "How to use me:\n"
-        "• Private chat: send a photo, an album or an image file (JPEG, PNG, WebP, GIF, BMP, "
-        "TIFF). I answer each picture with 🌭 Hotdog! or 🚫 Not hotdog.\n"
+        "• Private chat: send a photo or an image file (JPEG, PNG, WebP, GIF, BMP, TIFF) and I "
+        "answer 🌭 Hotdog! or 🚫 Not hotdog. An album gets one answer: 1 🌭  2 🚫 ...\n"
         "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
         "admin) I answer every photo. Otherwise reply to a photo with /hotdog and I'll "
         "answer that one.\n"

@@ -7,10 +7,11 @@ be read without being checked; every one is listed, with a comment, in ``.env.ex
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from dotenv import dotenv_values
 
 from contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
 
-DEFAULT_MODEL_PATH = Path("models/nothotdog.onnx")
+MODEL_FILE = "nothotdog.onnx"
+# The shipped model's package: models/ installed as bot/shipped/ (see pyproject.toml).
+SHIPPED_PACKAGE = "bot.shipped"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
 # Telegram's rule for setWebhook's secret_token.
@@ -31,6 +34,21 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def shipped_model_path() -> Path:
+    """The model that ships with nothotdog, wherever the bot runs from.
+
+    An installed package has it as package data (``bot/shipped/``); a checkout or an editable
+    install reads ``models/`` beside ``bot/``, where ``make model`` writes. Never the cwd.
+    """
+    try:
+        packaged = Path(str(importlib.resources.files(SHIPPED_PACKAGE) / MODEL_FILE))
+    except (ModuleNotFoundError, TypeError):  # a checkout: bot/shipped/ is not a package here
+        packaged = None
+    if packaged is not None and packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "models" / MODEL_FILE
 
 
 # A parser gets the variable's non-empty value; its ValueError says what is wrong, and the
@@ -108,19 +126,37 @@ def _secret(raw: str) -> str:
 
 def _env(name: str, parse: Parse, default: Any = None, **kwargs: Any) -> Any:
     """A field read from environment variable ``name`` through ``parse``."""
-    return field(default=default, metadata={"env": name, "parse": parse}, **kwargs)
+    if "default_factory" not in kwargs:
+        kwargs["default"] = default
+    return field(metadata={"env": name, "parse": parse}, **kwargs)
+
+
+def _parse(name: str, raw: str, parse: Parse) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} {exc}") from None
+
+
+def check_threshold(name: str, raw: str) -> float | None:
+    """A probability in [0, 1], or None when empty; the CLI checks --threshold with it too."""
+    return _parse(name, raw, _probability) if raw else None
 
 
 @dataclass(frozen=True)
 class Settings:
     # repr=False: safe to log Settings
     token: str = _env("TELEGRAM_BOT_TOKEN", str, "", repr=False)
-    model_path: Path = _env("MODEL_PATH", Path, DEFAULT_MODEL_PATH)  # noqa: RUF009 (a field)
+    # Looked up at each call (not bound here), so a test can stand in for the shipped model.
+    model_path: Path = _env("MODEL_PATH", Path, default_factory=lambda: shipped_model_path())  # noqa: RUF009
     # None: the model's own (from its metadata)
     threshold: float | None = _env("THRESHOLD", _probability)
     show_confidence: bool = _env("SHOW_CONFIDENCE", _bool, True)
     # An inline "Why?" button under each verdict (bot/why.py)
     show_why_button: bool = _env("SHOW_WHY_BUTTON", _bool, False)
+    # An album's photos arrive as separate updates; its one answer waits this long after the
+    # last one (bot/albums.py). Telegram sends an album's items within about a second.
+    album_wait_s: float = _env("ALBUM_WAIT_S", _number(float, 0.0), 1.5)
     # Deprecated, ignored (a warning at start-up): one photo per onnxruntime call. Batches
     # added memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and at most 1.09x.
     batch_size: int | None = _env("BATCH_SIZE", _number(int, 1))
@@ -169,8 +205,9 @@ class Settings:
     def require_token(self) -> str:
         if not self.token:
             raise SettingsError(
-                "TELEGRAM_BOT_TOKEN is not set. Copy .env.example to .env and put in the token "
-                "that @BotFather gave you (see README: 'Create the bot in Telegram')."
+                "TELEGRAM_BOT_TOKEN is not set. Put the token that @BotFather gave you in the "
+                "environment or in .env in this folder (in a checkout: cp .env.example .env); "
+                "see README 'Create the bot in Telegram', or nothotdog-bot --help."
             )
         return self.token
 
@@ -184,18 +221,7 @@ def load_settings(
 ) -> Settings:
     """Read the process environment over ``env_file`` (if it exists) into checked Settings;
     an unset or empty variable keeps its field's default."""
-    values: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update(os.environ if environ is None else environ)
-    parsed: dict[str, Any] = {}
-    for name, f in VARIABLES.items():
-        if raw := values.get(name, "").strip():
-            try:
-                parsed[f.name] = f.metadata["parse"](raw)
-            except ValueError as exc:
-                raise SettingsError(f"{name} {exc}") from None
-    settings = Settings(**parsed)
+    settings = Settings(**_fields(_read_env(environ, env_file), VARIABLES))
     if settings.max_file_mb > TELEGRAM_MAX_FILE_MB:
         raise SettingsError(
             f"MAX_FILE_MB must be at most {TELEGRAM_MAX_FILE_MB} (Telegram lets bots download "
@@ -207,3 +233,76 @@ def load_settings(
             f"({settings.max_file_mb}), or files that big would never fit in it"
         )
     return settings
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The three settings the command line needs: it must not fail on the bot's others."""
+
+    model_path: Path = field(default_factory=lambda: shipped_model_path())
+    threshold: float | None = None
+    onnx_threads: int = 0
+
+
+def load_model_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> ModelSettings:
+    """MODEL_PATH, THRESHOLD and ONNX_THREADS only, read and checked as ``load_settings`` does."""
+    names = ("MODEL_PATH", "THRESHOLD", "ONNX_THREADS")
+    return ModelSettings(**_fields(_read_env(environ, env_file), names))
+
+
+def _read_env(environ: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return {k: v.strip() for k, v in values.items()}
+
+
+def _fields(env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
+    """The Settings fields of the variables ``names`` that are set, parsed and checked."""
+    return {
+        VARIABLES[name].name: _parse(name, raw, VARIABLES[name].metadata["parse"])
+        for name in names
+        if (raw := env.get(name, ""))
+    }
+
+
+# Every setting, its default and what it does, for ``nothotdog-bot --help`` (an installed bot
+# has no .env.example beside it). tests/bot/test_settings.py keeps it in step with that file.
+SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
+    ("TELEGRAM_BOT_TOKEN", "required", "the token from @BotFather (/newbot)"),
+    ("MODEL_PATH", "the shipped model", "an exported nothotdog .onnx file"),
+    ("THRESHOLD", "the model's", "say hotdog when P(hotdog) >= this (0..1)"),
+    ("SHOW_CONFIDENCE", "true", "add the percentage to each verdict"),
+    ("SHOW_WHY_BUTTON", "false", "a 'Why?' button under each verdict"),
+    ("ALBUM_WAIT_S", "1.5", "seconds after an album's last photo before its one answer"),
+    ("ALLOWED_CHAT_IDS", "everyone", "comma-separated chat ids the bot answers"),
+    ("OUTSIDER_REPLY_MINUTES", "10", "how often an outsider is told no"),
+    ("BATCH_SIZE", "unset", "deprecated, ignored: one photo per onnxruntime call"),
+    ("BATCH_WAIT_MS", "unset", "deprecated, ignored"),
+    ("QUEUE_SIZE", "64", "photos in flight before users get 'busy'"),
+    ("MEMORY_BUDGET_MB", "48", "memory for pictures in flight (>= 2 x MAX_FILE_MB)"),
+    ("MAX_FILE_MB", "10", "bigger image files are judged from Telegram's preview (<= 20)"),
+    ("WORKER_THREADS", "1", "inference threads"),
+    ("DECODE_THREADS", "2", "image decoding threads"),
+    ("ONNX_THREADS", "0", "onnxruntime threads per call; 0: all cores"),
+    ("LOG_LEVEL", "INFO", "DEBUG (with tracebacks), INFO, WARNING or ERROR"),
+    ("WEBHOOK_URL", "empty: polling", "public https URL; switches to webhook mode"),
+    ("WEBHOOK_LISTEN", "127.0.0.1", "address the webhook server binds"),
+    ("WEBHOOK_PORT", "8443", "port the webhook server binds"),
+    ("WEBHOOK_SECRET", "random", "secret Telegram sends with each webhook request"),
+    ("TELEGRAM_BASE_URL", TELEGRAM_BASE_URL, "Bot API URL (token appended)"),
+    ("TELEGRAM_BASE_FILE_URL", TELEGRAM_BASE_FILE_URL, "where files are downloaded from"),
+    ("HEALTH_PORT", "off", "port for GET /healthz and /metrics"),
+    ("HEALTH_LISTEN", "127.0.0.1", "address for HEALTH_PORT"),
+)
+
+
+def settings_help() -> str:
+    """The settings as an aligned table, for ``--help``."""
+    width = max(len(name) for name, _, _ in SETTINGS_HELP)
+    return "\n".join(
+        f"  {name:<{width}}  {what} (default: {default})" for name, default, what in SETTINGS_HELP
+    )

@@ -24,6 +24,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import replies
+from bot.albums import Answer
 from bot.budget import Lease
 from bot.classifier import Verdict
 from bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg, verdict_of
@@ -109,8 +110,9 @@ class WhyHandlers:
         if not self.classifier.model.has_heatmap:
             await handlers.reply(answer_to, replies.cant_explain())
             return
-        admitted = await handlers.admitted(answer_to, picture, info, self.draw)
-        if admitted is None:
+        admitted = await handlers.admitted(picture, info, self.draw)
+        if isinstance(admitted, Answer):
+            await handlers.reply(answer_to, admitted.text)
             return
         (verdict, p_positive, jpeg, nbytes), preview = admitted
         caption = replies.why_caption(verdict, p_positive, self.classifier.spec)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contract.commands import add_version
 from export import settings as d
 
 PROG = "nothotdog-export"
@@ -30,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "beside it as NAME.float32.onnx. What was measured goes to NAME.export.json, also when "
         "a check fails; nothing is written at --out unless every check passed.",
     )
+    add_version(p)
     p.add_argument("source", type=Path, help="training run folder, or a bare .keras file")
     p.add_argument("--out", type=Path, required=True, help="models/NAME.onnx")
     p.add_argument("--quantize", choices=["int8"], help="ship a static int8 model at --out")

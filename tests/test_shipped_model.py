@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.settings import DEFAULT_MODEL_PATH
+from bot.settings import shipped_model_path
 from contract import INPUT_SIZE, LABELS, POSITIVE_LABEL, MetaKey, load_image_file
 from contract.runtime import OnnxModel, load_onnx
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / DEFAULT_MODEL_PATH
+SHIPPED = shipped_model_path()
 FIXTURES = Path(__file__).parent / "fixtures"
 MAX_BYTES = 16 * 1024 * 1024
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.commands import add_version
 from contract.dataset import DatasetError
 from training.augment import AugmentParams
 from training.devices import PRECISIONS, STRATEGIES
@@ -20,6 +21,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         description="Fine-tune VGG16 on a folder with one sub-folder of photos per class.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_version(p)
     p.add_argument("--data", type=Path, required=True, help="training folder: DATA/<class>/*.jpg")
     p.add_argument("--val", type=Path, help="validation folder with the same classes")
     p.add_argument("--val-split", type=float, default=d.val_split,

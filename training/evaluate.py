@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from contract import INPUT_SIZE, decode_image
+from contract.commands import add_version
 from contract.dataset import DatasetError, Example, list_examples
 from contract.imaging import ImageDecodeError
 from contract.layout import LABELS_FILE, METRICS_FILE, MODEL_FILE, RunFolderError, read_run_facts
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
             "class) and write metrics.json plus plots, overall and per source tag."
         ),
     )
+    add_version(parser)
     parser.add_argument(
         "model",
         type=Path,

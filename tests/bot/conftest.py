@@ -57,6 +57,7 @@ def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
         base_url=telegram.base_url,
         base_file_url=telegram.base_file_url,
         worker_threads=2,
+        album_wait_s=0.2,  # the default 1.5 s would only slow the tests down
     )
 
 

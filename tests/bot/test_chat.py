@@ -72,15 +72,6 @@ async def test_image_documents_in_every_format_are_answered(
         assert await telegram.reply_text(message) == RED_TEXT, message["document"]["file_name"]
 
 
-async def test_album_gets_one_answer_per_photo(telegram: FakeTelegram, bot: Application) -> None:
-    album = telegram.push_album([solid(RED), solid(GREEN), solid(RED)])
-    assert len({m["media_group_id"] for m in album}) == 1
-    texts = [await telegram.reply_text(m) for m in album]
-    assert texts == [RED_TEXT, GREEN_TEXT, RED_TEXT]
-    await telegram.quiet(0.2)
-    assert len(telegram.sent) == 3
-
-
 @pytest.mark.parametrize("chat", [FakeTelegram.private_chat(), GROUP], ids=["private", "group"])
 async def test_start_and_help_explain_the_bot(
     telegram: FakeTelegram, bot: Application, chat: dict

@@ -33,13 +33,14 @@ def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_classify_folder_prints_label_and_probability(
+def test_classify_folder_prints_label_and_p_hotdog_under_a_header(
     photos: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     assert main(["classify", str(photos), "--model", str(tiny_model_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        f"{photos / 'nested' / 'green.PNG'}\tnot_hot_dog\t0.881\t🚫 Not hotdog (88%)",
+        "path\tlabel\tp_hotdog\tverdict",
+        f"{photos / 'nested' / 'green.PNG'}\tnot_hot_dog\t0.119\t🚫 Not hotdog (88%)",
         f"{photos / 'red.jpg'}\thot_dog\t0.969\t🌭 Hotdog! (97%)",
     ]
 
@@ -58,6 +59,7 @@ def test_json_output_and_unreadable_files(
     assert rows["red.jpg"]["label"] == "hot_dog"
     assert rows["red.jpg"]["hotdog"] is True
     assert rows["red.jpg"]["probability"] == pytest.approx(redness_probability((200, 91, 88)))
+    assert rows["red.jpg"]["p_hotdog"] == rows["red.jpg"]["probability"]
     assert "damaged" in rows["broken.jpg"]["error"]
     assert rows["missing.png"]["error"] == "no such file or folder"
 
@@ -89,9 +91,45 @@ def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> N
 
 
 def test_missing_model_is_a_clear_error(photos: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["classify", str(photos)]) == 2
+    assert main(["classify", str(photos), "--model", "gone.onnx"]) == 2
     err = capsys.readouterr().err
-    assert "models/nothotdog.onnx does not exist" in err and "make model" in err
+    assert "model file gone.onnx does not exist" in err and "make model" not in err
+
+
+def test_no_model_path_uses_the_shipped_model_from_another_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    photo = tmp_path / "red.jpg"
+    photo.write_bytes(solid(RED))
+    (tmp_path / ".env").write_text("WEBHOOK_PORT=abc\nMAX_FILE_MB=99\n")  # the bot's, not ours
+    assert main(["classify", str(photo), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["label"] in ("hot_dog", "not_hot_dog") and 0.0 <= row["p_hotdog"] <= 1.0
+
+
+@pytest.mark.parametrize("value", ["7", "-0.1", "nan", "high"])
+def test_threshold_option_is_checked_like_the_setting(
+    photos: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture, value: str
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["classify", str(photos), "--model", str(tiny_model_path), "--threshold", value])
+    assert stop.value.code == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
+def test_threshold_setting_is_checked(
+    photos: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("THRESHOLD", "7")
+    assert main(["classify", str(photos)]) == 2
+    assert "THRESHOLD must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("nothotdog ")
 
 
 def test_why_writes_the_overlay_at_the_photos_aspect(

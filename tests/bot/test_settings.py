@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import DEFAULT_MODEL_PATH, VARIABLES, Settings, SettingsError, load_settings
+from bot.settings import (
+    SETTINGS_HELP,
+    VARIABLES,
+    Settings,
+    SettingsError,
+    load_model_settings,
+    load_settings,
+    shipped_model_path,
+)
+from tests.bot.harness import SETTING_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -15,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_defaults_need_nothing() -> None:
     settings = load_settings(environ={}, env_file=None)
     assert settings == Settings()
-    assert settings.model_path == DEFAULT_MODEL_PATH
+    assert settings.model_path == shipped_model_path()  # not relative to the cwd
     assert settings.show_confidence is True
     assert settings.show_why_button is False
     assert settings.allowed_chat_ids is None
@@ -96,9 +105,10 @@ def test_webhook_path_comes_from_the_url() -> None:
     assert settings.webhook_path == "tg/hook"
 
 
-def test_env_example_lists_every_setting_with_a_comment() -> None:
+def test_env_example_and_help_list_every_setting_with_a_comment() -> None:
     example = (REPO / ".env.example").read_text()
     read = set(VARIABLES)
+    assert read == {name for name, _, _ in SETTINGS_HELP} == set(SETTING_NAMES)
     listed = re.findall(r"^#?\s*([A-Z_]+)=", example, flags=re.MULTILINE)
     assert read and read == set(listed)
     lines = example.splitlines()
@@ -107,3 +117,15 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
         assert lines[index - 1].startswith("#"), f"{name} needs a comment above it"
     # And the example loads as it is (after putting in a token).
     assert load_settings(environ={}, env_file=REPO / ".env.example").token == ""
+
+
+def test_the_command_line_reads_only_the_model_settings() -> None:
+    """``nothotdog classify`` must not stop on a bad setting only the bot uses."""
+    env = {"WEBHOOK_PORT": "abc", "MAX_FILE_MB": "99", "THRESHOLD": "0.7", "ONNX_THREADS": "1"}
+    with pytest.raises(SettingsError, match="WEBHOOK_PORT"):
+        load_settings(environ=env, env_file=None)
+    model = load_model_settings(environ=env, env_file=None)
+    assert (model.threshold, model.onnx_threads) == (0.7, 1)
+    assert model.model_path == shipped_model_path()
+    with pytest.raises(SettingsError, match="THRESHOLD must be between 0 and 1"):
+        load_model_settings(environ={"THRESHOLD": "7"}, env_file=None)

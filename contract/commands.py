@@ -1,0 +1,75 @@
+"""What every console script shares: ``--version``, and the training-side commands' launchers.
+
+A serving-only install (``pip install nothotdog``) still has ``nothotdog-train``,
+``nothotdog-eval`` and ``nothotdog-export`` on its PATH, since a distribution's scripts cannot
+depend on its extras. Their entry points are the launchers here, which import the real command
+only when it runs, so a missing TensorFlow (or any other tool of the ``train`` extra) ends in
+one line naming the extra to install, not a ModuleNotFoundError traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+DISTRIBUTION = "nothotdog"
+OWN_PACKAGES = frozenset({"bot", "contract", "training", "export"})
+EXIT_USAGE = 2  # argparse's status for a command that cannot run as asked
+
+
+def package_version() -> str:
+    """The installed distribution's version; a bare checkout on PYTHONPATH has none."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed; run from a checkout)"
+
+
+def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--version`` on ``parser``, printing ``PROG VERSION``."""
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    return parser
+
+
+def train_extra_missing(prog: str, missing: str) -> str:
+    return (
+        f"{prog}: this install has only the bot (no module named {missing!r}); the training "
+        f"tools need the train extra: pip install '{DISTRIBUTION}[train]'"
+    )
+
+
+def run_with_extra(prog: str, target: str, argv: Sequence[str] | None = None) -> int:
+    """Run ``module:function`` (the real command); a tool of the train extra missing at import
+    or while running (lazy imports) is reported in one line with exit status 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args:  # answers even where the command itself cannot be imported
+        print(f"{prog} {package_version()}")
+        return 0
+    module_name, _, function = target.partition(":")
+    try:
+        main: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), function)
+        return main(args)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").partition(".")[0]
+        if not root or root in OWN_PACKAGES:
+            raise  # our own code is broken: that deserves its traceback
+        print(train_extra_missing(prog, root), file=sys.stderr)
+        return EXIT_USAGE
+
+
+def train() -> int:
+    """``nothotdog-train``."""
+    return run_with_extra("nothotdog-train", "training.__main__:main")
+
+
+def evaluate() -> int:
+    """``nothotdog-eval``."""
+    return run_with_extra("nothotdog-eval", "training.evaluate:main")
+
+
+def export() -> int:
+    """``nothotdog-export``."""
+    return run_with_extra("nothotdog-export", "export.__main__:main")
