@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import TypeVar
 
 import numpy as np
-from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
+from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -34,7 +34,7 @@ from bot.classifier import Busy, Classifier
 from bot.download import FileDownloader, FileTooLarge, download_bytes
 from bot.logs import fields
 from bot.metrics import BotMetrics
-from bot.retry import may_have_taken_effect, with_retries
+from bot.retry import reply_once, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
 from contract.layout import IMAGE_SUFFIXES, MB
@@ -369,28 +369,13 @@ class BotHandlers:
     async def reply(
         self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> Message | None:
-        """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
-
-        None when the request failed after Telegram may have taken it (a read timeout, a
-        connection dropped after sending, an unreadable answer): it has most likely been
-        delivered, so neither the text nor an apology is sent a second time.
-        """
-        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-        try:
-            return await with_retries(
-                lambda: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
-                "sendMessage",
-                idempotent=False,
-            )
-        except TelegramError as exc:
-            if not may_have_taken_effect(exc):
-                raise
-            log.warning(
-                "sendMessage failed after it was sent (%s: %s); not sending it again %s",
-                type(exc).__name__, exc,
-                fields(chat_id=message.chat.id, message_id=message.message_id),
-            )
-            return None
+        """Answer ``message`` with ``text``; None when it may have been delivered and failed
+        (never sent twice: see ``reply_once``)."""
+        return await reply_once(
+            message,
+            lambda quote: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
+            "sendMessage",
+        )
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log every failure with its update id (the log formatter scrubs the token)."""

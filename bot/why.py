@@ -17,7 +17,6 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
-    ReplyParameters,
     Update,
 )
 from telegram.error import TelegramError
@@ -30,7 +29,7 @@ from bot.classifier import Verdict
 from bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg, verdict_of
 from bot.handlers import BotHandlers, Picture, picture_in
 from bot.logs import fields
-from bot.retry import may_have_taken_effect, with_retries
+from bot.retry import reply_once
 from bot.settings import Settings
 from contract.runtime import OnnxModel
 
@@ -160,18 +159,8 @@ class WhyHandlers:
 
     async def send_picture(self, message: Message, jpeg: bytes, caption: str) -> None:
         """sendPhoto as a reply, retried like ``BotHandlers.reply`` and never sent twice."""
-        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-        try:
-            await with_retries(
-                lambda: message.reply_photo(jpeg, caption=caption, reply_parameters=quote),
-                "sendPhoto",
-                idempotent=False,
-            )
-        except TelegramError as exc:
-            if not may_have_taken_effect(exc):
-                raise
-            log.warning(
-                "sendPhoto failed after it was sent (%s: %s); not sending it again %s",
-                type(exc).__name__, exc,
-                fields(chat_id=message.chat.id, message_id=message.message_id),
-            )
+        await reply_once(
+            message,
+            lambda quote: message.reply_photo(jpeg, caption=caption, reply_parameters=quote),
+            "sendPhoto",
+        )
