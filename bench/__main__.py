@@ -24,6 +24,8 @@ from bench.common import (
     now_utc,
     table,
 )
+from bench.load import ONE as DEFAULT_MODE
+from bench.load import TWO as TWO_WORKERS
 
 FLOOR_GOAL = 1.1  # the shipped model at batch 1: at most this many times the int8 floor
 MODEL_RATE_GOAL = 90.0  # the bot at 50 chats: at least this % of its model's own rate
@@ -81,13 +83,7 @@ def goals() -> list[dict[str, Any]]:
                         "met": x <= FLOOR_GOAL})
     if ld:
         levels = {(r["mode"], r["level"]): r for r in ld["levels"]}
-        for chats in ("closed, 10 chats", "closed, 50 chats"):
-            on, off = levels.get(("batching on", chats)), levels.get(("batching off", chats))
-            if on and off:
-                out.append({"goal": f"micro-batching raises photos/s ({chats})",
-                            "measured": f"{on['photos_per_s']:.1f} vs {off['photos_per_s']:.1f}",
-                            "met": on["photos_per_s"] > off["photos_per_s"]})
-        fifty = levels.get(("batching on", "closed, 50 chats"))
+        fifty = levels.get((DEFAULT_MODE, "closed, 50 chats"))
         if fifty and "pct_of_model_rate" in fifty:
             pct = fifty["pct_of_model_rate"]
             out.append({"goal": f"bot at 50 chats (default settings) >= {MODEL_RATE_GOAL:.0f}% "
@@ -96,20 +92,20 @@ def goals() -> list[dict[str, Any]]:
                                     f"{fifty['model_photos_per_s']:.1f} photos/s), "
                                     f"{fifty['lost']} lost",
                         "met": pct >= MODEL_RATE_GOAL and fifty["lost"] == 0})
-        ten = levels.get(("batching on", "closed, 10 chats"))
+        ten = levels.get((DEFAULT_MODE, "closed, 10 chats"))
         if ten:
             p95 = ten["latency_ms"]["p95"]
-            out.append({"goal": "p95 latency < 1 s at 10 concurrent chats (batching on)",
+            out.append({"goal": "p95 latency < 1 s at 10 concurrent chats (defaults)",
                         "measured": f"{p95:.0f} ms", "met": p95 < 1000})
         lost = sum(r["lost"] for r in ld["levels"])
         out.append({"goal": "0 replies lost at every level", "measured": str(lost),
                     "met": lost == 0})
         procs = {p["process"]: p for p in ld["processes"]}
         tf = any(p["tensorflow_loaded"] for p in procs.values())
-        default = procs.get("batching on")  # the bot's default settings
+        default = procs.get(DEFAULT_MODE)  # the bot's default settings
         if default:
-            lean = procs.get("batching off")
-            note = f"; batching off: {lean['peak_rss_mb']:.0f} MB" if lean else ""
+            two = procs.get(TWO_WORKERS)
+            note = f"; 2 workers: {two['peak_rss_mb']:.0f} MB" if two else ""
             out.append({"goal": "bot process < 300 MB peak RSS (default settings), no TensorFlow",
                         "measured": f"{default['peak_rss_mb']:.0f} MB{note}; TensorFlow "
                                     f"{'loaded' if tf else 'not loaded'}",

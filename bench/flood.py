@@ -1,7 +1,7 @@
 """``python -m bench.flood``: image files from many chats at once: the bot's memory, answers.
 
 Issue 11's hostile test, measured: the stock ``python -m bot`` (default settings, the shipped
-model, AIORateLimiter as shipped) against the test suite's fake Bot API server on 127.0.0.1.
+model, AIORateLimiter as shipped) against the fake Bot API server (fakebot) on 127.0.0.1.
 Each row starts a fresh bot, warms it up with four photos, then pushes N image files from N
 private chats in one go and waits for every answer. Reported per row: the bot's peak RSS
 (VmHWM, whole life: start-up, warm-up and flood) and RSS before the flood, the answers by kind

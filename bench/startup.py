@@ -32,7 +32,7 @@ async def one_start(model: Path, photo: bytes) -> dict[str, Any]:
         offset = time.perf_counter() - time.monotonic()  # replies are stamped by perf_counter
         try:
             replied_at, text = await asyncio.wait_for(future, FIRST_REPLY_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             replied_at, text = None, None
         bot.sample()
         exit_code = await bot.stop()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.batcher import Busy
 
-MB = 1024 * 1024
+class Busy(RuntimeError):
+    """No room now (places or bytes): the caller should tell its user to try again shortly."""
 
 
 class ByteBudget:

@@ -21,11 +21,9 @@ from bot.explain import PICTURE_SIDE, explain
 from bot.settings import SettingsError, check_threshold, load_model_settings
 from contract import ImageDecodeError
 from contract.commands import add_version
+from contract.layout import IMAGE_SUFFIXES
 from contract.runtime import OnnxModel
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-)
 CHUNK = 16  # images per onnxruntime call
 HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import PurePath
+from typing import TypeVar
 
 import numpy as np
-from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
+from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -27,21 +29,20 @@ from telegram.ext import (
 from bot import replies
 from bot.access import Cooldown
 from bot.albums import Albums, Answer
-from bot.budget import MB, Lease
+from bot.budget import Lease
 from bot.classifier import Busy, Classifier
 from bot.download import FileDownloader, FileTooLarge, download_bytes
 from bot.logs import fields
 from bot.metrics import BotMetrics
-from bot.retry import may_have_taken_effect, with_retries
+from bot.retry import reply_once, with_retries
 from bot.settings import Settings
 from contract import ImageDecodeError
+from contract.layout import IMAGE_SUFFIXES, MB
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
-IMAGE_EXTENSIONS = frozenset(
-    {"jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"}
-)
 
 Picture = PhotoSize | Document
 
@@ -58,7 +59,7 @@ def is_image_document(document: Document) -> bool:
     if mime.startswith("image/"):
         return True
     name = (document.file_name or "").lower()
-    return "." in name and name.rsplit(".", 1)[1] in IMAGE_EXTENSIONS
+    return PurePath(name).suffix in IMAGE_SUFFIXES
 
 
 class _ImageDocument(filters.MessageFilter):
@@ -246,24 +247,17 @@ class BotHandlers:
         """
         started = time.perf_counter()
         info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
-        sized = self.size_check(picture, info)
-        if isinstance(sized, Answer):
-            return sized
-        picture, size, preview = sized
-        try:
-            with self.classifier.slot():
-                declared = self.max_file_bytes if size is None else size
-                with self.classifier.budget.admit(download_bytes(declared)) as lease:
-                    image, nbytes, downloaded = await self.fetch_and_decode(
-                        picture, lease, declared
-                    )
-                decoded = time.perf_counter()
-                verdict = await self.classifier.infer(image)
-        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
-            failure = self.failure(info, exc)
-            if failure is None:
-                raise
-            return failure
+
+        async def classify(picture: Picture, lease: Lease, declared: int):
+            image, nbytes, downloaded = await self.fetch_and_decode(picture, lease, declared)
+            lease.release()  # decoded: the file's bytes go back before inference
+            decoded = time.perf_counter()
+            return await self.classifier.infer(image), nbytes, downloaded, decoded
+
+        admitted = await self.admitted(picture, info, classify)
+        if isinstance(admitted, Answer):
+            return admitted
+        (verdict, nbytes, downloaded, decoded), preview = admitted
         classified = time.perf_counter()
         text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
         if preview:
@@ -283,6 +277,31 @@ class BotHandlers:
         )
         return Answer(text, verdict, (started, downloaded, classified))
 
+    async def admitted(
+        self,
+        picture: Picture,
+        info: dict[str, object],
+        work: Callable[[Picture, Lease, int], Awaitable[T]],
+    ) -> tuple[T, bool] | Answer:
+        """``work(picture, lease, declared size)`` holding one of QUEUE_SIZE places and the
+        file's bytes in the budget, with whether the picture is Telegram's preview; or the
+        answer to a refusal or an expected failure. Verdicts and /why share it, so both keep
+        the same bounds and give the same answers."""
+        sized = self.size_check(picture, info)
+        if isinstance(sized, Answer):
+            return sized
+        picture, size, preview = sized
+        try:
+            with self.classifier.slot():
+                declared = self.max_file_bytes if size is None else size
+                with self.classifier.budget.admit(download_bytes(declared)) as lease:
+                    return await work(picture, lease, declared), preview
+        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
+            failure = self.failure(info, exc)
+            if failure is None:
+                raise
+            return failure
+
     def size_check(
         self, picture: Picture, info: dict[str, object]
     ) -> tuple[Picture, int | None, bool] | Answer:
@@ -298,16 +317,6 @@ class BotHandlers:
             return Answer(replies.too_large(size, self.settings.max_file_mb))
         info["source"] = f"{info['source']}_preview"
         return thumbnail, thumbnail.file_size, True
-
-    async def within_size(
-        self, message: Message, picture: Picture, info: dict[str, object]
-    ) -> tuple[Picture, int | None, bool] | None:
-        """``size_check``, telling the user when the file is refused (then None)."""
-        sized = self.size_check(picture, info)
-        if isinstance(sized, Answer):
-            await self.reply(message, sized.text)
-            return None
-        return sized
 
     def failure(self, info: dict[str, object], exc: Exception) -> Answer | None:
         """The answer to an expected failure (busy, unreadable, too large); None for others."""
@@ -328,16 +337,6 @@ class BotHandlers:
             self.metrics.too_large.inc()
             return Answer(replies.too_large(None, self.settings.max_file_mb))
         return None
-
-    async def answer_failure(
-        self, message: Message, info: dict[str, object], exc: Exception
-    ) -> bool:
-        """Reply to an expected failure (busy, unreadable, too large); False for any other."""
-        answer = self.failure(info, exc)
-        if answer is None:
-            return False
-        await self.reply(message, answer.text)
-        return True
 
     async def fetch(self, picture: Picture, lease: Lease, declared: int) -> bytearray:
         """The file's bytes, held within ``lease`` (admitted for ``declared`` bytes, grown to
@@ -370,28 +369,13 @@ class BotHandlers:
     async def reply(
         self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> Message | None:
-        """Answer ``message`` in its chat (and topic), retrying what Telegram lets us retry.
-
-        None when the request failed after Telegram may have taken it (a read timeout, a
-        connection dropped after sending, an unreadable answer): it has most likely been
-        delivered, so neither the text nor an apology is sent a second time.
-        """
-        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-        try:
-            return await with_retries(
-                lambda: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
-                "sendMessage",
-                idempotent=False,
-            )
-        except TelegramError as exc:
-            if not may_have_taken_effect(exc):
-                raise
-            log.warning(
-                "sendMessage failed after it was sent (%s: %s); not sending it again %s",
-                type(exc).__name__, exc,
-                fields(chat_id=message.chat.id, message_id=message.message_id),
-            )
-            return None
+        """Answer ``message`` with ``text``; None when it may have been delivered and failed
+        (never sent twice: see ``reply_once``)."""
+        return await reply_once(
+            message,
+            lambda quote: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
+            "sendMessage",
+        )
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log every failure with its update id (the log formatter scrubs the token)."""

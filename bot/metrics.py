@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from contract.layout import TELEGRAM_MAX_FILE_MB
+
 # Seconds. Downloads from Telegram take tens of milliseconds to seconds; VGG16 on a small CPU
 # a few hundred milliseconds, more when photos queue for it.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -28,53 +30,35 @@ class BotMetrics:
         budget_bytes: int | None = None,
         model: dict[str, str] | None = None,
     ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self.registry = r = CollectorRegistry(auto_describe=True)
         self.answered = Counter(
             "nothotdog_photos_answered", "Photos answered with a verdict.", ["verdict"], registry=r
         )
         for label in labels:  # so every verdict shows, at 0, before the first photo
             self.answered.labels(verdict=label)
-        self.busy = Counter(
-            "nothotdog_busy_refusals",
-            "Photos refused because QUEUE_SIZE were in flight or the byte budget had no room.",
-            registry=r,
-        )  # fmt: skip
-        self.too_large = Counter(
-            "nothotdog_too_large_refusals",
-            "Files refused as over MAX_FILE_MB (with no preview) or Telegram's 20 MB.",
-            registry=r,
+        self.busy = _counter("busy_refusals", "Photos refused because QUEUE_SIZE were in flight "
+                             "or the byte budget had no room.", r)
+        self.too_large = _counter("too_large_refusals", "Files refused as over MAX_FILE_MB (no "
+                                  f"preview) or Telegram's {TELEGRAM_MAX_FILE_MB} MB.", r)
+        self.unreadable = _counter(
+            "unreadable_inputs", "Files that could not be decoded as an image.", r
         )
-        self.unreadable = Counter(
-            "nothotdog_unreadable_inputs", "Files that could not be decoded as an image.",
-            registry=r,
-        )  # fmt: skip
-        self.errors = Counter(
-            "nothotdog_errors", "Updates whose handling failed with an error.", registry=r
+        self.errors = _counter("errors", "Updates whose handling failed with an error.", r)
+        self.explained = _counter(
+            "heatmaps_sent", "/why pictures sent (the command or the button).", r
         )
         self.download_seconds = _histogram("download", "Fetching the file from Telegram.", r)
         self.classify_seconds = _histogram("classify", "Decoding and inference.", r)
         self.total_seconds = _histogram("total", "From the update to the answer sent.", r)
-        self.explained = Counter(
-            "nothotdog_heatmaps_sent", "/why pictures sent (the command or the button).",
-            registry=r,
-        )  # fmt: skip
-        self.in_flight = Gauge(
-            "nothotdog_photos_in_flight", "Photos being downloaded or classified now.", registry=r
-        )
-        if in_flight is not None:
-            self.in_flight.set_function(in_flight)
-        self.bytes_in_flight = Gauge(
-            "nothotdog_bytes_in_flight",
+        self.in_flight = _gauge("photos_in_flight", "Photos being downloaded or classified now.",
+                                r, in_flight)  # fmt: skip
+        self.bytes_in_flight = _gauge(
+            "bytes_in_flight",
             "Bytes held in the byte budget now: files being downloaded or decoded, and decodes.",
-            registry=r,
-        )
-        if bytes_in_flight is not None:
-            self.bytes_in_flight.set_function(bytes_in_flight)
+            r, bytes_in_flight,
+        )  # fmt: skip
         if budget_bytes is not None:
-            Gauge(
-                "nothotdog_memory_budget_bytes", "MEMORY_BUDGET_MB, in bytes.", registry=r
-            ).set(budget_bytes)
+            _gauge("memory_budget_bytes", "MEMORY_BUDGET_MB, in bytes.", r).set(budget_bytes)
         if model:
             Info("nothotdog_model", "The ONNX model this process serves.", registry=r).info(model)
 
@@ -95,3 +79,17 @@ def _histogram(stage: str, what: str, registry: CollectorRegistry) -> Histogram:
         buckets=LATENCY_BUCKETS,
         registry=registry,
     )
+
+
+def _counter(name: str, what: str, registry: CollectorRegistry) -> Counter:
+    return Counter(f"nothotdog_{name}", what, registry=registry)
+
+
+def _gauge(
+    name: str, what: str, registry: CollectorRegistry, read: Callable[[], float] | None = None
+) -> Gauge:
+    """A gauge, read from ``read`` at each scrape when given."""
+    gauge = Gauge(f"nothotdog_{name}", what, registry=registry)
+    if read is not None:
+        gauge.set_function(read)
+    return gauge

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from bot.classifier import Verdict
 from contract import ModelSpec
-
-DEFAULT_MAX_FILE_MB = 10  # the MAX_FILE_MB setting's default
+from contract.layout import DEFAULT_MAX_FILE_MB
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What this bot does"),

@@ -15,7 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import httpx
+from telegram import Message, ReplyParameters
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+from bot.logs import fields
 
 T = TypeVar("T")
 
@@ -75,6 +78,27 @@ async def with_retries(
             )
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+async def reply_once(
+    message: Message, send: Callable[[ReplyParameters], Awaitable[T]], method: str
+) -> T | None:
+    """``send(quote)``, a reply to ``message`` in its chat (and topic), retried as far as is
+    safe. None when it failed after Telegram may have taken it (a read timeout, a connection
+    dropped after sending, an unreadable answer): it has most likely been delivered, so
+    neither it nor an apology is sent a second time."""
+    quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    try:
+        return await with_retries(lambda: send(quote), method, idempotent=False)
+    except TelegramError as exc:
+        if not may_have_taken_effect(exc):
+            raise
+        log.warning(
+            "%s failed after it was sent (%s: %s); not sending it again %s",
+            method, type(exc).__name__, exc,
+            fields(chat_id=message.chat.id, message_id=message.message_id),
+        )  # fmt: skip
+        return None
 
 
 def may_have_taken_effect(exc: BaseException) -> bool:

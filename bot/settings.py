@@ -1,7 +1,8 @@
 """Settings from environment variables and ``.env``: the only place the bot reads its config.
 
 The process environment wins over ``.env``, so a deployment can override a checked-out file.
-Every variable here is listed, with a comment, in ``.env.example``.
+Each field names its variable and parser beside its default (``_env``), so a variable cannot
+be read without being checked; every one is listed, with a comment, in ``.env.example``.
 """
 
 from __future__ import annotations
@@ -10,23 +11,25 @@ import importlib.resources
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+
+from contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
 
 MODEL_FILE = "nothotdog.onnx"
 # The shipped model's package: models/ installed as bot/shipped/ (see pyproject.toml).
 SHIPPED_PACKAGE = "bot.shipped"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
-TELEGRAM_MAX_FILE_MB = 20  # getFile refuses bigger files
 # Telegram's rule for setWebhook's secret_token.
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}  # fmt: skip
 
 
 class SettingsError(ValueError):
@@ -48,45 +51,144 @@ def shipped_model_path() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / MODEL_FILE
 
 
+# A parser gets the variable's non-empty value; its ValueError says what is wrong, and the
+# loader puts the variable's name in front.
+Parse = Callable[[str], Any]
+
+
+def _number(kind: type[int] | type[float], minimum: float) -> Parse:
+    def parse(raw: str) -> int | float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ValueError(f"must be {what}, got {raw!r}") from None
+        if not value >= minimum:  # also rejects NaN
+            raise ValueError(f"must be at least {minimum}, got {raw}")
+        return value
+
+    return parse
+
+
+def _probability(raw: str) -> float:
+    if _number(float, 0.0)(raw) > 1.0:
+        raise ValueError(f"must be between 0 and 1, got {raw}")
+    return float(raw)
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() not in _BOOLS:
+        raise ValueError(f"must be true or false, got {raw!r}")
+    return _BOOLS[raw.lower()]
+
+
+def _log_level(raw: str) -> str:
+    if raw.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return raw.upper()
+
+
+def _chat_ids(raw: str) -> frozenset[int]:
+    ids = set()
+    for part in filter(None, re.split(r"[,\s]+", raw)):
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise ValueError(f"must be chat ids separated by commas, got {part!r}") from None
+    return frozenset(ids)
+
+
+def _webhook_url(url: str) -> str:
+    """https, as Telegram requires; plain http only to this machine (a local Bot API server)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be a full https:// URL, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            "must start with https:// (Telegram delivers webhooks only over HTTPS; put the bot "
+            f"behind a TLS-terminating reverse proxy), got {url!r}"
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secret(raw: str) -> str:
+    if not _SECRET_RE.match(raw):
+        raise ValueError("may hold only letters, digits, '_' and '-' (1 to 256 characters)")
+    return raw
+
+
+def _env(name: str, parse: Parse, default: Any = None, **kwargs: Any) -> Any:
+    """A field read from environment variable ``name`` through ``parse``."""
+    if "default_factory" not in kwargs:
+        kwargs["default"] = default
+    return field(metadata={"env": name, "parse": parse}, **kwargs)
+
+
+def _parse(name: str, raw: str, parse: Parse) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} {exc}") from None
+
+
+def check_threshold(name: str, raw: str) -> float | None:
+    """A probability in [0, 1], or None when empty; the CLI checks --threshold with it too."""
+    return _parse(name, raw, _probability) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
-    token: str = field(default="", repr=False)  # repr=False: safe to log Settings
-    model_path: Path = field(default_factory=shipped_model_path)
-    threshold: float | None = None  # None: the model's own (from its metadata)
-    show_confidence: bool = True
-    show_why_button: bool = False  # an inline "Why?" button under each verdict (bot/why.py)
+    # repr=False: safe to log Settings
+    token: str = _env("TELEGRAM_BOT_TOKEN", str, "", repr=False)
+    # Looked up at each call (not bound here), so a test can stand in for the shipped model.
+    model_path: Path = _env("MODEL_PATH", Path, default_factory=lambda: shipped_model_path())  # noqa: RUF009
+    # None: the model's own (from its metadata)
+    threshold: float | None = _env("THRESHOLD", _probability)
+    show_confidence: bool = _env("SHOW_CONFIDENCE", _bool, True)
+    # An inline "Why?" button under each verdict (bot/why.py)
+    show_why_button: bool = _env("SHOW_WHY_BUTTON", _bool, False)
     # An album's photos arrive as separate updates; its one answer waits this long after the
     # last one (bot/albums.py). Telegram sends an album's items within about a second.
-    album_wait_s: float = 1.5
-    # Two: on small machines VGG16 already fills every core at batch 1, so bigger batches add
-    # memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and no photos per second.
-    batch_size: int = 2
-    batch_wait_ms: float = 5.0
-    queue_size: int = 64
+    album_wait_s: float = _env("ALBUM_WAIT_S", _number(float, 0.0), 1.5)
+    # Deprecated, ignored (a warning at start-up): one photo per onnxruntime call. Batches
+    # added memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and at most 1.09x.
+    batch_size: int | None = _env("BATCH_SIZE", _number(int, 1))
+    batch_wait_ms: float | None = _env("BATCH_WAIT_MS", _number(float, 0.0))
+    queue_size: int = _env("QUEUE_SIZE", _number(int, 1), 64)
     # One: each onnxruntime call already uses every core; two at once only doubles the
     # activation memory (bench: 358 MB vs 255 MB peak RSS at the same photos/s).
-    worker_threads: int = 1
+    worker_threads: int = _env("WORKER_THREADS", _number(int, 1), 1)
     # Two: heavy decodes (big files, many pixels) take one at most, so a small photo's decode
     # never waits behind a 40 MP PNG. Decoding never runs on the inference thread.
-    decode_threads: int = 2
+    decode_threads: int = _env("DECODE_THREADS", _number(int, 1), 2)
     # Bytes (MB = 1024 * 1024) held for pictures in flight: files and decodes. See
     # docs/reliability.md for what it guarantees; the default keeps the bot under 300 MB.
-    memory_budget_mb: int = 48
+    memory_budget_mb: int = _env("MEMORY_BUDGET_MB", _number(int, 1), 48)
     # Image files above this are judged from Telegram's preview, or refused without one.
-    max_file_mb: int = 10
+    max_file_mb: int = _env("MAX_FILE_MB", _number(int, 1), DEFAULT_MAX_FILE_MB)
     # A private chat outside ALLOWED_CHAT_IDS is told "no" at most once per this many minutes.
-    outsider_reply_minutes: float = 10.0
-    onnx_threads: int = 0  # 0: onnxruntime picks (all cores)
-    log_level: str = "INFO"
-    allowed_chat_ids: frozenset[int] | None = None  # None: everyone
-    webhook_url: str = ""  # empty: long polling
-    webhook_listen: str = "127.0.0.1"  # behind a reverse proxy on the same machine
-    webhook_port: int = 8443
-    webhook_secret: str = field(default="", repr=False)
-    base_url: str = TELEGRAM_BASE_URL
-    base_file_url: str = TELEGRAM_BASE_FILE_URL
-    health_port: int | None = None  # None: no /healthz and /metrics
-    health_listen: str = "127.0.0.1"
+    outsider_reply_minutes: float = _env("OUTSIDER_REPLY_MINUTES", _number(float, 0.0), 10.0)
+    # 0: onnxruntime picks (all cores)
+    onnx_threads: int = _env("ONNX_THREADS", _number(int, 0), 0)
+    log_level: str = _env("LOG_LEVEL", _log_level, "INFO")
+    # None: everyone
+    allowed_chat_ids: frozenset[int] | None = _env("ALLOWED_CHAT_IDS", _chat_ids)
+    webhook_url: str = _env("WEBHOOK_URL", _webhook_url, "")  # empty: long polling
+    # Behind a reverse proxy on the same machine
+    webhook_listen: str = _env("WEBHOOK_LISTEN", str, "127.0.0.1")
+    webhook_port: int = _env("WEBHOOK_PORT", _number(int, 1), 8443)
+    webhook_secret: str = _env("WEBHOOK_SECRET", _secret, "", repr=False)
+    base_url: str = _env("TELEGRAM_BASE_URL", str, TELEGRAM_BASE_URL)
+    base_file_url: str = _env("TELEGRAM_BASE_FILE_URL", str, TELEGRAM_BASE_FILE_URL)
+    health_port: int | None = _env("HEALTH_PORT", _number(int, 1))  # None: no /healthz, /metrics
+    health_listen: str = _env("HEALTH_LISTEN", str, "127.0.0.1")
     # Seconds to wait for the Bot API to answer (or a file to arrive) before retrying. Not an
     # environment variable: Telegram's defaults suit every deployment; tests shorten it.
     request_timeout: float = 10.0
@@ -110,47 +212,16 @@ class Settings:
         return self.token
 
 
+# Environment variable -> the Settings field it sets.
+VARIABLES = {f.metadata["env"]: f for f in fields(Settings) if "env" in f.metadata}
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
-    """Read the process environment over ``env_file`` (if it exists) into checked Settings."""
-    env = _read_env(environ, env_file)
-
-    def get(name: str) -> str:
-        return env.get(name, "")
-
-    model = _model_settings(env)
-    settings = Settings(
-        token=get("TELEGRAM_BOT_TOKEN"),
-        model_path=model.model_path,
-        threshold=model.threshold,
-        show_confidence=_bool("SHOW_CONFIDENCE", get("SHOW_CONFIDENCE"), True),
-        show_why_button=_bool("SHOW_WHY_BUTTON", get("SHOW_WHY_BUTTON"), False),
-        album_wait_s=_float("ALBUM_WAIT_S", get("ALBUM_WAIT_S"), 1.5, minimum=0.0),
-        batch_size=_int("BATCH_SIZE", get("BATCH_SIZE"), 2, minimum=1),
-        batch_wait_ms=_float("BATCH_WAIT_MS", get("BATCH_WAIT_MS"), 5.0, minimum=0.0),
-        queue_size=_int("QUEUE_SIZE", get("QUEUE_SIZE"), 64, minimum=1),
-        worker_threads=_int("WORKER_THREADS", get("WORKER_THREADS"), 1, minimum=1),
-        decode_threads=_int("DECODE_THREADS", get("DECODE_THREADS"), 2, minimum=1),
-        memory_budget_mb=_int("MEMORY_BUDGET_MB", get("MEMORY_BUDGET_MB"), 48, minimum=1),
-        max_file_mb=_int("MAX_FILE_MB", get("MAX_FILE_MB"), 10, minimum=1),
-        outsider_reply_minutes=_float(
-            "OUTSIDER_REPLY_MINUTES", get("OUTSIDER_REPLY_MINUTES"), 10.0, minimum=0.0
-        ),
-        onnx_threads=model.onnx_threads,
-        log_level=_log_level(get("LOG_LEVEL") or "INFO"),
-        allowed_chat_ids=_chat_ids(get("ALLOWED_CHAT_IDS")),
-        webhook_url=get("WEBHOOK_URL"),
-        webhook_listen=get("WEBHOOK_LISTEN") or "127.0.0.1",
-        webhook_port=_int("WEBHOOK_PORT", get("WEBHOOK_PORT"), 8443, minimum=1),
-        webhook_secret=get("WEBHOOK_SECRET"),
-        base_url=get("TELEGRAM_BASE_URL") or TELEGRAM_BASE_URL,
-        base_file_url=get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_BASE_FILE_URL,
-        health_port=_int("HEALTH_PORT", get("HEALTH_PORT"), 0, minimum=1) or None,
-        health_listen=get("HEALTH_LISTEN") or "127.0.0.1",
-    )
-    if settings.webhook_url:
-        _check_webhook_url(settings.webhook_url)
+    """Read the process environment over ``env_file`` (if it exists) into checked Settings;
+    an unset or empty variable keeps its field's default."""
+    settings = Settings(**_fields(_read_env(environ, env_file), VARIABLES))
     if settings.max_file_mb > TELEGRAM_MAX_FILE_MB:
         raise SettingsError(
             f"MAX_FILE_MB must be at most {TELEGRAM_MAX_FILE_MB} (Telegram lets bots download "
@@ -161,10 +232,6 @@ def load_settings(
             f"MEMORY_BUDGET_MB ({settings.memory_budget_mb}) must be at least twice MAX_FILE_MB "
             f"({settings.max_file_mb}), or files that big would never fit in it"
         )
-    if settings.webhook_secret and not _SECRET_RE.match(settings.webhook_secret):
-        raise SettingsError(
-            "WEBHOOK_SECRET may hold only letters, digits, '_' and '-' (1 to 256 characters)"
-        )
     return settings
 
 
@@ -172,7 +239,7 @@ def load_settings(
 class ModelSettings:
     """The three settings the command line needs: it must not fail on the bot's others."""
 
-    model_path: Path = field(default_factory=shipped_model_path)
+    model_path: Path = field(default_factory=lambda: shipped_model_path())
     threshold: float | None = None
     onnx_threads: int = 0
 
@@ -181,7 +248,8 @@ def load_model_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> ModelSettings:
     """MODEL_PATH, THRESHOLD and ONNX_THREADS only, read and checked as ``load_settings`` does."""
-    return _model_settings(_read_env(environ, env_file))
+    names = ("MODEL_PATH", "THRESHOLD", "ONNX_THREADS")
+    return ModelSettings(**_fields(_read_env(environ, env_file), names))
 
 
 def _read_env(environ: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
@@ -192,104 +260,13 @@ def _read_env(environ: Mapping[str, str] | None, env_file: str | Path | None) ->
     return {k: v.strip() for k, v in values.items()}
 
 
-def _model_settings(env: Mapping[str, str]) -> ModelSettings:
-    def get(name: str) -> str:
-        return env.get(name, "")
-
-    path = get("MODEL_PATH")
-    return ModelSettings(
-        model_path=Path(path) if path else shipped_model_path(),
-        threshold=check_threshold("THRESHOLD", get("THRESHOLD")),
-        onnx_threads=_int("ONNX_THREADS", get("ONNX_THREADS"), 0, minimum=0),
-    )
-
-
-def _check_webhook_url(url: str) -> None:
-    """https, as Telegram requires; plain http only to this machine (a local Bot API server)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"WEBHOOK_URL must be a full https:// URL, got {url!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise SettingsError(
-            f"WEBHOOK_URL must start with https:// (Telegram delivers webhooks only over HTTPS; "
-            f"put the bot behind a TLS-terminating reverse proxy), got {url!r}"
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _int(name: str, raw: str, default: int, minimum: int) -> int:
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(name: str, raw: str, default: float, minimum: float) -> float:
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:  # also rejects NaN
-        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
-    return value
-
-
-def check_threshold(name: str, raw: str) -> float | None:
-    """A probability in [0, 1], or None when empty; the CLI checks --threshold with it too."""
-    if not raw:
-        return None
-    value = _float(name, raw, 0.0, minimum=0.0)
-    if value > 1.0:
-        raise SettingsError(f"{name} must be between 0 and 1, got {raw}")
-    return value
-
-
-def _bool(name: str, raw: str, default: bool) -> bool:
-    if not raw:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
-    return level
-
-
-def _chat_ids(raw: str) -> frozenset[int] | None:
-    if not raw:
-        return None
-    ids = set()
-    for part in re.split(r"[,\s]+", raw):
-        if not part:
-            continue
-        try:
-            ids.add(int(part))
-        except ValueError:
-            raise SettingsError(
-                f"ALLOWED_CHAT_IDS must be chat ids separated by commas, got {part!r}"
-            ) from None
-    return frozenset(ids)
+def _fields(env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
+    """The Settings fields of the variables ``names`` that are set, parsed and checked."""
+    return {
+        VARIABLES[name].name: _parse(name, raw, VARIABLES[name].metadata["parse"])
+        for name in names
+        if (raw := env.get(name, ""))
+    }
 
 
 # Every setting, its default and what it does, for ``nothotdog-bot --help`` (an installed bot
@@ -303,8 +280,8 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("ALBUM_WAIT_S", "1.5", "seconds after an album's last photo before its one answer"),
     ("ALLOWED_CHAT_IDS", "everyone", "comma-separated chat ids the bot answers"),
     ("OUTSIDER_REPLY_MINUTES", "10", "how often an outsider is told no"),
-    ("BATCH_SIZE", "2", "most photos in one onnxruntime call"),
-    ("BATCH_WAIT_MS", "5", "how long a batch waits for more photos"),
+    ("BATCH_SIZE", "unset", "deprecated, ignored: one photo per onnxruntime call"),
+    ("BATCH_WAIT_MS", "unset", "deprecated, ignored"),
     ("QUEUE_SIZE", "64", "photos in flight before users get 'busy'"),
     ("MEMORY_BUDGET_MB", "48", "memory for pictures in flight (>= 2 x MAX_FILE_MB)"),
     ("MAX_FILE_MB", "10", "bigger image files are judged from Telegram's preview (<= 20)"),

@@ -17,22 +17,20 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
-    ReplyParameters,
     Update,
 )
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import replies
+from bot.albums import Answer
 from bot.budget import Lease
-from bot.classifier import Busy, Verdict
-from bot.download import FileTooLarge, download_bytes
+from bot.classifier import Verdict
 from bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg, verdict_of
 from bot.handlers import BotHandlers, Picture, picture_in
 from bot.logs import fields
-from bot.retry import may_have_taken_effect, with_retries
+from bot.retry import reply_once
 from bot.settings import Settings
-from contract import ImageDecodeError
 from contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
@@ -111,19 +109,11 @@ class WhyHandlers:
         if not self.classifier.model.has_heatmap:
             await handlers.reply(answer_to, replies.cant_explain())
             return
-        sized = await handlers.within_size(answer_to, picture, info)
-        if sized is None:
+        admitted = await handlers.admitted(picture, info, self.draw)
+        if isinstance(admitted, Answer):
+            await handlers.reply(answer_to, admitted.text)
             return
-        picture, size, preview = sized
-        try:
-            with self.classifier.slot():
-                declared = handlers.max_file_bytes if size is None else size
-                with self.classifier.budget.admit(download_bytes(declared)) as lease:
-                    verdict, p_positive, jpeg, nbytes = await self.draw(picture, lease, declared)
-        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
-            if not await handlers.answer_failure(answer_to, info, exc):
-                raise
-            return
+        (verdict, p_positive, jpeg, nbytes), preview = admitted
         caption = replies.why_caption(verdict, p_positive, self.classifier.spec)
         if preview:
             caption = replies.from_preview(caption, handlers.settings.max_file_mb)
@@ -169,18 +159,8 @@ class WhyHandlers:
 
     async def send_picture(self, message: Message, jpeg: bytes, caption: str) -> None:
         """sendPhoto as a reply, retried like ``BotHandlers.reply`` and never sent twice."""
-        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-        try:
-            await with_retries(
-                lambda: message.reply_photo(jpeg, caption=caption, reply_parameters=quote),
-                "sendPhoto",
-                idempotent=False,
-            )
-        except TelegramError as exc:
-            if not may_have_taken_effect(exc):
-                raise
-            log.warning(
-                "sendPhoto failed after it was sent (%s: %s); not sending it again %s",
-                type(exc).__name__, exc,
-                fields(chat_id=message.chat.id, message_id=message.message_id),
-            )
+        await reply_once(
+            message,
+            lambda quote: message.reply_photo(jpeg, caption=caption, reply_parameters=quote),
+            "sendPhoto",
+        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+from contract.layout import IMAGE_SUFFIXES
+
 SOURCE_SEPARATOR = "__"
 NO_SOURCE = "untagged"
 

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 # Class order is the order of the model's output columns (alphabetical, as folder loaders sort).
 LABELS: tuple[str, ...] = ("hot_dog", "not_hot_dog")
 POSITIVE_LABEL = "hot_dog"
@@ -68,16 +70,25 @@ class ModelSpec:
     def positive_index(self) -> int:
         return self.labels.index(self.positive_label)
 
-    def verdict(self, probabilities: Sequence[float]) -> tuple[str, float]:
-        """Label and its probability; two-class models use the threshold, others argmax."""
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """Class index per row of ``[n, classes]`` probabilities: the one decision rule, used by
+        the bot's verdicts and by every metric, so no figure describes a model nobody ships.
+
+        Two classes: the positive label iff P(positive) >= threshold; more: argmax."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != len(self.labels):
+            raise ValueError(f"probs must be [n, {len(self.labels)}], got shape {p.shape}")
         if len(self.labels) == 2:
-            p = float(probabilities[self.positive_index])
-            if p >= self.threshold:
-                return self.positive_label, p
-            other = self.labels[1 - self.positive_index]
-            return other, 1.0 - p
-        best = max(range(len(self.labels)), key=lambda i: probabilities[i])
-        return self.labels[best], float(probabilities[best])
+            pos = self.positive_index
+            return np.where(p[:, pos] >= self.threshold, pos, 1 - pos).astype(np.int64)
+        return np.argmax(p, axis=1).astype(np.int64)
+
+    def verdict(self, probabilities: Sequence[float]) -> tuple[str, float]:
+        """Label and its probability (for two classes, 1 - P(positive) when not positive)."""
+        index = int(self.decide(np.asarray(probabilities)[None])[0])
+        if len(self.labels) == 2 and index != self.positive_index:
+            return self.labels[index], 1.0 - float(probabilities[self.positive_index])
+        return self.labels[index], float(probabilities[index])
 
     def to_metadata(self) -> dict[str, str]:
         meta = dict(self.extra)

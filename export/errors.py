@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from contract.dataset import DatasetError
+from contract.layout import RunFolderError
 from contract.runtime import ModelLoadError
 from export.convert import ConversionError
 from export.parity import ParityError
 from export.quantize import QuantizationError
-from export.source import SourceError
 
 EXPECTED: tuple[type[Exception], ...] = (
-    SourceError,
+    RunFolderError,  # SourceError among them
     DatasetError,
     ConversionError,
     ParityError,

@@ -10,7 +10,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from contract import ModelSpec
 from contract.runtime import ModelLoadError, load_onnx
-from export.convert import ConversionError, load_float32, tidy, to_onnx
+from export.convert import ConversionError, LoadedModel, load_float32, tidy, to_onnx
 from export.fold import fold_preprocessing
 from export.heatmap import add_heatmap
 from export.images import decode_examples, generated_images, labelled_examples
@@ -44,7 +44,7 @@ from export.quantize import (
     quantize_int8,
 )
 from export.settings import DEFAULT_MAX_DROP, DEFAULT_OPSET, DEFAULT_PARITY_IMAGES, TOLERANCE
-from export.source import read_run
+from export.source import TrainedRun, read_run
 
 Log = Callable[[str], None]
 
@@ -84,6 +84,27 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
         "model_file_sha256": file_sha256(run.model_path),
     }
 
+    loaded, proto, spec = _convert(run, opts, summary, log)
+    _check_parity(loaded, proto, spec, opts, run.labels, summary, log)
+
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=opts.out.parent, prefix=f".{opts.out.stem}-") as tmp:
+        work = Path(tmp)
+        staged = work / "float32.onnx"
+        onnx.save(proto, str(staged))
+        verify_file(staged)
+        os.replace(staged, opts.float32_path)
+        summary["files"] = {"float32": file_info(opts.float32_path)}
+        log(f"wrote {opts.float32_path} ({opts.float32_path.stat().st_size / 1e6:.1f} MB)")
+        if opts.quantize:
+            quantize_and_gate(opts, spec, work, summary, log)
+
+
+def _convert(
+    run: TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
+) -> tuple[LoadedModel, onnx.ModelProto, ModelSpec]:
+    """The Keras model as float32, converted to ONNX with preprocessing folded in, the
+    heatmap output added and the contract's metadata written."""
     step = time.perf_counter()
     loaded = load_float32(run.model_path)
     model = loaded.model
@@ -111,11 +132,18 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
         "opset": opts.opset,
         "trained_policy": loaded.trained_policy,
     }
+    return loaded, proto, spec
 
+
+def _check_parity(
+    loaded: LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
+    labels: Sequence[str], summary: dict[str, Any], log: Log,
+) -> None:
+    """The ONNX graph must give Keras's probabilities and labels (raises ParityError)."""
     # Real photos when there are some: generated images can miss real activation ranges.
     step = time.perf_counter()
     if opts.check is not None:
-        examples = labelled_examples(opts.check, run.labels, opts.parity_images)
+        examples = labelled_examples(opts.check, labels, opts.parity_images)
         images, _, skipped = decode_examples(examples)
         bad = set(skipped)
         names: list[str] | None = [str(e.path) for e in examples if e.path not in bad]
@@ -123,7 +151,7 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
     else:
         images, names, source = generated_images(), None, "generated"
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    parity = check_parity(model, session, images, spec, source, names, opts.tolerance)
+    parity = check_parity(loaded.model, session, images, spec, source, names, opts.tolerance)
     summary["parity"] = parity.as_dict()
     log(f"parity ok on {parity.images} images ({source}): max |Δp| {parity.max_abs_diff:.2e} "
         f"(limit {opts.tolerance:g}), same label on all ({time.perf_counter() - step:.1f}s)")
@@ -134,18 +162,6 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
         summary["trained_precision_drift"] = drift.as_dict()
         log(f"vs the {loaded.trained_policy} model as trained: max |Δp| "
             f"{drift.max_abs_diff:.2e}, {drift.label_mismatches} label(s) differ (information)")
-
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=opts.out.parent, prefix=f".{opts.out.stem}-") as tmp:
-        work = Path(tmp)
-        staged = work / "float32.onnx"
-        onnx.save(proto, str(staged))
-        verify_file(staged)
-        os.replace(staged, opts.float32_path)
-        summary["files"] = {"float32": file_info(opts.float32_path)}
-        log(f"wrote {opts.float32_path} ({opts.float32_path.stat().st_size / 1e6:.1f} MB)")
-        if opts.quantize:
-            quantize_and_gate(opts, spec, work, summary, log)
 
 
 def quantize_and_gate(

@@ -38,6 +38,7 @@ from export.settings import (
     DEFAULT_MAX_DROP,
     EXCLUDE_GROUPS,
 )
+from training.metrics import accuracy
 
 # MinMax calibration: the augmented model returns only each tensor's min and max per batch,
 # so memory stays flat and batching changes no range. Entropy and percentile calibration
@@ -297,64 +298,76 @@ def compare_models(
     """Both models over the same decoded images, timed in this one run so the numbers are
     comparable; each model's verdict uses the threshold from its own metadata."""
     models = {"float32": load_onnx(float32_path), "int8": load_onnx(int8_path)}
-    correct = dict.fromkeys(models, 0)
-    seconds = dict.fromkeys(models, 0.0)
-    labels = models["float32"].spec.labels
-    per_class = {name: {label: [0, 0] for label in labels} for name in models}
-    agree, seen, skipped, max_diff = 0, 0, 0, 0.0
-    sample: np.ndarray | None = None
-    for images, truth, bad in batches(examples, batch_size):
-        skipped += len(bad)
-        if not len(images):
-            continue
-        if sample is None:
-            sample = images[: max(1, min(len(images), latency_runs))]
-            for model in models.values():  # warm-up: first-run allocations are not inference
-                model.predict(images)
-        verdicts = {}
-        probs = {}
-        for name, model in models.items():
-            start = time.perf_counter()
-            probs[name] = model.predict(images)
-            seconds[name] += time.perf_counter() - start
-            verdicts[name] = [model.spec.verdict(row)[0] for row in probs[name]]
-            for verdict, label in zip(verdicts[name], truth, strict=True):
-                hit = verdict == labels[label]
-                correct[name] += hit
-                per_class[name][labels[label]][0] += hit
-                per_class[name][labels[label]][1] += 1
-        agree += sum(a == b for a, b in zip(verdicts["float32"], verdicts["int8"], strict=True))
-        max_diff = max(max_diff, float(np.abs(probs["float32"] - probs["int8"]).max()))
-        seen += len(images)
-    if seen == 0:
+    run = _predict_all(models, examples, batch_size, latency_runs)
+    truth = np.asarray(run.truth, dtype=np.int64)
+    if not truth.size:
         raise QuantizationError("no check image could be decoded; cannot judge int8")
-    latency = _latency(models, sample if sample is not None else generated_images(1), warmup)
+    probs = {name: np.concatenate(parts) for name, parts in run.probs.items()}
+    picked = {name: model.spec.decide(probs[name]) for name, model in models.items()}
+    latency = _latency(models, run.sample, warmup)
     scores = {
         name: Score(
             path=str(model.path),
             size_bytes=model.path.stat().st_size,
             quantization=model.spec.extra.get(MetaKey.QUANTIZATION, "unknown"),
-            accuracy=correct[name] / seen,
-            errors=seen - correct[name],
+            accuracy=accuracy(truth, picked[name]),
+            errors=int((picked[name] != truth).sum()),
             ms_per_image=latency[name],
-            ms_per_image_batched=1000.0 * seconds[name] / seen,
+            ms_per_image_batched=1000.0 * run.seconds[name] / truth.size,
         )
         for name, model in models.items()
     }
+    labels = models["float32"].spec.labels
     return Comparison(
-        images=seen,
-        skipped=skipped,
+        images=int(truth.size),
+        skipped=run.skipped,
         float32=scores["float32"],
         int8=scores["int8"],
-        agreement=agree / seen,
-        max_abs_diff=max_diff,
+        agreement=float(np.mean(picked["float32"] == picked["int8"])),
+        max_abs_diff=float(np.abs(probs["float32"] - probs["int8"]).max()),
         max_drop_points=max_drop_points,
         drop_points=100.0 * (scores["float32"].accuracy - scores["int8"].accuracy),
         per_class_accuracy={
-            name: {label: hit / n for label, (hit, n) in counts.items() if n}
-            for name, counts in per_class.items()
+            name: {
+                label: accuracy(truth[truth == i], picked[name][truth == i])
+                for i, label in enumerate(labels)
+                if (truth == i).any()
+            }
+            for name in models
         },
     )
+
+
+@dataclass
+class _Pass:
+    """What one pass of both models over the check images collected."""
+
+    probs: dict[str, list[np.ndarray]]
+    seconds: dict[str, float]
+    truth: list[int] = field(default_factory=list)
+    skipped: int = 0
+    sample: np.ndarray = field(default_factory=lambda: generated_images(1))
+
+
+def _predict_all(
+    models: dict[str, OnnxModel], examples: Sequence[Example], batch_size: int, latency_runs: int
+) -> _Pass:
+    """Every decodable image through both models, each model's batches timed."""
+    run = _Pass({name: [] for name in models}, dict.fromkeys(models, 0.0))
+    for images, truth, bad in batches(examples, batch_size):
+        run.skipped += len(bad)
+        if not len(images):
+            continue
+        if not run.truth:
+            run.sample = images[: max(1, min(len(images), latency_runs))]
+            for model in models.values():  # warm-up: first-run allocations are not inference
+                model.predict(images)
+        for name, model in models.items():
+            start = time.perf_counter()
+            run.probs[name].append(model.predict(images))
+            run.seconds[name] += time.perf_counter() - start
+        run.truth.extend(truth)
+    return run
 
 
 def _latency(models: dict[str, OnnxModel], images: np.ndarray, warmup: int) -> dict[str, float]:

@@ -91,7 +91,7 @@ def _corpus() -> Iterator[BadFile]:
                   "image/jpeg", Expect.NEUTRAL)
     yield BadFile("palette-transparency", palette_with_hidden_red(), "sticker.png", "image/png",
                   Expect.NOT_HOTDOG)
-    yield BadFile("exif-rotated", exif_rotated(), "rotated.jpg", "image/jpeg", Expect.HOTDOG)
+    yield BadFile("exif-rotated", exif_rotated(), "rotated.jpg", "image/jpeg", Expect.NOT_HOTDOG)
     yield BadFile("heic", heic(), "iphone.heic", "image/heic",
                   Expect.HOTDOG if heic_supported() else Expect.UNREADABLE, DAMAGED)
 
@@ -171,11 +171,20 @@ def palette_with_hidden_red() -> bytes:
     return encode(image, "PNG", transparency=0)
 
 
-def exif_rotated() -> bytes:
-    """A red photo stored sideways with EXIF Orientation=6, as phones write them."""
+def exif_rotated(orientation: bool = True) -> bytes:
+    """A portrait photo stored sideways with EXIF Orientation=6, as phones write them.
+
+    Upright, its top 30 % is red and the rest green: its top half is mostly red (what a model
+    that looks at the top half calls hotdog), the whole mostly green. Read as stored, ignoring
+    the tag, its top half is mostly green. ``orientation=False`` leaves the tag out.
+    """
+    upright = Image.new("RGB", (64, 96), GREEN)
+    upright.paste(RED, (0, 0, 64, 29))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # Orientation 6 turns it back
     exif = Image.Exif()
-    exif[0x0112] = 6
-    return encode(Image.new("RGB", (96, 64), RED), "JPEG", quality=95, exif=exif.tobytes())
+    if orientation:
+        exif[0x0112] = 6
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
 
 
 def heic_supported() -> bool:
@@ -187,11 +196,11 @@ def heic_supported() -> bool:
     return True
 
 
-def heic() -> bytes:
-    """A red HEIC, or (without an encoder) the start of one: 'ftypheic' then junk."""
+def heic(colour: tuple[int, int, int] = RED) -> bytes:
+    """A HEIC of one colour, or (without an encoder) the start of one: 'ftypheic' then junk."""
     if heic_supported():
         from pillow_heif import register_heif_opener
 
         register_heif_opener()
-        return encode(Image.new("RGB", (64, 48), RED), "HEIF", quality=90)
+        return encode(Image.new("RGB", (64, 48), colour), "HEIF", quality=90)
     return b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)

@@ -21,7 +21,7 @@ from tests.imagefiles import RED, solid
 REPO = Path(__file__).resolve().parents[1]
 # What a clone has that `pip install .` reads; copied so the build never writes into the repo.
 SOURCES = ["pyproject.toml", "README.md", "LICENSE", "bot", "contract", "training", "export",
-           "models/nothotdog.onnx", "models/nothotdog.export.json"]  # fmt: skip
+           "fakebot", "models/nothotdog.onnx", "models/nothotdog.export.json"]  # fmt: skip
 NO_INDEX = ("No matching distribution", "Could not find a version", "NewConnectionError",
             "Failed to establish", "Temporary failure in name resolution",
             "Network is unreachable")  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from tests.ports import free_ports
 from tests.test_training import SMALL, make_folder
 from training.train import TrainConfig
 
@@ -42,20 +42,9 @@ def _args() -> list[str]:
     return args
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _train_two_workers(folder: Path, data: list[Path], val: Path) -> tuple[list[int], list[str]]:
     """Run both workers to the end; their exit codes and logs. Run folders: folder/run{i}."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     procs, logs = [], []
     for index in range(2):

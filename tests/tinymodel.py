@@ -44,13 +44,20 @@ def build_tiny_model(
     input_shape: Sequence[int | str] = ("batch", INPUT_SIZE, INPUT_SIZE, 3),
     metadata: Mapping[str, str] | None = None,
     heatmap: bool = False,
+    top_half: bool = False,
 ) -> Path:
-    """Write the model to ``path``; ``input_shape``/``metadata`` let tests break the contract."""
+    """Write the model to ``path``; ``input_shape``/``metadata`` let tests break the contract.
+
+    ``top_half=True`` judges only the top half of the picture, so orientation changes its answer.
+    """
     weights = np.array([[1.0], [-0.5], [-0.5]], dtype=np.float32) / SCALE  # [3, 1]
     outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 2])]
     nodes = [
         helper.make_node("Cast", [INPUT_NAME], ["pixels"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["pixels"], ["mean_rgb"], axes=[1, 2], keepdims=0),
+        *([helper.make_node("Slice", ["pixels", "zero", "half", "rows"], ["top"])]
+          if top_half else []),
+        helper.make_node("ReduceMean", ["top" if top_half else "pixels"], ["mean_rgb"],
+                         axes=[1, 2], keepdims=0),
         helper.make_node("MatMul", ["mean_rgb", "weights"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["p_hot"]),
         helper.make_node("Sub", ["one", "p_hot"], ["p_not"]),
@@ -60,6 +67,9 @@ def build_tiny_model(
         helper.make_tensor("weights", TensorProto.FLOAT, [3, 1], weights.ravel().tolist()),
         helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
     ]
+    if top_half:  # Slice rows [0, INPUT_SIZE / 2) of axis 1
+        initializers += [helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                         for name, value in (("zero", 0), ("half", INPUT_SIZE // 2), ("rows", 1))]
     if heatmap:
         nodes += [
             helper.make_node("Transpose", ["pixels"], ["pixels_nchw"], perm=[0, 3, 1, 2]),

@@ -17,17 +17,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from contract import DEFAULT_THRESHOLD, INPUT_SIZE, LABELS, POSITIVE_LABEL, decode_image
+from contract import INPUT_SIZE, decode_image
 from contract.commands import add_version
 from contract.dataset import DatasetError, Example, list_examples
 from contract.imaging import ImageDecodeError
+from contract.layout import LABELS_FILE, METRICS_FILE, MODEL_FILE, RunFolderError, read_run_facts
 from contract.runtime import ModelLoadError, load_onnx
 from training.plots import HeatmapFn
-from training.report import METRICS_FILE, format_summary, write_evaluation
+from training.report import format_summary, write_evaluation
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
-KERAS_MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.json"
 
 
 class EvaluationError(RuntimeError):
@@ -97,9 +96,9 @@ def load_model(path: str | Path) -> LoadedModel:
     if path.suffix.lower() == ".onnx":
         return _load_onnx(path)
     if path.is_dir():
-        keras_file = path / KERAS_MODEL_FILE
+        keras_file = path / MODEL_FILE
         if not keras_file.is_file():
-            raise EvaluationError(f"{path} is a folder without {KERAS_MODEL_FILE}")
+            raise EvaluationError(f"{path} is a folder without {MODEL_FILE}")
         return _load_keras(keras_file)
     if path.suffix.lower() == ".keras":
         return _load_keras(path)
@@ -123,36 +122,18 @@ def _load_onnx(path: Path) -> LoadedModel:
     )
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EvaluationError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise EvaluationError(f"{path} must hold a JSON object")
-    return data
-
-
 def _load_keras(keras_file: Path) -> LoadedModel:
     """Labels from ``labels.json`` and threshold from ``metrics.json`` beside the model file;
     the contract's defaults (with a note) when a bare ``.keras`` file comes without them."""
     folder = keras_file.parent
-    labels_file, metrics_file = folder / LABELS_FILE, folder / METRICS_FILE
-    if labels_file.is_file():
-        info = _read_json(labels_file)
-        labels = tuple(info.get("labels") or ())
-        positive = info.get("positive_label", POSITIVE_LABEL)
-        if len(labels) < 2 or positive not in labels:
-            raise EvaluationError(
-                f"{labels_file} must list at least two labels including the positive one"
-            )
-    else:
-        labels, positive = LABELS, POSITIVE_LABEL
+    try:
+        facts = read_run_facts(folder)
+    except RunFolderError as exc:
+        raise EvaluationError(str(exc)) from exc
+    labels, positive, threshold = facts.labels, facts.positive_label, facts.threshold
+    if not (folder / LABELS_FILE).is_file():
         _note(f"no {LABELS_FILE} beside {keras_file.name}; assuming labels {list(labels)}")
-    threshold = DEFAULT_THRESHOLD
-    if metrics_file.is_file():
-        threshold = float(_read_json(metrics_file).get("threshold", DEFAULT_THRESHOLD))
-    else:
+    if not (folder / METRICS_FILE).is_file():
         _note(f"no {METRICS_FILE} beside {keras_file.name}; using threshold {threshold}")
 
     import keras  # lazily: the ONNX path must not pay for (or need) TensorFlow

@@ -1,8 +1,7 @@
-"""Classification metrics in plain numpy, so evaluation needs neither sklearn nor TensorFlow.
+"""Classification metrics: scikit-learn's, with None where a figure has nothing to count.
 
-The prediction rule is the bot's (``contract.ModelSpec.verdict``): with two classes the positive
-label wins iff P(positive) >= threshold, otherwise argmax. Metrics computed any other way would
-describe a model nobody ships.
+The prediction rule is the bot's (``contract.ModelSpec.decide``): metrics computed any other
+way would describe a model nobody ships.
 """
 
 from __future__ import annotations
@@ -10,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
+
+from contract import ModelSpec
 
 LOG_LOSS_EPS = 1e-7  # the probability floor for log loss, so one certain mistake is not infinite
 THRESHOLD_TOL = 1e-12  # balanced accuracies closer than this count as a tie
@@ -18,35 +20,13 @@ THRESHOLD_TOL = 1e-12  # balanced accuracies closer than this count as a tie
 def predict_labels(
     probs: np.ndarray, labels: Sequence[str], positive_label: str, threshold: float
 ) -> np.ndarray:
-    """Predicted class indices with the same rule as ``ModelSpec.verdict``."""
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[1] != len(labels):
-        raise ValueError(f"probs must be [n, {len(labels)}], got shape {probs.shape}")
-    if len(labels) == 2:
-        pos = list(labels).index(positive_label)
-        return np.where(probs[:, pos] >= threshold, pos, 1 - pos).astype(np.int64)
-    return np.argmax(probs, axis=1).astype(np.int64)
+    """Predicted class indices: ``ModelSpec.decide`` for these labels and threshold."""
+    return ModelSpec(tuple(labels), positive_label, threshold).decide(probs)
 
 
-def roc_curve(is_positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, ...]:
-    """False and true positive rates (and their thresholds), one point per distinct score.
-
-    Tied scores form a single step, which makes the trapezoid area equal to the Mann-Whitney AUC.
-    Returns ``(fpr, tpr, thresholds)`` starting at (0, 0) with threshold +inf.
-    """
-    y = np.asarray(is_positive, dtype=bool)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("a ROC curve needs both positive and negative examples")
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    last_of_run = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last index of each tie group
-    tps = np.cumsum(y)[last_of_run]
-    fps = (last_of_run + 1) - tps
-    fpr = np.r_[0.0, fps / n_neg]
-    tpr = np.r_[0.0, tps / n_pos]
-    return fpr, tpr, np.r_[np.inf, s[last_of_run]]
+def accuracy(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> float:
+    """Fraction right (0.0 for no examples): training, evaluation and export's int8 gate."""
+    return float(skm.accuracy_score(y_true, y_pred)) if len(y_true) else 0.0
 
 
 def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float | None:
@@ -54,20 +34,7 @@ def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float | None:
     y = np.asarray(is_positive, dtype=bool)
     if y.all() or not y.any():
         return None
-    fpr, tpr, _ = roc_curve(y, scores)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
-    """Counts ``[k, k]``: rows are the true class, columns the predicted one."""
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
-    return cm
-
-
-def _ratio(num: float, den: float) -> float:
-    """num/den, or 0.0 when den is 0."""
-    return float(num / den) if den else 0.0
+    return float(skm.roc_auc_score(y, scores))
 
 
 def _ratio_or_none(num: float, den: float) -> float | None:
@@ -81,32 +48,25 @@ def _metrics(
     threshold: float = 0.5,
 ) -> dict[str, object]:
     n = int(y_true.size)
-    cm = confusion_matrix(y_true, y_pred, k)
+    cm = skm.confusion_matrix(y_true, y_pred, labels=range(k))
     support = cm.sum(axis=1)
-    present = support > 0
-    per_class_recall = np.diag(cm)[present] / support[present]
-    tp = int(cm[pos, pos])
-    fp = int(cm[:, pos].sum()) - tp
-    fn = int(cm[pos, :].sum()) - tp
-    precision = _ratio_or_none(tp, tp + fp)  # None: nothing predicted positive
-    recall = _ratio_or_none(tp, tp + fn)  # None: no positive example
-    if recall is None:
-        f1 = None
-    elif precision is None:  # positives exist but none was predicted: recall is 0
-        f1 = 0.0
-    else:
-        f1 = _ratio(2 * precision * recall, precision + recall)
+    tp, predicted, actual = int(cm[pos, pos]), int(cm[:, pos].sum()), int(support[pos])
+    precision = _ratio_or_none(tp, predicted)  # None: nothing predicted positive
+    recall = _ratio_or_none(tp, actual)  # None: no positive example
+    # Not sklearn's f1, which says 0.0 where there is no positive example to find.
+    f1 = None if recall is None else 2 * tp / (predicted + actual)
+    # By hand: sklearn's log_loss no longer takes a floor and warns on floored rows.
     p_true = np.clip(probs[np.arange(n), y_true], LOG_LOSS_EPS, 1.0)
     return {
         "n": n,
-        "accuracy": _ratio(int(np.trace(cm)), n),
-        "balanced_accuracy": float(per_class_recall.mean()) if n else 0.0,
+        "accuracy": accuracy(y_true, y_pred),
+        "balanced_accuracy": float((np.diag(cm)[support > 0] / support[support > 0]).mean()),
         "precision": precision,
         "recall": recall,
         "f1": f1,
         "roc_auc": roc_auc(y_true == pos, probs[:, pos]),
-        "log_loss": float(-np.log(p_true).mean()) if n else 0.0,
-        "ece": _ece(y_true, probs, pos, threshold) if k == 2 and n else None,
+        "log_loss": float(-np.log(p_true).mean()),
+        "ece": _ece(y_true, probs, pos, threshold) if k == 2 else None,
         "confusion_matrix": cm.tolist(),
     }
 
@@ -143,6 +103,8 @@ def compute_metrics(
         raise ValueError(f"probs must be [{y.size}, {len(labels)}], got shape {p.shape}")
     if y.size and (y.min() < 0 or y.max() >= len(labels)):
         raise ValueError(f"y_true holds class indices outside 0..{len(labels) - 1}")
+    if not y.size:
+        raise ValueError("no examples to measure")
     pos = labels.index(positive_label)
     y_pred = predict_labels(p, labels, positive_label, threshold)
     shared = {"labels": labels, "positive_label": positive_label, "threshold": float(threshold)}

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
+from sklearn.metrics import roc_curve
 
 from contract import ImageDecodeError, decode_image
 from contract.dataset import Example
 from contract.heatmap import overlay
-from training.metrics import predict_labels, roc_auc, roc_curve
+from training.metrics import predict_labels, roc_auc
 
 DPI = 100
 THUMBNAIL = 128  # pixels; thumbnails go through the contract's decode, like the model's input

@@ -13,14 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from contract.dataset import Example
+from contract.layout import CONFUSION_PNG, HISTORY_PNG, METRICS_FILE, MISTAKES_PNG, ROC_PNG
 from training import plots
 from training.metrics import compute_metrics
 
-METRICS_FILE = "metrics.json"
-CONFUSION_PNG = "confusion_matrix.png"
-ROC_PNG = "roc_curve.png"
-MISTAKES_PNG = "worst_mistakes.png"
-HISTORY_PNG = "training_curves.png"
 WORST_MISTAKES_SHOWN = 16
 
 

@@ -17,6 +17,14 @@ import numpy as np
 
 from contract import INPUT_SIZE, POSITIVE_LABEL
 from contract.dataset import DatasetError, Example, class_names, list_examples
+from contract.layout import (
+    CONFIG_FILE,
+    FILES_FILE,
+    HISTORY_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+)
 from training.augment import AugmentParams
 from training.features import CLEAN_VIEW, file_digests, trunk_outputs
 from training.record import data_summary, file_list, library_versions, write_json
@@ -106,7 +114,6 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     print(f"data: {len(train_ex)} training and {len(val_ex)} validation images, classes {labels}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
 
     import keras
 
@@ -127,27 +134,73 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         # start where that run ended instead of from the ImageNet block and a new head.
         classifier.load_weights(_model_file(Path(cfg.init_from)))
         print(f"continuing from {cfg.init_from}")
+    trunk, top = split_at(classifier, UNFREEZE_CUTS[cfg.unfreeze])
+    data = _cache_features(cfg, trunk, weights_source, precision, train_ex, val_ex, out)
+    phases, history, final = _train_phases(
+        cfg, strategy, classifier, top, data, labels, positive, out
+    )
+    return _finish(cfg, classifier, phases, history, final, data, labels, positive, out, {
+        "started": started, "weights_source": weights_source, "precision": precision,
+        "strategy": type(strategy).__name__,
+    })  # fmt: skip
+
+
+@dataclass
+class _Features:
+    """The cached trunk outputs and what goes with them, for both phases."""
+
+    train_ex: list[Example]
+    val_ex: list[Example]
+    train_views: list[np.ndarray]  # one clean view, then cfg.views augmented ones
+    val_x: np.ndarray
+    train_digests: list[str]
+    val_digests: list[str]
+    seconds: float
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return np.array([e.label for e in self.train_ex])
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return np.array([e.label for e in self.val_ex])
+
+
+def _trunk_predictor(cfg: TrainConfig, trunk, weights_source: str, precision: str,
+                     train_ex: list[Example], out: Path):  # fmt: skip
+    """The frozen trunk's predict function and the cache key that names its outputs."""
     cut = UNFREEZE_CUTS[cfg.unfreeze]
-    trunk, top = split_at(classifier, cut)
-    if cfg.trunk_runtime == "onnx-int8":
-        from training.onnx_trunk import int8_trunk
-
-        trunk_id = f"{weights_source}|{cut}|onnx-int8-{CALIBRATION_IMAGES}|{cfg.input_size}"
-        int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
-
-        def predict(images: np.ndarray) -> np.ndarray:
-            if not int8:
-                print("quantizing the frozen trunk to int8 for the feature cache")
-                int8.append(int8_trunk(trunk, train_ex, CALIBRATION_IMAGES, out / "trunk",
-                                       seed=0, size=cfg.input_size))  # fmt: skip
-            return int8[0](images)
-    else:
-        trunk_id = f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
+    if cfg.trunk_runtime != "onnx-int8":
 
         def predict(images: np.ndarray) -> np.ndarray:
             return np.asarray(trunk.predict_on_batch(images), dtype=np.float16)
 
+        return predict, f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
+
+    from training.onnx_trunk import int8_trunk
+
+    int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
+
+    def predict_int8(images: np.ndarray) -> np.ndarray:
+        if not int8:
+            print("quantizing the frozen trunk to int8 for the feature cache")
+            int8.append(int8_trunk(trunk, train_ex, CALIBRATION_IMAGES, out / "trunk",
+                                   seed=0, size=cfg.input_size))  # fmt: skip
+        return int8[0](images)
+
+    return predict_int8, (
+        f"{weights_source}|{cut}|onnx-int8-{CALIBRATION_IMAGES}|{cfg.input_size}"
+    )
+
+
+def _cache_features(
+    cfg: TrainConfig, trunk, weights_source: str, precision: str, train_ex: list[Example],
+    val_ex: list[Example], out: Path,
+) -> _Features:
+    """Every photo through the frozen trunk once per view, from the cache where it can."""
+    predict, trunk_id = _trunk_predictor(cfg, trunk, weights_source, precision, train_ex, out)
     feature_shape = tuple(int(d) for d in trunk.output.shape[1:])
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     train_digests, val_digests = file_digests(train_ex), file_digests(val_ex)
 
     def cached(examples, digests, view, desc):
@@ -157,99 +210,81 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
             size=cfg.input_size,
         )  # fmt: skip
 
+    cut = UNFREEZE_CUTS[cfg.unfreeze]
     print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
     t0 = time.time()
     val_x = cached(val_ex, val_digests, CLEAN_VIEW, "val")
     train_views = [cached(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
-    cache_seconds = time.time() - t0
-    y_train = np.array([e.label for e in train_ex])
-    y_val = np.array([e.label for e in val_ex])
-    weights = example_weights(train_ex, cfg.source_power)
+    return _Features(train_ex, val_ex, train_views, val_x, train_digests, val_digests,
+                     time.time() - t0)  # fmt: skip
 
+
+def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: _Features,
+                  labels: list[str], positive: str, out: Path):  # fmt: skip
+    """Phase 1 (the head), then phase 2 (the top block) if asked and if it lowers val loss;
+    returns each phase's metrics, the histories and the phase whose weights stay."""
     from training.phases import evaluate_phase, finetune_top, train_head
 
+    weights = example_weights(data.train_ex, cfg.source_power)
+    fit_args = (classifier, top, data.train_views, data.y_train, weights, data.val_x, data.y_val,
+                cfg)  # fmt: skip
+    eval_args = (classifier, top, data.val_x, data.y_val, data.val_ex, labels, positive, out)
     history1: dict = {}
     if cfg.head_epochs > 0:
         with strategy.scope():
-            history1 = train_head(
-                classifier, top, train_views, y_train, weights, val_x, y_val, cfg
-            )
-    phase1 = evaluate_phase(
-        "phase1", classifier, top, val_x, y_val, val_ex, labels, positive, out, history1
-    )
-    history = {"phase1": history1}
-    phases = {"phase1": phase1}
-    final = "phase1"
+            history1 = train_head(*fit_args)
+    phase1 = evaluate_phase("phase1", *eval_args, history1)
+    history, phases, final = {"phase1": history1}, {"phase1": phase1}, "phase1"
     if cfg.unfreeze != "none" and cfg.finetune_epochs > 0:
         before = classifier.get_weights()
         with strategy.scope():
-            history2 = finetune_top(
-                classifier, top, train_views, y_train, weights, val_x, y_val, cfg
-            )
-        history["phase2"] = history2
-        phases["phase2"] = evaluate_phase(
-            "phase2", classifier, top, val_x, y_val, val_ex, labels, positive, out, history2
-        )
+            history["phase2"] = finetune_top(*fit_args)
+        phases["phase2"] = evaluate_phase("phase2", *eval_args, history["phase2"])
         # A continued run's "phase1" is the earlier run's calibrated model, not a fair rival.
         if cfg.head_epochs == 0 or phases["phase2"]["log_loss"] <= phase1["log_loss"]:
             final = "phase2"
         else:
             print("phase 2 did not lower validation loss: keeping the phase 1 model")
             classifier.set_weights(before)
+    return phases, history, final
 
+
+def _finish(
+    cfg: TrainConfig, classifier, phases: dict, history: dict, final: str, data: _Features,
+    labels: list[str], positive: str, out: Path, run: dict,
+) -> dict:
+    """Calibrate the kept phase, evaluate and save it, and write the run folder's records."""
     from training.report import format_summary, write_evaluation
 
-    final_metrics = phases[final]
-    threshold, rule = final_metrics["threshold"], final_metrics["threshold_rule"]
+    threshold, rule = phases[final]["threshold"], phases[final]["threshold_rule"]
     probs = np.load(out / final / "val_probabilities.npy")
     calibration = None
     if cfg.calibrate and len(labels) == 2:
         from training.calibration import calibrate_classifier
 
-        probs, calibration = calibrate_classifier(classifier, probs, y_val, labels.index(positive))
+        probs, calibration = calibrate_classifier(
+            classifier, probs, data.y_val, labels.index(positive)
+        )
         threshold, rule = 0.5, calibration.pop("threshold_rule")
     metrics = write_evaluation(
-        out, y_val, probs, val_ex, labels, positive, threshold, history=history
+        out, data.y_val, probs, data.val_ex, labels, positive, threshold, history=history
     )
-    _save_float32(classifier, labels, cfg, out / "model.keras")
-    wall = time.time() - started
+    _save_float32(classifier, labels, cfg, out / MODEL_FILE)
+    wall = time.time() - run.pop("started")
+    weights = example_weights(data.train_ex, cfg.source_power)
     summary = {
         "threshold": threshold,
         "threshold_rule": rule,
         "calibration": calibration,
-        "sampling": {"source_power": cfg.source_power, "shares": source_shares(train_ex, weights)},
+        "sampling": {"source_power": cfg.source_power,
+                     "shares": source_shares(data.train_ex, weights)},
         "final_phase": final,
         "val": metrics,
-        "phase1": phase1,
-        **({"phase2": phases["phase2"]} if "phase2" in phases else {}),
+        **phases,
         "wall_time_s": round(wall, 1),
-        "feature_cache_s": round(cache_seconds, 1),
-    }
-    write_json(out / "metrics.json", summary)
-    write_json(out / "labels.json", {"labels": labels, "positive_label": positive})
-    write_json(out / "history.json", history)
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    write_json(
-        out / "config.json",
-        {
-            "config": config,
-            "weights_source": weights_source,
-            "precision": precision,
-            "strategy": type(strategy).__name__,
-            "versions": library_versions(),
-            "data_summary": {
-                "train": data_summary(train_ex, labels),
-                "val": data_summary(val_ex, labels),
-            },
-        },
-    )
-    write_json(
-        out / "files.json",
-        {
-            "train": file_list(train_ex, train_digests, labels),
-            "val": file_list(val_ex, val_digests, labels),
-        },
-    )
+        "feature_cache_s": round(data.seconds, 1),
+    }  # fmt: skip
+    _write_records(cfg, out, summary, history, data, labels, positive, run)
     print()
     for name, m in phases.items():
         print(f"{name}: val accuracy {m['accuracy']:.4f}, log loss {m['log_loss']:.4f}")
@@ -259,8 +294,28 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     return summary
 
 
+def _write_records(cfg: TrainConfig, out: Path, summary: dict, history: dict, data: _Features,
+                   labels: list[str], positive: str, run: dict) -> None:  # fmt: skip
+    """The JSON files beside model.keras: what export, evaluation and a reader need."""
+    write_json(out / METRICS_FILE, summary)
+    write_json(out / LABELS_FILE, {"labels": labels, "positive_label": positive})
+    write_json(out / HISTORY_FILE, history)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    write_json(out / CONFIG_FILE, {
+        "config": config,
+        **run,
+        "versions": library_versions(),
+        "data_summary": {"train": data_summary(data.train_ex, labels),
+                         "val": data_summary(data.val_ex, labels)},
+    })  # fmt: skip
+    write_json(out / FILES_FILE, {
+        "train": file_list(data.train_ex, data.train_digests, labels),
+        "val": file_list(data.val_ex, data.val_digests, labels),
+    })  # fmt: skip
+
+
 def _model_file(path: Path) -> Path:
-    return path / "model.keras" if path.is_dir() else path
+    return path / MODEL_FILE if path.is_dir() else path
 
 
 def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:

@@ -15,8 +15,8 @@ from bot.app import build_application
 from bot.classifier import load_model
 from bot.settings import Settings
 from contract.runtime import OnnxModel
+from fakebot import FakeTelegram
 from tests.bot.harness import running
-from tests.fakebot import FakeTelegram
 from tests.tinymodel import build_tiny_model
 
 StartBot = Callable[..., Awaitable[Application]]
@@ -56,7 +56,6 @@ def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
         model_path=tiny_model_path,
         base_url=telegram.base_url,
         base_file_url=telegram.base_file_url,
-        batch_wait_ms=2.0,
         worker_threads=2,
         album_wait_s=0.2,  # the default 1.5 s would only slow the tests down
     )

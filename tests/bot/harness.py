@@ -8,14 +8,14 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any
 
 from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES
-from tests.fakebot import FakeTelegram
+from fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = [
@@ -26,6 +26,15 @@ SETTING_NAMES = [
     "DECODE_THREADS", "OUTSIDER_REPLY_MINUTES", "SHOW_WHY_BUTTON", "HEALTH_PORT", "HEALTH_LISTEN",
     "ALBUM_WAIT_S",
 ]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Poll ``predicate`` until it holds, for what no Bot API call signals (a log line, a
+    counter): a fixed sleep is either too short on a busy machine or wastes time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"not true after {timeout}s"
+        await asyncio.sleep(0.005)
 
 
 def bot_process_env(telegram: FakeTelegram, model: Path, **extra: str) -> dict[str, str]:

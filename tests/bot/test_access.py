@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,10 +24,11 @@ from bot.access import Cooldown
 from bot.app import classifier_of
 from bot.logs import REDACTED, redact, setup_logging
 from bot.settings import Settings
+from fakebot import FakeTelegram
 from tests.badfiles import corpus
 from tests.bot.conftest import StartBot
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MEMBER, OUTSIDER = FakeTelegram.private_chat(1001), FakeTelegram.private_chat(666)
@@ -85,7 +85,7 @@ async def test_allow_list_refuses_once_leaves_outsider_groups_and_classifies_not
     fetched = {c.params["file_id"] for c in telegram.calls_to("getFile")}
     for message in [outsider_photo, *silenced, strangers_photo, *after_leaving]:
         assert not fetched & _file_ids(message), "downloaded a file from a refused chat"
-    assert classifier_of(app).stats.items == len(allowed)
+    assert classifier_of(app).classified == len(allowed)
 
 
 async def test_outsider_reply_minutes_sets_how_often_a_private_outsider_is_told(
@@ -138,16 +138,10 @@ def test_cooldown_forgets_the_oldest_past_its_capacity() -> None:
 # --- webhook secret -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_webhook_rejects_requests_without_the_right_secret(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/tg/hook"
     settings = Settings(webhook_url=url, webhook_listen="127.0.0.1", webhook_port=port)
     await start_bot(webhook=webhook_options(settings, SECRET))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from telegram import File
 
-from bot.batcher import Busy
-from bot.budget import ByteBudget
+from bot.budget import Busy, ByteBudget
 from bot.download import FileDownloader, FileTooLarge
+from tests.ports import free_port
 
 # --- ByteBudget -----------------------------------------------------------------------------
 
@@ -72,9 +72,7 @@ async def test_a_decode_that_cannot_fit_while_nothing_decodes_is_busy_not_stuck(
 @pytest.fixture
 def file_server(tmp_path: Path) -> Iterator[str]:
     """A plain HTTP server in another process, so this process's memory is the client's."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
          "--directory", str(tmp_path)],

@@ -65,7 +65,7 @@ def test_json_output_and_unreadable_files(
 
 
 def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> None:
-    """The CLI's batch path and the bot's async micro-batched path agree to the last bit."""
+    """The CLI's batch path and the bot's async path (one photo per call) agree to the last bit."""
     import asyncio
 
     from bot.cli import classify_files

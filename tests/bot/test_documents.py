@@ -11,11 +11,11 @@ from telegram.ext import Application
 
 from bot import replies
 from bot.app import classifier_of
-from bot.budget import MB
+from contract.layout import MB
+from fakebot import FakeTelegram
 from tests.badfiles import png_chunk
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 GROUP = FakeTelegram.group_chat(-100555)

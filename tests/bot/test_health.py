@@ -15,21 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import replies
 from bot.app import HEALTH_KEY, build_application
-from bot.budget import MB
 from bot.health import main as health_main
 from bot.health import probe
 from bot.settings import Settings, SettingsError, load_settings
+from contract.layout import MB
 from contract.runtime import OnnxModel
+from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import REPO, SETTING_NAMES, running
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
 
 
 async def _get(url: str) -> tuple[int, str, str]:
@@ -63,7 +58,7 @@ async def test_no_health_server_unless_asked(settings: Settings, tiny_model: Onn
 async def test_metrics_count_what_the_bot_answered(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
-    port = _free_port()
+    port = free_port()
     await start_bot(health_port=port)
     telegram.fail("getFile", status=400, description="Bad Request: wrong file_id")
     failing = telegram.push_photo(solid(RED))
@@ -96,7 +91,7 @@ async def test_metrics_count_what_the_bot_answered(
 
 
 async def test_busy_refusals_are_counted(telegram: FakeTelegram, start_bot: StartBot) -> None:
-    port = _free_port()
+    port = free_port()
     app = await start_bot(health_port=port, queue_size=1)
     telegram.slow("file", seconds=0.3)  # the first photo holds the only place a while
     messages = [telegram.push_photo(solid(RED), chat=telegram.private_chat(i)) for i in range(4)]
@@ -115,7 +110,7 @@ async def test_healthz_answers_while_the_bot_runs_and_not_after(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     app = build_application(dataclasses.replace(settings, health_port=port), model=tiny_model)
     async with running(app):
         status, content_type, text = await _get(f"http://127.0.0.1:{port}/healthz")
@@ -165,7 +160,7 @@ async def test_metrics_follow_the_byte_budget_and_why(
 ) -> None:
     """Bytes held in the budget while a file is in flight; /why refused busy and sent, counted
     like verdicts."""
-    port = _free_port()
+    port = free_port()
     await start_bot(model=heatmap_model, health_port=port, memory_budget_mb=24, max_file_mb=10)
     url = f"http://127.0.0.1:{port}/metrics"
     telegram.can_read_all_group_messages = False

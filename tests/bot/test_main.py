@@ -15,10 +15,11 @@ import pytest
 
 from bot.__main__ import main, webhook_options
 from bot.settings import Settings, load_settings, shipped_model_path
+from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
+from tests.ports import free_port
 from tests.tinymodel import build_tiny_model
 
 
@@ -201,7 +202,7 @@ async def test_base_url_answering_404_is_blamed_on_the_url(
 async def test_unreachable_api_is_one_line_and_a_traceback_only_at_debug(
     telegram: FakeTelegram, tiny_model_path: Path, tmp_path: Path, level: str
 ) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}/bot"
+    closed = f"http://127.0.0.1:{free_port()}/bot"
     env = bot_process_env(telegram, tiny_model_path, TELEGRAM_BASE_URL=closed, LOG_LEVEL=level)
     proc = await bot_process(env, tmp_path)
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
@@ -231,16 +232,10 @@ async def test_port_in_use_names_the_setting(
     assert "already in use" in line and f"{port_setting} ({port})" in line
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_webhook_mode_answers_and_checks_the_secret_token(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/nothotdog/hook"
     settings = Settings(webhook_url=url, webhook_listen="127.0.0.1", webhook_port=port)
     await start_bot(webhook=webhook_options(settings, "s3cret_-token"))

@@ -11,9 +11,9 @@ from PIL import Image
 
 from bot import replies
 from bot.app import classifier_of
+from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode
 
 QUEUE_SIZE = 4
@@ -69,7 +69,7 @@ async def test_burst_of_200_photos_from_50_chats(
     assert outcome["verdict"] + outcome["busy"] == len(expected) == CHATS * PER_CHAT
     assert outcome["verdict"] >= QUEUE_SIZE  # the queue worked while it said busy
     assert classifier.peak_in_flight <= QUEUE_SIZE
-    assert classifier.stats.items == outcome["verdict"]  # "busy" photos were never downloaded
+    assert classifier.classified == outcome["verdict"]  # "busy" photos were never downloaded
     downloads = len(telegram.calls_to("file"))
     assert downloads == outcome["verdict"], downloads
     assert peak.rss_growth_mb < BURST_RSS_BOUND_MB

@@ -15,12 +15,12 @@ from PIL import Image
 import bot.why
 from bot import replies
 from bot.app import classifier_of
-from bot.budget import MB
+from contract.layout import MB
 from contract.runtime import OnnxModel
+from fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.test_access import _no_file_writes as no_file_writes
 from tests.bot.test_documents import BIG, SIDE, fetched, rgb_png
-from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, RED, RED_TEXT, encode, solid
 
 GROUP = FakeTelegram.group_chat()

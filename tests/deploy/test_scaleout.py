@@ -14,7 +14,6 @@ import collections
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -24,8 +23,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakebot import FakeTelegram
+from fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
+from tests.ports import free_ports
 from tests.tinymodel import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,17 +43,6 @@ PHOTOS = 200
 SECRET = "scale-out_test-secret"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 START_TIMEOUT_S = 60
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def nginx_conf(folder: Path, port: int, upstreams: list[int]) -> str:
@@ -113,7 +102,7 @@ async def _stop(proc: asyncio.subprocess.Process, sig: int) -> None:
         proc.send_signal(sig)
         try:
             await asyncio.wait_for(proc.wait(), timeout=15)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
 
@@ -123,7 +112,7 @@ class Stack:
 
     def __init__(self, telegram: FakeTelegram, folder: Path, model: Path) -> None:
         self.telegram, self.folder, self.model = telegram, folder, model
-        ports = _free_ports(1 + 2 * REPLICAS)
+        ports = free_ports(1 + 2 * REPLICAS)
         self.proxy_port = ports[0]
         self.webhook_ports = ports[1 : 1 + REPLICAS]
         self.health_ports = ports[1 + REPLICAS :]

@@ -17,7 +17,8 @@ Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_
 ``push_callback_query`` for a button press) and await the bot's answers (``replies_to``,
 ``wait_for_messages``). When the bot has called setWebhook, pushed updates are POSTed to its
 webhook, with the secret header, as Telegram does.
-It imports nothing from the bot, so benchmarks can reuse it against a bot process.
+It imports nothing from the bot: tests, benchmarks (against a bot process) and anyone trying
+the bot offline use it. It needs aiohttp (the ``dev`` extra).
 """
 
 from __future__ import annotations
@@ -459,7 +460,7 @@ class FakeTelegram:
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return predicate()
         return True
 
