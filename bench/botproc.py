@@ -16,13 +16,13 @@ import sys
 
 from telegram.ext import AIORateLimiter
 
-import bot.app
-from bot.__main__ import main
+import nothotdog.bot.app
+from nothotdog.bot.__main__ import main
 
 if __name__ == "__main__":
-    if not hasattr(bot.app, "AIORateLimiter"):  # the patch below would silently do nothing
+    if not hasattr(nothotdog.bot.app, "AIORateLimiter"):  # the patch below would silently do nothing
         sys.exit("bench.botproc: bot.app no longer uses AIORateLimiter; update this wrapper")
-    bot.app.AIORateLimiter = functools.partial(  # type: ignore[misc]
+    nothotdog.bot.app.AIORateLimiter = functools.partial(  # type: ignore[misc]
         AIORateLimiter, overall_max_rate=0, group_max_rate=0
     )
     sys.exit(main())

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import child_env, peak_rss_mb
-from fakebot import FakeTelegram
+from nothotdog.fakebot import FakeTelegram
 
 VERDICT_PREFIXES = ("🌭", "🚫")  # anything else the bot says about a photo is an error reply
 READY_TIMEOUT_S = 90.0

@@ -60,7 +60,7 @@ def noise_png(side: int) -> bytes:
 
 
 def kind(text: str) -> str:
-    from bot import replies
+    from nothotdog.bot import replies
 
     if is_verdict(text):
         return "preview" if "preview" in text else "verdict"

@@ -17,17 +17,17 @@ from typing import Any
 
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 
-from bot.app import ALLOWED_UPDATES, build_application
-from bot.classifier import ModelLoadError, load_model
-from bot.logs import redact, setup_logging
-from bot.settings import (
+from nothotdog.bot.app import ALLOWED_UPDATES, build_application
+from nothotdog.bot.classifier import ModelLoadError, load_model
+from nothotdog.bot.logs import redact, setup_logging
+from nothotdog.bot.settings import (
     TELEGRAM_BASE_URL,
     Settings,
     SettingsError,
     load_settings,
     settings_help,
 )
-from contract.commands import add_version
+from nothotdog.contract.commands import add_version
 
 log = logging.getLogger("bot")
 

@@ -23,7 +23,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from bot.metrics import BotMetrics
+from nothotdog.bot.metrics import BotMetrics
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def probe(listen: str, port: int, timeout: float = 5.0) -> bool:
 
 
 def main() -> int:
-    from bot.settings import SettingsError, load_settings
+    from nothotdog.bot.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
+from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
 
 MODEL_FILE = "nothotdog.onnx"
 # The shipped model's package: models/ installed as bot/shipped/ (see pyproject.toml).

@@ -28,8 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
-from contract.runtime import ModelLoadError
+from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
+from nothotdog.contract.runtime import ModelLoadError
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
@@ -306,7 +306,7 @@ def _set_metadata(proto: onnx.ModelProto, key: str, value: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from export.images import generated_images
+    from nothotdog.export.images import generated_images
 
     parser = argparse.ArgumentParser(
         prog="python -m export.heatmap",

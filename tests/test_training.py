@@ -12,8 +12,8 @@ from PIL import Image
 
 pytest.importorskip("tensorflow")
 
-from training.__main__ import main as train_main
-from training.augment import AugmentParams, augment
+from nothotdog.training.__main__ import main as train_main
+from nothotdog.training.augment import AugmentParams, augment
 
 SMALL = ["--weights", "none", "--input-size", "32", "--views", "1", "--precision", "float32",
          "--head-epochs", "1", "--finetune-epochs", "1", "--finetune-samples", "64",

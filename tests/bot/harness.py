@@ -14,8 +14,8 @@ from typing import IO, Any
 
 from telegram.ext import Application
 
-from bot.app import ALLOWED_UPDATES
-from fakebot import WAIT_S, FakeTelegram
+from nothotdog.bot.app import ALLOWED_UPDATES
+from nothotdog.fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = [

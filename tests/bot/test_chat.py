@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from telegram.ext import Application
 
-from bot import replies
-from bot.app import classifier_of
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import classifier_of
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import until
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode, solid

@@ -16,10 +16,10 @@ import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot import replies
-from bot.app import RATE_LIMIT_RETRIES
-from bot.retry import ATTEMPTS, may_have_taken_effect
-from fakebot import AFTER_EFFECTS, FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import RATE_LIMIT_RETRIES
+from nothotdog.bot.retry import ATTEMPTS, may_have_taken_effect
+from nothotdog.fakebot import AFTER_EFFECTS, FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot import replies
-from bot.settings import Settings
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.settings import Settings
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.harness import bot_process, bot_process_env
 from tests.imagefiles import GREEN, GREEN_TEXT, encode, solid
 

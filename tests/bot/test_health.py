@@ -13,14 +13,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import replies
-from bot.app import HEALTH_KEY, build_application
-from bot.health import main as health_main
-from bot.health import probe
-from bot.settings import Settings, SettingsError, load_settings
-from contract.layout import MB
-from contract.runtime import OnnxModel
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import HEALTH_KEY, build_application
+from nothotdog.bot.health import main as health_main
+from nothotdog.bot.health import probe
+from nothotdog.bot.settings import Settings, SettingsError, load_settings
+from nothotdog.contract.layout import MB
+from nothotdog.contract.runtime import OnnxModel
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import REPO, SETTING_NAMES, running
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid

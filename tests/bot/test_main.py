@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.__main__ import main, webhook_options
-from bot.settings import Settings, load_settings, shipped_model_path
-from fakebot import FakeTelegram
+from nothotdog.bot.__main__ import main, webhook_options
+from nothotdog.bot.settings import Settings, load_settings, shipped_model_path
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid

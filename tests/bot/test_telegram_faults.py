@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from telegram.ext import Application
 
-from bot import replies
-from bot.retry import BASE_DELAY
-from fakebot import Call, FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.retry import BASE_DELAY
+from nothotdog.fakebot import Call, FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
