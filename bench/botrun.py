@@ -139,8 +139,10 @@ def bot_env(api: FakeTelegram, model: Path, **settings: str) -> dict[str, str]:
     }
 
 
-def start_bot(api: FakeTelegram, model: Path, module: str = "bot", **settings: str) -> BotProcess:
-    """Start ``python -m module`` (``bot``, or ``bench.botproc`` without the send cap)."""
+def start_bot(
+    api: FakeTelegram, model: Path, module: str = "nothotdog.bot", **settings: str
+) -> BotProcess:
+    """Start ``python -m module`` (``nothotdog.bot``, or ``bench.botproc`` without the send cap)."""
     workdir = Path(tempfile.mkdtemp(prefix="nothotdog-bot-"))
     log_path = workdir / "bot.log"
     env = bot_env(api, model, **settings)

@@ -1,4 +1,5 @@
-"""``nothotdog-bot`` / ``python -m bot``: load settings and model, then poll or serve a webhook.
+"""``nothotdog-bot`` / ``python -m nothotdog.bot``: load settings and model, then poll or serve
+a webhook.
 
 Every start-up failure (no token, no model, bad model, bad token, wrong base URL, Telegram
 unreachable, port taken) ends with one plain sentence on stderr naming the cause and the fix,
@@ -29,7 +30,7 @@ from nothotdog.bot.settings import (
 )
 from nothotdog.contract.commands import add_version
 
-log = logging.getLogger("bot")
+log = logging.getLogger("nothotdog.bot")
 
 EXIT_CONFIG = 2
 # What @BotFather hands out: the bot's id, a colon, 35 characters.

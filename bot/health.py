@@ -6,7 +6,7 @@ port from the webhook's so the proxy that faces Telegram never exposes it. It ru
 bot's own event loop (tornado, which PTB's webhook server already brings), so a loop that
 stops answering also stops answering health checks.
 
-``python -m bot.health`` asks this process's /healthz and exits 0 or 1: the container's
+``python -m nothotdog.bot.health`` asks this process's /healthz and exits 0 or 1: the container's
 HEALTHCHECK, with nothing to install (slim images have no curl).
 """
 

@@ -7,7 +7,7 @@ the tensor the pooling reads: Mul by the positive-minus-negative dense weights, 
 channels, Add the bias difference. Nothing on the way to ``probabilities`` changes.
 
 Two users: export/pipeline.py adds it to the float32 graph before quantizing (quantize.py keeps
-these nodes float), and ``python -m export.heatmap FILE.onnx`` adds it to a file exported
+these nodes float), and ``python -m nothotdog.export.heatmap FILE.onnx`` adds it to a file exported
 before this existed (float32, or int8 with the head kept float), checking that the
 probabilities stay bit-identical.
 """
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     from nothotdog.export.images import generated_images
 
     parser = argparse.ArgumentParser(
-        prog="python -m export.heatmap",
+        prog="python -m nothotdog.export.heatmap",
         description="Add the heatmap output to an exported nothotdog .onnx file (no "
         "re-export), writing it only if the probabilities stay bit-identical.",
     )
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = add_to_file(args.model, args.out or args.model, images)
     except (HeatmapError, onnx.checker.ValidationError) as exc:
-        print(f"export.heatmap: {exc}", file=sys.stderr)
+        print(f"nothotdog.export.heatmap: {exc}", file=sys.stderr)
         return 1
     print(
         f"wrote {args.out or args.model}: heatmap {report.grid}; probabilities bit-identical "

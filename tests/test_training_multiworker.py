@@ -55,7 +55,8 @@ def _train_two_workers(folder: Path, data: list[Path], val: Path) -> tuple[list[
             "TF_CONFIG": json.dumps({"cluster": cluster, "task": task}),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        argv = [sys.executable, "-m", "training", "--data", str(data[index]), "--val", str(val),
+        argv = [sys.executable, "-m", "nothotdog.training",
+                "--data", str(data[index]), "--val", str(val),
                 "--out", str(folder / f"run{index}"), *_args()]  # fmt: skip
         logs.append(folder / f"worker{index}.log")
         with logs[-1].open("w") as log:

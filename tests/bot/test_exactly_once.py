@@ -48,7 +48,7 @@ async def test_send_message_that_telegram_took_is_not_sent_again(
 ) -> None:
     """drop, cut, reset, garble: the verdict was delivered, only its answer was lost."""
     telegram.after_handling("sendMessage", effect)
-    with caplog.at_level(logging.WARNING, logger="bot"):
+    with caplog.at_level(logging.WARNING, logger="nothotdog.bot"):
         message = telegram.push_photo(solid(RED))
         await only_answer(telegram, message, RED_TEXT, settle=1.2)  # past the 0.5 s backoff
     assert len(telegram.calls_to("sendMessage")) == 1  # no copy, and no apology either

@@ -1,4 +1,5 @@
-"""Scale-out for real: Debian's nginx on 127.0.0.1 in front of two ``python -m bot`` replicas.
+"""Scale-out for real: Debian's nginx on 127.0.0.1 in front of two ``python -m nothotdog.bot``
+replicas.
 
 The fake Bot API server plays Telegram: both replicas call setWebhook with nginx's URL and one
 shared secret, and every pushed update is POSTed to nginx with the secret header, as Telegram
@@ -151,7 +152,8 @@ class Stack:
         log = (self.folder / f"bot{index}.log").open("wb")
         return asyncio.ensure_future(
             asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=self.folder, env=env, stdout=log, stderr=log
+                sys.executable, "-m", "nothotdog.bot",
+                cwd=self.folder, env=env, stdout=log, stderr=log,
             )
         )
 
