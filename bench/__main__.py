@@ -210,7 +210,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
                   f"{'yes' if r['all_answered_once'] else '**no**'} | {r['answered_s']} |"
                   for r in fl["rows"]]
     if st:
-        lines += ["", f"Start-up (`python -m bot` to first answered photo, median of "
+        lines += ["", f"Start-up (`python -m nothotdog.bot` to first answered photo, median of "
                       f"{len(st['runs'])}): {st['median_first_reply_s']:.2f} s."]
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |"

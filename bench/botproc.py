@@ -1,4 +1,5 @@
-"""``python -m bench.botproc``: exactly ``python -m bot``, minus the 30 messages/s send cap.
+"""``python -m bench.botproc``: exactly ``python -m nothotdog.bot``, minus the 30 messages/s
+send cap.
 
 python-telegram-bot's ``AIORateLimiter`` (which the bot uses to stay inside Telegram's flood
 limits) holds every ``sendMessage`` to 30 per second overall. The int8 model on two cores can
@@ -6,7 +7,7 @@ answer about that many photos per second, so with the cap on, the load benchmark
 the limiter instead of the bot. This wrapper builds the limiter with ``overall_max_rate=0``
 and ``group_max_rate=0`` (python-telegram-bot's documented "no limit"), keeping its RetryAfter
 retries, then runs the bot's own ``main``. Nothing in bot/ changes; ``bench.load`` also runs
-the stock ``python -m bot`` once to show what the cap does.
+the stock ``python -m nothotdog.bot`` once to show what the cap does.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import sys
 
 from telegram.ext import AIORateLimiter
 
-import bot.app
-from bot.__main__ import main
+import nothotdog.bot.app
+from nothotdog.bot.__main__ import main
 
 if __name__ == "__main__":
-    if not hasattr(bot.app, "AIORateLimiter"):  # the patch below would silently do nothing
-        sys.exit("bench.botproc: bot.app no longer uses AIORateLimiter; update this wrapper")
-    bot.app.AIORateLimiter = functools.partial(  # type: ignore[misc]
+    if not hasattr(nothotdog.bot.app, "AIORateLimiter"):  # else the patch would do nothing
+        sys.exit("bench.botproc: nothotdog.bot.app no longer uses AIORateLimiter; update me")
+    nothotdog.bot.app.AIORateLimiter = functools.partial(  # type: ignore[misc]
         AIORateLimiter, overall_max_rate=0, group_max_rate=0
     )
     sys.exit(main())

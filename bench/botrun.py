@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import child_env, peak_rss_mb
-from fakebot import FakeTelegram
+from nothotdog.fakebot import FakeTelegram
 
 VERDICT_PREFIXES = ("🌭", "🚫")  # anything else the bot says about a photo is an error reply
 READY_TIMEOUT_S = 90.0
@@ -139,8 +139,10 @@ def bot_env(api: FakeTelegram, model: Path, **settings: str) -> dict[str, str]:
     }
 
 
-def start_bot(api: FakeTelegram, model: Path, module: str = "bot", **settings: str) -> BotProcess:
-    """Start ``python -m module`` (``bot``, or ``bench.botproc`` without the send cap)."""
+def start_bot(
+    api: FakeTelegram, model: Path, module: str = "nothotdog.bot", **settings: str
+) -> BotProcess:
+    """Start ``python -m module`` (``nothotdog.bot``, or ``bench.botproc`` without the send cap)."""
     workdir = Path(tempfile.mkdtemp(prefix="nothotdog-bot-"))
     log_path = workdir / "bot.log"
     env = bot_env(api, model, **settings)

@@ -22,7 +22,7 @@ from PIL import JpegImagePlugin
 
 from bench.common import Stopwatch, median, percentile, table, write_result
 from bench.photos import telegram_photo
-from contract import decode_image
+from nothotdog.contract import decode_image
 
 PHOTOS = 4  # different pictures, so one image's quirks do not decide
 ROUNDS = 25

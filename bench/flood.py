@@ -1,7 +1,7 @@
 """``python -m bench.flood``: image files from many chats at once: the bot's memory, answers.
 
-Issue 11's hostile test, measured: the stock ``python -m bot`` (default settings, the shipped
-model, AIORateLimiter as shipped) against the fake Bot API server (fakebot) on 127.0.0.1.
+Issue 11's hostile test, measured: the stock ``python -m nothotdog.bot`` (default settings, the
+shipped model, AIORateLimiter as shipped) against the fake Bot API server (fakebot) on 127.0.0.1.
 Each row starts a fresh bot, warms it up with four photos, then pushes N image files from N
 private chats in one go and waits for every answer. Reported per row: the bot's peak RSS
 (VmHWM, whole life: start-up, warm-up and flood) and RSS before the flood, the answers by kind
@@ -60,7 +60,7 @@ def noise_png(side: int) -> bytes:
 
 
 def kind(text: str) -> str:
-    from bot import replies
+    from nothotdog.bot import replies
 
     if is_verdict(text):
         return "preview" if "preview" in text else "verdict"
@@ -75,7 +75,7 @@ async def flood(model: Path, row: Row, photo: bytes) -> dict[str, Any]:
     data = noise_png(row.side)
     async with BenchTelegram() as api:
         api.set_photo(photo)
-        bot = start_bot(api, model, module="bot")
+        bot = start_bot(api, model, module="nothotdog.bot")
         try:
             await wait_ready(api, bot)
             warm = [api.send_photo(999)[1] for _ in range(4)]

@@ -96,7 +96,7 @@ def build_gemm(precision: str, shape: tuple[int, int, int] = GEMM_SHAPE,
     """The GEMM in a session made with the bot's own options (contract.runtime)."""
     import onnxruntime as ort
 
-    from contract.runtime import PROVIDERS, session_options
+    from nothotdog.contract.runtime import PROVIDERS, session_options
 
     model = gemm_model(precision, shape)
     session = ort.InferenceSession(model.SerializeToString(), session_options(intra_op_threads),

@@ -25,9 +25,9 @@ import numpy as np
 import onnx
 
 from bench.common import SHIPPED_MODEL, median, percentile, table, write_result
-from contract import HEATMAP_NAME, decode_image
-from contract.runtime import OnnxModel, load_onnx
-from export.heatmap import heatmap_branch
+from nothotdog.contract import HEATMAP_NAME, decode_image
+from nothotdog.contract.runtime import OnnxModel, load_onnx
+from nothotdog.export.heatmap import heatmap_branch
 
 ROUNDS = 60
 WARMUP = 3

@@ -79,8 +79,8 @@ class Config:
 def build_configs(models: Any) -> tuple[list[Config], dict[str, Path]]:
     """Every model at every batch size, then the two floor GEMMs (bench.floor)."""
     from bench.floor import PRECISIONS, build_gemm, conv_macs
-    from contract.runtime import load_onnx
-    from export.convert import load_float32
+    from nothotdog.contract.runtime import load_onnx
+    from nothotdog.export.convert import load_float32
 
     keras_model = load_float32(models.keras).model
     paths = {"float32": models.float32, "int8": models.int8}

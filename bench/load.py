@@ -1,6 +1,6 @@
 """``python -m bench.load``: the real bot process under load, one inference thread vs two.
 
-The bot runs as a subprocess (``python -m bench.botproc``: ``python -m bot`` with
+The bot runs as a subprocess (``python -m bench.botproc``: ``python -m nothotdog.bot`` with
 python-telegram-bot's 30 sends/s cap lifted, see that module) against the fake
 Bot API server (fakebot) on 127.0.0.1, with the int8 model (the shipped one if present, else the one
 bench.inference exported). Every photo is the 320x240 JPEG of a generated 1280x960 photo,
@@ -14,7 +14,7 @@ mode: the default (WORKER_THREADS=1) and two onnxruntime calls at once (WORKER_T
 the activation memory); each photo gets its own call (micro-batching was measured here at
 most 1.09x and removed). Each level runs in short slices in the order A B B A, so drifts of
 a shared machine hit every mode alike. Last, a
-stock ``python -m bot`` (cap on) runs the 50-chat level once, to show what the cap does.
+stock ``python -m nothotdog.bot`` (cap on) runs the 50-chat level once, to show what the cap does.
 
 Per mode and level: photos sent and answered, replies lost (no answer within 20 s: must be
 0), error replies (anything but a verdict, e.g. "busy"), photos/s, photo-to-reply latency
@@ -56,7 +56,7 @@ REPLY_TIMEOUT_S = 20.0  # no reply by then: lost
 MAX_PHOTOS_PER_SLICE = 2000
 ONE, TWO = "1 worker (default)", "2 workers"
 MODES: dict[str, dict[str, str]] = {ONE: {"WORKER_THREADS": "1"}, TWO: {"WORKER_THREADS": "2"}}
-STOCK = "stock python -m bot"
+STOCK = "stock python -m nothotdog.bot"
 ONNX_THREADS = 0  # every bot runs with ONNX_THREADS unset (bench.botrun): all cores
 
 
@@ -258,7 +258,7 @@ async def run(model: Path, levels: list[Level], seconds: float, stock: bool, own
     processes = [process_record(name, bot) for name, (_, bot) in bots.items()]
     if stock:
         level = Level("closed", max(CLOSED_CHATS))
-        async with bot_under_test(model, "bot", photo, **MODES[ONE]) as (api, bot):
+        async with bot_under_test(model, "nothotdog.bot", photo, **MODES[ONE]) as (api, bot):
             result = Result(STOCK, level, [await run_slice(api, bot, level, seconds)])
             await checkpoint()
         last = len(own.checkpoints) - 1
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=SLICE_SECONDS,
                         help=f"per slice; each mode gets {SLICES} per level (default %(default)s)")
     parser.add_argument("--no-stock", action="store_true",
-                        help="skip the stock python -m bot run with the 30/s cap")
+                        help="skip the stock python -m nothotdog.bot run with the 30/s cap")
     parser.add_argument("--model", type=Path, help="default: shipped model, else bench int8")
     args = parser.parse_args(argv)
     clock = Stopwatch()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import MODELS_CACHE, SHIPPED_MODEL
-from contract.layout import MODEL_FILE
+from nothotdog.contract.layout import MODEL_FILE
 
 HEAD_SEED = 1234
 CALIBRATION_IMAGES = 16
@@ -49,8 +49,8 @@ def build_untrained(seed: int = HEAD_SEED) -> Any:
     """The shipped architecture, ImageNet backbone, seeded random head (no training data)."""
     import keras
 
-    from training.model import build_classifier
-    from training.weights import load_backbone_weights
+    from nothotdog.training.model import build_classifier
+    from nothotdog.training.weights import load_backbone_weights
 
     keras.utils.set_random_seed(seed)
     model = build_classifier(num_classes=2, dropout=DROPOUT)
@@ -63,7 +63,7 @@ def generated_folder(root: Path, per_class: int, seed: int) -> Path:
     the form the export pipeline takes for calibration and checks. The labels mean nothing:
     the benchmark needs a realistic int8 model, not an accurate one."""
     from bench.photos import jpeg, photo_array
-    from contract import LABELS
+    from nothotdog.contract import LABELS
 
     for c, label in enumerate(LABELS):
         folder = root / label
@@ -78,8 +78,8 @@ def export_models(workdir: Path, run: Path | None = None, log: Any = print) -> M
     """Keras model -> float32 and int8 ONNX in ``workdir``, through export.pipeline.run_export:
     the very steps ``nothotdog-export --quantize int8`` takes (conversion, parity check,
     metadata, quant_pre_process, static QDQ with the default node exclusions)."""
-    from export.pipeline import ExportOptions, run_export
-    from export.quantize import QuantSettings
+    from nothotdog.export.pipeline import ExportOptions, run_export
+    from nothotdog.export.quantize import QuantSettings
 
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ class OwnRate:
     def load(cls, path: Path, onnx_threads: int = 0) -> OwnRate:
         """Load as the bot does (contract.runtime.load_onnx, same threads) and warm up."""
         from bench.photos import model_inputs
-        from contract.runtime import load_onnx
+        from nothotdog.contract.runtime import load_onnx
 
         own = cls(load_onnx(path, onnx_threads), model_inputs(4, seed=5))
         for i in range(WARMUP_CALLS):

@@ -64,7 +64,7 @@ def telegram_photo(seed: int = 0) -> tuple[bytes, bytes]:
 
 def model_inputs(n: int, seed: int = 0, size: int = 224) -> np.ndarray:
     """``uint8 [n, size, size, 3]`` decoded through the bot's own decode path."""
-    from contract import decode_image
+    from nothotdog.contract import decode_image
 
     return np.stack([decode_image(jpeg(photo_array(seed + i, (size * 2, size * 2))), size=size)
                      for i in range(n)])

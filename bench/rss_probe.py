@@ -18,7 +18,7 @@ def probe(kind: str, model_path: Path, image_path: Path) -> dict[str, object]:
     started = time.perf_counter()
     data = image_path.read_bytes()
     if kind == "onnx":
-        from bot.classifier import Classifier, load_model
+        from nothotdog.bot.classifier import Classifier, load_model
 
         classifier = Classifier(load_model(model_path), worker_threads=1)
         verdict = classifier.predict([classifier.decode(data)])[0]
@@ -29,8 +29,8 @@ def probe(kind: str, model_path: Path, image_path: Path) -> dict[str, object]:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
-        import training.layers  # noqa: F401  registers VGGPreprocess
-        from contract import decode_image
+        import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess
+        from nothotdog.contract import decode_image
 
         model = keras.saving.load_model(model_path, compile=False)
         probs = model.predict(decode_image(data)[None], verbose=0)[0]

@@ -1,4 +1,4 @@
-"""``python -m bench.startup``: time from starting ``python -m bot`` to its first answer.
+"""``python -m bench.startup``: time from starting ``python -m nothotdog.bot`` to its first answer.
 
 A photo is already waiting on the fake Bot API server (127.0.0.1) when the process starts, as
 after a restart with users waiting. Marks, on one clock from just before the process is
@@ -27,7 +27,7 @@ async def one_start(model: Path, photo: bytes) -> dict[str, Any]:
     async with BenchTelegram() as api:
         api.set_photo(photo)
         sent_at, future = api.send_photo(4242)  # waiting before the process exists
-        bot = start_bot(api, model, module="bot")
+        bot = start_bot(api, model, module="nothotdog.bot")
         spawn = bot.started_at  # time.monotonic(); fakebot's Call.at uses the same clock
         offset = time.perf_counter() - time.monotonic()  # replies are stamped by perf_counter
         try:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                      max(values, default=float("nan"))))
     print()
     print(f"Model: {described}")
-    print(table(["python -m bot, cold start", "median s", "min s", "max s"], rows,
+    print(table(["python -m nothotdog.bot, cold start", "median s", "min s", "max s"], rows,
                 title=f"Start-up, {len(results)} runs"))
     path = write_result("startup", {"model": described, "runs": results,
                                     "median_first_reply_s": rows[-1][1],

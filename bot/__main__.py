@@ -1,4 +1,5 @@
-"""``nothotdog-bot`` / ``python -m bot``: load settings and model, then poll or serve a webhook.
+"""``nothotdog-bot`` / ``python -m nothotdog.bot``: load settings and model, then poll or serve
+a webhook.
 
 Every start-up failure (no token, no model, bad model, bad token, wrong base URL, Telegram
 unreachable, port taken) ends with one plain sentence on stderr naming the cause and the fix,
@@ -17,19 +18,19 @@ from typing import Any
 
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 
-from bot.app import ALLOWED_UPDATES, build_application
-from bot.classifier import ModelLoadError, load_model
-from bot.logs import redact, setup_logging
-from bot.settings import (
+from nothotdog.bot.app import ALLOWED_UPDATES, build_application
+from nothotdog.bot.classifier import ModelLoadError, load_model
+from nothotdog.bot.logs import redact, setup_logging
+from nothotdog.bot.settings import (
     TELEGRAM_BASE_URL,
     Settings,
     SettingsError,
     load_settings,
     settings_help,
 )
-from contract.commands import add_version
+from nothotdog.contract.commands import add_version
 
-log = logging.getLogger("bot")
+log = logging.getLogger("nothotdog.bot")
 
 EXIT_CONFIG = 2
 # What @BotFather hands out: the bot's id, a colon, 35 characters.

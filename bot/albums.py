@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from telegram import Message
 
-from bot import replies
-from bot.classifier import Verdict
-from bot.logs import fields
+from nothotdog.bot import replies
+from nothotdog.bot.classifier import Verdict
+from nothotdog.bot.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -11,19 +11,19 @@ from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot import replies
-from bot.budget import ByteBudget
-from bot.classifier import Classifier, load_model, with_threshold
-from bot.download import FileDownloader
-from bot.handlers import BotHandlers
-from bot.health import HealthServer
-from bot.logs import fields
-from bot.metrics import BotMetrics
-from bot.retry import with_retries
-from bot.settings import Settings
-from bot.why import WhyHandlers, why_button
-from contract.layout import MB
-from contract.runtime import OnnxModel
+from nothotdog.bot import replies
+from nothotdog.bot.budget import ByteBudget
+from nothotdog.bot.classifier import Classifier, load_model, with_threshold
+from nothotdog.bot.download import FileDownloader
+from nothotdog.bot.handlers import BotHandlers
+from nothotdog.bot.health import HealthServer
+from nothotdog.bot.logs import fields
+from nothotdog.bot.metrics import BotMetrics
+from nothotdog.bot.retry import with_retries
+from nothotdog.bot.settings import Settings
+from nothotdog.bot.why import WhyHandlers, why_button
+from nothotdog.contract.layout import MB
+from nothotdog.contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,19 @@ from typing import TypeVar
 
 import numpy as np
 
-from bot.budget import Busy, ByteBudget
-from bot.settings import shipped_model_path
-from contract import ImageTooLarge, ModelSpec, OpenedImage, decode_image, finish_decode, open_image
-from contract.imaging import Buffer
-from contract.layout import MB
-from contract.runtime import ModelLoadError, OnnxModel, load_onnx
+from nothotdog.bot.budget import Busy, ByteBudget
+from nothotdog.bot.settings import shipped_model_path
+from nothotdog.contract import (
+    ImageTooLarge,
+    ModelSpec,
+    OpenedImage,
+    decode_image,
+    finish_decode,
+    open_image,
+)
+from nothotdog.contract.imaging import Buffer
+from nothotdog.contract.layout import MB
+from nothotdog.contract.runtime import ModelLoadError, OnnxModel, load_onnx
 
 __all__ = ["Busy", "Classifier", "ModelLoadError", "Verdict", "load_model", "with_threshold"]
 

@@ -15,14 +15,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot import replies
-from bot.classifier import Classifier, ModelLoadError, Verdict, load_model
-from bot.explain import PICTURE_SIDE, explain
-from bot.settings import SettingsError, check_threshold, load_model_settings
-from contract import ImageDecodeError
-from contract.commands import add_version
-from contract.layout import IMAGE_SUFFIXES
-from contract.runtime import OnnxModel
+from nothotdog.bot import replies
+from nothotdog.bot.classifier import Classifier, ModelLoadError, Verdict, load_model
+from nothotdog.bot.explain import PICTURE_SIDE, explain
+from nothotdog.bot.settings import SettingsError, check_threshold, load_model_settings
+from nothotdog.contract import ImageDecodeError
+from nothotdog.contract.commands import add_version
+from nothotdog.contract.layout import IMAGE_SUFFIXES
+from nothotdog.contract.runtime import OnnxModel
 
 CHUNK = 16  # images per onnxruntime call
 HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from bot.classifier import Verdict
-from contract import ModelSpec, OpenedImage, decode_image
-from contract.heatmap import overlay, overlay_bytes
-from contract.imaging import decode_picture, finish_picture, picture_bytes, picture_size
-from contract.runtime import OnnxModel
+from nothotdog.bot.classifier import Verdict
+from nothotdog.contract import ModelSpec, OpenedImage, decode_image
+from nothotdog.contract.heatmap import overlay, overlay_bytes
+from nothotdog.contract.imaging import decode_picture, finish_picture, picture_bytes, picture_size
+from nothotdog.contract.runtime import OnnxModel
 
 PICTURE_SIDE = 1024  # longest side of the picture sent back: plenty for a phone screen
 JPEG_QUALITY = 90

@@ -26,18 +26,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot import replies
-from bot.access import Cooldown
-from bot.albums import Albums, Answer
-from bot.budget import Lease
-from bot.classifier import Busy, Classifier
-from bot.download import FileDownloader, FileTooLarge, download_bytes
-from bot.logs import fields
-from bot.metrics import BotMetrics
-from bot.retry import reply_once, with_retries
-from bot.settings import Settings
-from contract import ImageDecodeError
-from contract.layout import IMAGE_SUFFIXES, MB
+from nothotdog.bot import replies
+from nothotdog.bot.access import Cooldown
+from nothotdog.bot.albums import Albums, Answer
+from nothotdog.bot.budget import Lease
+from nothotdog.bot.classifier import Busy, Classifier
+from nothotdog.bot.download import FileDownloader, FileTooLarge, download_bytes
+from nothotdog.bot.logs import fields
+from nothotdog.bot.metrics import BotMetrics
+from nothotdog.bot.retry import reply_once, with_retries
+from nothotdog.bot.settings import Settings
+from nothotdog.contract import ImageDecodeError
+from nothotdog.contract.layout import IMAGE_SUFFIXES, MB
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

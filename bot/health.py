@@ -6,7 +6,7 @@ port from the webhook's so the proxy that faces Telegram never exposes it. It ru
 bot's own event loop (tornado, which PTB's webhook server already brings), so a loop that
 stops answering also stops answering health checks.
 
-``python -m bot.health`` asks this process's /healthz and exits 0 or 1: the container's
+``python -m nothotdog.bot.health`` asks this process's /healthz and exits 0 or 1: the container's
 HEALTHCHECK, with nothing to install (slim images have no curl).
 """
 
@@ -23,7 +23,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from bot.metrics import BotMetrics
+from nothotdog.bot.metrics import BotMetrics
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def probe(listen: str, port: int, timeout: float = 5.0) -> bool:
 
 
 def main() -> int:
-    from bot.settings import SettingsError, load_settings
+    from nothotdog.bot.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from contract.layout import TELEGRAM_MAX_FILE_MB
+from nothotdog.contract.layout import TELEGRAM_MAX_FILE_MB
 
 # Seconds. Downloads from Telegram take tens of milliseconds to seconds; VGG16 on a small CPU
 # a few hundred milliseconds, more when photos queue for it.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.classifier import Verdict
-from contract import ModelSpec
-from contract.layout import DEFAULT_MAX_FILE_MB
+from nothotdog.bot.classifier import Verdict
+from nothotdog.contract import ModelSpec
+from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What this bot does"),

@@ -18,7 +18,7 @@ import httpx
 from telegram import Message, ReplyParameters
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from bot.logs import fields
+from nothotdog.bot.logs import fields
 
 T = TypeVar("T")
 

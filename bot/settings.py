@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
+from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
 
 MODEL_FILE = "nothotdog.onnx"
-# The shipped model's package: models/ installed as bot/shipped/ (see pyproject.toml).
-SHIPPED_PACKAGE = "bot.shipped"
+# The shipped model's package: models/ installed as nothotdog/bot/shipped/ (see pyproject.toml).
+SHIPPED_PACKAGE = "nothotdog.bot.shipped"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
 # Telegram's rule for setWebhook's secret_token.
@@ -39,12 +39,12 @@ class SettingsError(ValueError):
 def shipped_model_path() -> Path:
     """The model that ships with nothotdog, wherever the bot runs from.
 
-    An installed package has it as package data (``bot/shipped/``); a checkout or an editable
-    install reads ``models/`` beside ``bot/``, where ``make model`` writes. Never the cwd.
+    An installed package has it as package data (``nothotdog/bot/shipped/``); a checkout or an
+    editable install reads ``models/`` beside ``bot/``, where ``make model`` writes. Never the cwd.
     """
     try:
         packaged = Path(str(importlib.resources.files(SHIPPED_PACKAGE) / MODEL_FILE))
-    except (ModuleNotFoundError, TypeError):  # a checkout: bot/shipped/ is not a package here
+    except (ModuleNotFoundError, TypeError):  # a checkout: nothotdog.bot.shipped isn't a package
         packaged = None
     if packaged is not None and packaged.is_file():
         return packaged

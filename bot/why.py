@@ -22,16 +22,16 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot import replies
-from bot.albums import Answer
-from bot.budget import Lease
-from bot.classifier import Verdict
-from bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg, verdict_of
-from bot.handlers import BotHandlers, Picture, picture_in
-from bot.logs import fields
-from bot.retry import reply_once
-from bot.settings import Settings
-from contract.runtime import OnnxModel
+from nothotdog.bot import replies
+from nothotdog.bot.albums import Answer
+from nothotdog.bot.budget import Lease
+from nothotdog.bot.classifier import Verdict
+from nothotdog.bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg, verdict_of
+from nothotdog.bot.handlers import BotHandlers, Picture, picture_in
+from nothotdog.bot.logs import fields
+from nothotdog.bot.retry import reply_once
+from nothotdog.bot.settings import Settings
+from nothotdog.contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 

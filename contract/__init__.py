@@ -3,7 +3,7 @@
 This package imports only numpy and Pillow, so the bot can use it without TensorFlow.
 """
 
-from contract.imaging import (
+from nothotdog.contract.imaging import (
     ImageDecodeError,
     ImageTooLarge,
     NotAnImage,
@@ -13,7 +13,7 @@ from contract.imaging import (
     load_image_file,
     open_image,
 )
-from contract.spec import (
+from nothotdog.contract.spec import (
     DEFAULT_THRESHOLD,
     HEATMAP_NAME,
     IMAGENET_MEAN_BGR,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 DISTRIBUTION = "nothotdog"
-OWN_PACKAGES = frozenset({"bot", "contract", "training", "export"})
+OWN_PACKAGES = frozenset({"nothotdog"})  # bot, contract, training, export, fakebot live under it
 EXIT_USAGE = 2  # argparse's status for a command that cannot run as asked
 
 
@@ -62,14 +62,14 @@ def run_with_extra(prog: str, target: str, argv: Sequence[str] | None = None) ->
 
 def train() -> int:
     """``nothotdog-train``."""
-    return run_with_extra("nothotdog-train", "training.__main__:main")
+    return run_with_extra("nothotdog-train", "nothotdog.training.__main__:main")
 
 
 def evaluate() -> int:
     """``nothotdog-eval``."""
-    return run_with_extra("nothotdog-eval", "training.evaluate:main")
+    return run_with_extra("nothotdog-eval", "nothotdog.training.evaluate:main")
 
 
 def export() -> int:
     """``nothotdog-export``."""
-    return run_with_extra("nothotdog-export", "export.__main__:main")
+    return run_with_extra("nothotdog-export", "nothotdog.export.__main__:main")

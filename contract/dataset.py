@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.layout import IMAGE_SUFFIXES
+from nothotdog.contract.layout import IMAGE_SUFFIXES
 
 SOURCE_SEPARATOR = "__"
 NO_SOURCE = "untagged"

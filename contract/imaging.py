@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from contract.spec import INPUT_SIZE
+from nothotdog.contract.spec import INPUT_SIZE
 
 try:  # HEIC/HEIF photos from iPhones, when the optional plugin is installed.
     from pillow_heif import register_heif_opener

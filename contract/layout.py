@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.spec import DEFAULT_THRESHOLD, LABELS, POSITIVE_LABEL
+from nothotdog.contract.spec import DEFAULT_THRESHOLD, LABELS, POSITIVE_LABEL
 
 # A training run folder (``nothotdog-train --out RUN``).
 MODEL_FILE = "model.keras"

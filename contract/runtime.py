@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.spec import HEATMAP_NAME, INPUT_NAME, ModelSpec
+from nothotdog.contract.spec import HEATMAP_NAME, INPUT_NAME, ModelSpec
 
 
 class ModelLoadError(RuntimeError):

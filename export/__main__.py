@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from contract.commands import add_version
-from export import settings as d
+from nothotdog.contract.commands import add_version
+from nothotdog.export import settings as d
 
 PROG = "nothotdog-export"
 
@@ -78,9 +78,9 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's chatter off progress
-    from export.errors import EXPECTED
-    from export.pipeline import ExportOptions, run_export
-    from export.quantize import QuantSettings
+    from nothotdog.export.errors import EXPECTED
+    from nothotdog.export.pipeline import ExportOptions, run_export
+    from nothotdog.export.quantize import QuantSettings
 
     opts = ExportOptions(
         source=args.source,

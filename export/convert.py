@@ -22,9 +22,9 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-import training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
-from contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME
-from export.settings import DEFAULT_OPSET, MIN_OPSET
+import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
+from nothotdog.contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME
+from nothotdog.export.settings import DEFAULT_OPSET, MIN_OPSET
 
 BATCH_DIM = "batch"
 LOW_PRECISION = frozenset({"mixed_bfloat16", "mixed_float16", "bfloat16", "float16"})

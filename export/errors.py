@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from contract.dataset import DatasetError
-from contract.layout import RunFolderError
-from contract.runtime import ModelLoadError
-from export.convert import ConversionError
-from export.parity import ParityError
-from export.quantize import QuantizationError
+from nothotdog.contract.dataset import DatasetError
+from nothotdog.contract.layout import RunFolderError
+from nothotdog.contract.runtime import ModelLoadError
+from nothotdog.export.convert import ConversionError
+from nothotdog.export.parity import ParityError
+from nothotdog.export.quantize import QuantizationError
 
 EXPECTED: tuple[type[Exception], ...] = (
     RunFolderError,  # SourceError among them

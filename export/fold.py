@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from contract import IMAGENET_MEAN_BGR, INPUT_NAME
+from nothotdog.contract import IMAGENET_MEAN_BGR, INPUT_NAME
 
 PADDED = "image_padded"  # the float tensor the first convolution reads after the fold
 _MEAN_RGB = tuple(reversed(IMAGENET_MEAN_BGR))

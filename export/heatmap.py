@@ -7,7 +7,7 @@ the tensor the pooling reads: Mul by the positive-minus-negative dense weights, 
 channels, Add the bias difference. Nothing on the way to ``probabilities`` changes.
 
 Two users: export/pipeline.py adds it to the float32 graph before quantizing (quantize.py keeps
-these nodes float), and ``python -m export.heatmap FILE.onnx`` adds it to a file exported
+these nodes float), and ``python -m nothotdog.export.heatmap FILE.onnx`` adds it to a file exported
 before this existed (float32, or int8 with the head kept float), checking that the
 probabilities stay bit-identical.
 """
@@ -28,8 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
-from contract.runtime import ModelLoadError
+from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
+from nothotdog.contract.runtime import ModelLoadError
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
@@ -306,10 +306,10 @@ def _set_metadata(proto: onnx.ModelProto, key: str, value: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from export.images import generated_images
+    from nothotdog.export.images import generated_images
 
     parser = argparse.ArgumentParser(
-        prog="python -m export.heatmap",
+        prog="python -m nothotdog.export.heatmap",
         description="Add the heatmap output to an exported nothotdog .onnx file (no "
         "re-export), writing it only if the probabilities stay bit-identical.",
     )
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = add_to_file(args.model, args.out or args.model, images)
     except (HeatmapError, onnx.checker.ValidationError) as exc:
-        print(f"export.heatmap: {exc}", file=sys.stderr)
+        print(f"nothotdog.export.heatmap: {exc}", file=sys.stderr)
         return 1
     print(
         f"wrote {args.out or args.model}: heatmap {report.grid}; probabilities bit-identical "

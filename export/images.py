@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import INPUT_SIZE, ImageDecodeError, load_image_file
-from contract.dataset import Example, list_examples
+from nothotdog.contract import INPUT_SIZE, ImageDecodeError, load_image_file
+from nothotdog.contract.dataset import Example, list_examples
 
 
 def stratified_sample(examples: Sequence[Example], n: int, seed: int = 0) -> list[Example]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from contract import MetaKey, ModelSpec
-from export.source import TrainedRun
+from nothotdog.contract import MetaKey, ModelSpec
+from nothotdog.export.source import TrainedRun
 
 FLOAT32 = "none (float32)"
 

@@ -8,8 +8,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from contract import INPUT_NAME, ModelSpec
-from export.settings import TOLERANCE
+from nothotdog.contract import INPUT_NAME, ModelSpec
+from nothotdog.export.settings import TOLERANCE
 
 BATCH = 16
 

@@ -18,13 +18,13 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from contract import ModelSpec
-from contract.runtime import ModelLoadError, load_onnx
-from export.convert import ConversionError, LoadedModel, load_float32, tidy, to_onnx
-from export.fold import fold_preprocessing
-from export.heatmap import add_heatmap
-from export.images import decode_examples, generated_images, labelled_examples
-from export.metadata import (
+from nothotdog.contract import ModelSpec
+from nothotdog.contract.runtime import ModelLoadError, load_onnx
+from nothotdog.export.convert import ConversionError, LoadedModel, load_float32, tidy, to_onnx
+from nothotdog.export.fold import fold_preprocessing
+from nothotdog.export.heatmap import add_heatmap
+from nothotdog.export.images import decode_examples, generated_images, labelled_examples
+from nothotdog.export.metadata import (
     REQUIRED_KEYS,
     build_spec,
     read_metadata,
@@ -32,9 +32,9 @@ from export.metadata import (
     with_quantization,
     write_metadata,
 )
-from export.optimized import optimized_ops, stack_report
-from export.parity import check_parity, compare, keras_probabilities, onnx_probabilities
-from export.quantize import (
+from nothotdog.export.optimized import optimized_ops, stack_report
+from nothotdog.export.parity import check_parity, compare, keras_probabilities, onnx_probabilities
+from nothotdog.export.quantize import (
     ExampleReader,
     QuantizationError,
     QuantSettings,
@@ -43,8 +43,13 @@ from export.quantize import (
     parse_exclude,
     quantize_int8,
 )
-from export.settings import DEFAULT_MAX_DROP, DEFAULT_OPSET, DEFAULT_PARITY_IMAGES, TOLERANCE
-from export.source import TrainedRun, read_run
+from nothotdog.export.settings import (
+    DEFAULT_MAX_DROP,
+    DEFAULT_OPSET,
+    DEFAULT_PARITY_IMAGES,
+    TOLERANCE,
+)
+from nothotdog.export.source import TrainedRun, read_run
 
 Log = Callable[[str], None]
 

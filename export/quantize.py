@@ -25,20 +25,20 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from contract import INPUT_NAME, MetaKey
-from contract.dataset import Example
-from contract.runtime import OnnxModel, load_onnx
-from export.fold import PADDED, feed_uint8
-from export.heatmap import heatmap_branch
-from export.images import batches, generated_images
-from export.settings import (
+from nothotdog.contract import INPUT_NAME, MetaKey
+from nothotdog.contract.dataset import Example
+from nothotdog.contract.runtime import OnnxModel, load_onnx
+from nothotdog.export.fold import PADDED, feed_uint8
+from nothotdog.export.heatmap import heatmap_branch
+from nothotdog.export.images import batches, generated_images
+from nothotdog.export.settings import (
     DEFAULT_ACTIVATIONS,
     DEFAULT_CALIBRATION_IMAGES,
     DEFAULT_EXCLUDE,
     DEFAULT_MAX_DROP,
     EXCLUDE_GROUPS,
 )
-from training.metrics import accuracy
+from nothotdog.training.metrics import accuracy
 
 # MinMax calibration: the augmented model returns only each tensor's min and max per batch,
 # so memory stays flat and batching changes no range. Entropy and percentile calibration

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from contract.layout import MODEL_FILE, RunFacts, RunFolderError, read_run_facts
+from nothotdog.contract.layout import MODEL_FILE, RunFacts, RunFolderError, read_run_facts
 
 
 class SourceError(RunFolderError):

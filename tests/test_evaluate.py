@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract import LABELS, POSITIVE_LABEL
-from contract.dataset import list_examples
+from nothotdog.contract import LABELS, POSITIVE_LABEL
+from nothotdog.contract.dataset import list_examples
+from nothotdog.training.evaluate import EvaluationError, main, predict_examples
+from nothotdog.training.metrics import compute_metrics
+from nothotdog.training.report import format_summary, write_evaluation
 from tests.tinymodel import build_tiny_model, redness_probability
-from training.evaluate import EvaluationError, main, predict_examples
-from training.metrics import compute_metrics
-from training.report import format_summary, write_evaluation
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_PNGS = ["confusion_matrix.png", "roc_curve.png", "worst_mistakes.png"]
@@ -133,7 +133,7 @@ def test_worst_mistakes_carry_heatmaps_when_the_model_has_them(tmp_path, data_di
 
 
 def test_eval_draws_the_heatmaps_of_an_onnx_file_that_has_them(tmp_path, data_dir):
-    from training.evaluate import load_model
+    from nothotdog.training.evaluate import load_model
 
     plain = load_model(build_tiny_model(tmp_path / "plain.onnx"))
     explained = load_model(build_tiny_model(tmp_path / "heatmap.onnx", heatmap=True))
@@ -150,7 +150,7 @@ def test_eval_draws_the_heatmaps_of_an_onnx_file_that_has_them(tmp_path, data_di
 
 
 def test_predict_examples_batches_agree_and_follow_the_pixels(data_dir, onnx_model):
-    from contract.runtime import load_onnx
+    from nothotdog.contract.runtime import load_onnx
 
     model = load_onnx(onnx_model)
     examples = list_examples(data_dir, LABELS)
@@ -162,8 +162,8 @@ def test_predict_examples_batches_agree_and_follow_the_pixels(data_dir, onnx_mod
 
 
 def test_predict_examples_names_an_unreadable_file(tmp_path, onnx_model):
-    from contract.dataset import Example
-    from contract.runtime import load_onnx
+    from nothotdog.contract.dataset import Example
+    from nothotdog.contract.runtime import load_onnx
 
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
@@ -181,7 +181,7 @@ def test_eval_onnx_end_to_end_without_tensorflow(tmp_path, data_dir, onnx_model)
     script = textwrap.dedent(
         f"""
         import sys
-        from training.evaluate import main
+        from nothotdog.training.evaluate import main
         rc = main([{str(model)!r}, {str(data_dir)!r}, "--batch-size", "3", "--no-progress"])
         heavy = sorted(m for m in ("tensorflow", "keras", "tf2onnx") if m in sys.modules)
         print("HEAVY", heavy)
@@ -270,9 +270,9 @@ def test_console_script_reports_a_missing_model(tmp_path):
 def build_tiny_keras(path: Path, size: int) -> Path:
     """VGGPreprocess + mean colour + softmax: the same redness rule as the tiny ONNX model."""
     keras = pytest.importorskip("keras")
-    from contract import IMAGENET_MEAN_BGR
+    from nothotdog.contract import IMAGENET_MEAN_BGR
+    from nothotdog.training.layers import VGGPreprocess
     from tests.tinymodel import SCALE
-    from training.layers import VGGPreprocess
 
     inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
     x = VGGPreprocess()(inputs)
@@ -331,7 +331,7 @@ def test_eval_bars_fail_a_worse_model_and_stamp_records_the_figures(
 ):
     """make model's guard: below --min-accuracy or a source's bar exits 3; --stamp writes the
     measured figures into the file so /about reports what this very file scored."""
-    from contract.runtime import load_onnx
+    from nothotdog.contract.runtime import load_onnx
 
     model = tmp_path / "tiny.onnx"
     model.write_bytes(onnx_model.read_bytes())

@@ -21,16 +21,24 @@ import keras
 import onnx
 import onnxruntime as ort
 
-from contract import HEATMAP_NAME, INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, MetaKey, ModelSpec
-from contract.dataset import Example
-from contract.runtime import load_onnx
-from export.__main__ import main
-from export.convert import load_float32, to_onnx
-from export.heatmap import HeatmapError, add_heatmap, add_to_file, heatmap_branch
-from export.images import generated_images, stratified_sample
-from export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
-from export.parity import ParityError, check_parity
-from training.layers import VGGPreprocess
+from nothotdog.contract import (
+    HEATMAP_NAME,
+    INPUT_NAME,
+    INPUT_SIZE,
+    LABELS,
+    OUTPUT_NAME,
+    MetaKey,
+    ModelSpec,
+)
+from nothotdog.contract.dataset import Example
+from nothotdog.contract.runtime import load_onnx
+from nothotdog.export.__main__ import main
+from nothotdog.export.convert import load_float32, to_onnx
+from nothotdog.export.heatmap import HeatmapError, add_heatmap, add_to_file, heatmap_branch
+from nothotdog.export.images import generated_images, stratified_sample
+from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
+from nothotdog.export.parity import ParityError, check_parity
+from nothotdog.training.layers import VGGPreprocess
 
 THRESHOLD = 0.42
 VAL_METRICS = {"accuracy": 0.97, "precision": 0.96, "recall": 0.95, "f1": 0.955,
@@ -330,7 +338,7 @@ def test_cli_refuses_incomplete_requests(args: list[str]):
 
 
 def test_excluded_nodes_are_found_by_position(float32_export: Path):
-    from export.quantize import QuantizationError, excluded_nodes
+    from nothotdog.export.quantize import QuantizationError, excluded_nodes
 
     proto = onnx.load(str(float32_export))
     ops = {node.name: node.op_type for node in proto.graph.node}
@@ -381,7 +389,7 @@ def test_calibration_photos_that_cannot_be_decoded_fail_the_export(
 def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.Model):
     import copy
 
-    from export.fold import fold_preprocessing
+    from nothotdog.export.fold import fold_preprocessing
 
     proto = to_onnx(model)
     folded = copy.deepcopy(proto)
@@ -394,7 +402,7 @@ def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.M
 
 
 def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export: Path):
-    from export.optimized import optimized_ops, stack_report
+    from nothotdog.export.optimized import optimized_ops, stack_report
 
     graph = summary_of(int8_export)["quantization"]["onnxruntime_graph"]
     assert graph["inside_stack"] == []

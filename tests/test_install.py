@@ -85,7 +85,18 @@ def test_classify_runs_the_shipped_model_from_any_folder(installed: Path, elsewh
     assert header == "path\tlabel\tp_hotdog\tverdict"
     assert line.startswith("some.jpg\t") and ("Hotdog!" in line or "Not hotdog" in line)
     site = next((installed.parent / "lib").glob("python*/site-packages"))
-    assert (site / "bot" / "shipped" / "nothotdog.onnx").is_file()  # package data, not the repo
+    assert (site / "nothotdog" / "bot" / "shipped" / "nothotdog.onnx").is_file()  # package data
+
+
+def test_one_namespace_in_site_packages(installed: Path):
+    """Everything installs under nothotdog/: no top-level bot, contract, training, export or
+    fakebot to collide with another project's modules (issue 12)."""
+    site = next((installed.parent / "lib").glob("python*/site-packages"))
+    record = next(site.glob("nothotdog-*.dist-info")) / "RECORD"
+    files = [line.split(",")[0] for line in record.read_text().splitlines() if line]
+    tops = {name.split("/")[0] for name in files if not name.startswith("../")}  # not bin/
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"nothotdog"}
+    assert not (site / "nothotdog" / "__init__.py").exists()  # an implicit namespace package
 
 
 def test_help_and_version_need_no_token(installed: Path, elsewhere: Path):
@@ -123,7 +134,7 @@ def test_bot_without_a_token_says_so_in_one_line(installed: Path, elsewhere: Pat
 def test_the_checkout_is_not_what_ran(installed: Path):
     """Guards the test itself: the venv's python imports the installed bot, not this repo."""
     where = subprocess.run(
-        [str(installed / "python"), "-c", "import bot; print(bot.__file__)"],
+        [str(installed / "python"), "-c", "import nothotdog.bot as b; print(b.__file__)"],
         cwd=installed, capture_output=True, text=True, env=_clean_env(), check=True,
     ).stdout  # fmt: skip
     assert "site-packages" in where and str(REPO) not in where

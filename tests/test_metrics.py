@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from contract import ModelSpec
-from training.metrics import choose_threshold, compute_metrics, roc_auc
+from nothotdog.contract import ModelSpec
+from nothotdog.training.metrics import choose_threshold, compute_metrics, roc_auc
 
 LABELS = ["hot_dog", "not_hot_dog"]  # hot_dog = 0 is the positive class
 HOT, NOT = 0, 1

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contract.dataset import Example
-from training.calibration import (
+from nothotdog.contract.dataset import Example
+from nothotdog.training.calibration import (
     Platt,
     expected_calibration_error,
     fit_platt,
     fold_into_dense,
 )
-from training.sampling import example_weights
+from nothotdog.training.sampling import example_weights
 
 
 def examples(groups: dict[tuple[int, str], int]) -> list[Example]:

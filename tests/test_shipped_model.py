@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.settings import shipped_model_path
-from contract import INPUT_SIZE, LABELS, POSITIVE_LABEL, MetaKey, load_image_file
-from contract.runtime import OnnxModel, load_onnx
+from nothotdog.bot.settings import shipped_model_path
+from nothotdog.contract import INPUT_SIZE, LABELS, POSITIVE_LABEL, MetaKey, load_image_file
+from nothotdog.contract.runtime import OnnxModel, load_onnx
 
 SHIPPED = shipped_model_path()
 FIXTURES = Path(__file__).parent / "fixtures"

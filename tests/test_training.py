@@ -12,8 +12,8 @@ from PIL import Image
 
 pytest.importorskip("tensorflow")
 
-from training.__main__ import main as train_main
-from training.augment import AugmentParams, augment
+from nothotdog.training.__main__ import main as train_main
+from nothotdog.training.augment import AugmentParams, augment
 
 SMALL = ["--weights", "none", "--input-size", "32", "--views", "1", "--precision", "float32",
          "--head-epochs", "1", "--finetune-epochs", "1", "--finetune-samples", "64",
@@ -80,6 +80,27 @@ def test_saved_model_takes_uint8_and_is_float32(run: Path):
     assert all(w.dtype == "float32" for w in model.weights)
     probs = model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0)
     assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_model_saved_before_the_namespace_still_loads(run: Path, tmp_path: Path):
+    """Files saved before issue 12 name the layer's module ``training.layers``; Keras finds
+    VGGPreprocess by its registered name, ``nothotdog>VGGPreprocess``, so they still load."""
+    import zipfile
+
+    from nothotdog.training.evaluate import load_model
+
+    old = tmp_path / "model.keras"
+    with zipfile.ZipFile(run / "model.keras") as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                text = data.decode()
+                assert '"module": "nothotdog.training.layers"' in text
+                data = text.replace('"nothotdog.training.layers"', '"training.layers"').encode()
+            dst.writestr(item, data)
+    loaded = load_model(old)
+    probs = loaded.predict(np.zeros((2, 32, 32, 3), np.uint8))
+    assert np.asarray(probs).shape[0] == 2
 
 
 def test_rerun_reuses_the_feature_cache(run: Path, data, capsys):

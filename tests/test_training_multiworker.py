@@ -21,9 +21,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from nothotdog.training.train import TrainConfig
 from tests.ports import free_ports
 from tests.test_training import SMALL, make_folder
-from training.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 300  # a worker whose peer died waits for it: never let the suite hang
@@ -55,7 +55,8 @@ def _train_two_workers(folder: Path, data: list[Path], val: Path) -> tuple[list[
             "TF_CONFIG": json.dumps({"cluster": cluster, "task": task}),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        argv = [sys.executable, "-m", "training", "--data", str(data[index]), "--val", str(val),
+        argv = [sys.executable, "-m", "nothotdog.training",
+                "--data", str(data[index]), "--val", str(val),
                 "--out", str(folder / f"run{index}"), *_args()]  # fmt: skip
         logs.append(folder / f"worker{index}.log")
         with logs[-1].open("w") as log:
@@ -98,7 +99,7 @@ def test_two_workers_train_one_model(tmp_path: Path) -> None:
 
     import keras
 
-    import training.layers  # noqa: F401  registers VGGPreprocess for loading
+    import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for loading
 
     models = [keras.saving.load_model(run / "model.keras") for run in runs]
     for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):

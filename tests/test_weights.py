@@ -12,8 +12,8 @@ import keras
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from training.model import build_classifier
-from training.weights import WeightsError, load_backbone_weights, resolve_source
+from nothotdog.training.model import build_classifier
+from nothotdog.training.weights import WeightsError, load_backbone_weights, resolve_source
 
 SIZE = 32
 

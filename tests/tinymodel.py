@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from contract import HEATMAP_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, MetaKey, ModelSpec
+from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, MetaKey, ModelSpec
 
 # p(hot_dog) = sigmoid((R - (G + B) / 2) / SCALE), R, G, B being the image's mean channels.
 SCALE = 32.0

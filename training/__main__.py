@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract.commands import add_version
-from contract.dataset import DatasetError
-from training.augment import AugmentParams
-from training.devices import PRECISIONS, STRATEGIES
-from training.train import TRUNK_RUNTIMES, UNFREEZE_CUTS, TrainConfig, run_training
-from training.weights import BUNDLED, WeightsError
+from nothotdog.contract.commands import add_version
+from nothotdog.contract.dataset import DatasetError
+from nothotdog.training.augment import AugmentParams
+from nothotdog.training.devices import PRECISIONS, STRATEGIES
+from nothotdog.training.train import TRUNK_RUNTIMES, UNFREEZE_CUTS, TrainConfig, run_training
+from nothotdog.training.weights import BUNDLED, WeightsError
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

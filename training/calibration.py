@@ -76,7 +76,7 @@ def expected_calibration_error(
 
 def calibrate_classifier(classifier, val_probs: np.ndarray, y_val: np.ndarray, pos: int):
     """Fit Platt on val, fold it into the classifier's output layer; (new val probs, record)."""
-    from contract import OUTPUT_NAME
+    from nothotdog.contract import OUTPUT_NAME
 
     is_pos = np.asarray(y_val) == pos
     platt = fit_platt(is_pos, val_probs[:, pos])

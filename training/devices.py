@@ -59,7 +59,7 @@ def choose_strategy(requested: str = "auto"):
         else:
             requested = "default"
     if requested == "multiworker":
-        from training.distributed import multi_worker_strategy
+        from nothotdog.training.distributed import multi_worker_strategy
 
         return multi_worker_strategy()
     if requested == "mirrored":

@@ -17,14 +17,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from contract import INPUT_SIZE, decode_image
-from contract.commands import add_version
-from contract.dataset import DatasetError, Example, list_examples
-from contract.imaging import ImageDecodeError
-from contract.layout import LABELS_FILE, METRICS_FILE, MODEL_FILE, RunFolderError, read_run_facts
-from contract.runtime import ModelLoadError, load_onnx
-from training.plots import HeatmapFn
-from training.report import format_summary, write_evaluation
+from nothotdog.contract import INPUT_SIZE, decode_image
+from nothotdog.contract.commands import add_version
+from nothotdog.contract.dataset import DatasetError, Example, list_examples
+from nothotdog.contract.imaging import ImageDecodeError
+from nothotdog.contract.layout import (
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RunFolderError,
+    read_run_facts,
+)
+from nothotdog.contract.runtime import ModelLoadError, load_onnx
+from nothotdog.training.plots import HeatmapFn
+from nothotdog.training.report import format_summary, write_evaluation
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
@@ -138,7 +144,7 @@ def _load_keras(keras_file: Path) -> LoadedModel:
 
     import keras  # lazily: the ONNX path must not pay for (or need) TensorFlow
 
-    import training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
+    import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
 
     try:
         model = keras.saving.load_model(keras_file, compile=False)
@@ -243,7 +249,7 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     """Write a compact copy of ``metrics`` into the ONNX file's metadata (graph untouched)."""
     import onnx
 
-    from contract import MetaKey
+    from nothotdog.contract import MetaKey
 
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from contract import INPUT_SIZE, RESIZE_METHOD, ImageDecodeError, decode_image
-from contract.dataset import DatasetError, Example
-from training.augment import AugmentParams, augment
+from nothotdog.contract import INPUT_SIZE, RESIZE_METHOD, ImageDecodeError, decode_image
+from nothotdog.contract.dataset import DatasetError, Example
+from nothotdog.training.augment import AugmentParams, augment
 
 CLEAN_VIEW = 0  # view 0 is the plain image; views 1..K are augmented
 

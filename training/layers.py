@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from contract import IMAGENET_MEAN_BGR
+from nothotdog.contract import IMAGENET_MEAN_BGR
 
 
 @keras.saving.register_keras_serializable(package="nothotdog")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from contract import ModelSpec
+from nothotdog.contract import ModelSpec
 
 LOG_LOSS_EPS = 1e-7  # the probability floor for log loss, so one certain mistake is not infinite
 THRESHOLD_TOL = 1e-12  # balanced accuracies closer than this count as a tie
@@ -72,7 +72,7 @@ def _metrics(
 
 
 def _ece(y_true: np.ndarray, probs: np.ndarray, pos: int, threshold: float) -> float:
-    from training.calibration import expected_calibration_error
+    from nothotdog.training.calibration import expected_calibration_error
 
     return expected_calibration_error(y_true == pos, probs[:, pos], threshold)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME
-from training.layers import VGGPreprocess
+from nothotdog.contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME
+from nothotdog.training.layers import VGGPreprocess
 
 HEAD_POOL, HEAD_DROPOUT = "head_pool", "head_dropout"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import INPUT_NAME, INPUT_SIZE
-from contract.dataset import Example
+from nothotdog.contract import INPUT_NAME, INPUT_SIZE
+from nothotdog.contract.dataset import Example
 
 # The cast, flip and mean subtraction and the first convolution stay float.
 TRUNK_FLOAT = "preprocess+first_conv"
@@ -34,9 +34,9 @@ def int8_trunk(
     import tf2onnx
     from onnxruntime.quantization import CalibrationDataReader
 
-    from contract import ImageDecodeError, decode_image
-    from export.images import stratified_sample
-    from export.quantize import QuantSettings, quantize_int8
+    from nothotdog.contract import ImageDecodeError, decode_image
+    from nothotdog.export.images import stratified_sample
+    from nothotdog.export.quantize import QuantSettings, quantize_int8
 
     class Reader(CalibrationDataReader):
         def __init__(self, examples: list[Example]) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.distributed import local_predict
-from training.model import HEAD_DROPOUT, HEAD_POOL, head_layers, stack
+from nothotdog.training.distributed import local_predict
+from nothotdog.training.model import HEAD_DROPOUT, HEAD_POOL, head_layers, stack
 
 FEATURE_BATCH = 64
 
@@ -125,8 +125,8 @@ def finetune_top(classifier, top, train_views, y_train, weights, val_x, y_val, c
 def evaluate_phase(name, classifier, top, val_x, y_val, val_ex, labels, positive, out: Path,
                    history) -> dict:  # fmt: skip
     """Validation metrics, plots and the decision threshold chosen on validation."""
-    from training.metrics import choose_threshold
-    from training.report import write_evaluation
+    from nothotdog.training.metrics import choose_threshold
+    from nothotdog.training.report import write_evaluation
 
     inp = keras.Input(val_x.shape[1:])
     layers = [layer for layer in head_layers(classifier) if layer.name != HEAD_DROPOUT]

@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.metrics import roc_curve
 
-from contract import ImageDecodeError, decode_image
-from contract.dataset import Example
-from contract.heatmap import overlay
-from training.metrics import predict_labels, roc_auc
+from nothotdog.contract import ImageDecodeError, decode_image
+from nothotdog.contract.dataset import Example
+from nothotdog.contract.heatmap import overlay
+from nothotdog.training.metrics import predict_labels, roc_auc
 
 DPI = 100
 THUMBNAIL = 128  # pixels; thumbnails go through the contract's decode, like the model's input

@@ -12,10 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.dataset import Example
-from contract.layout import CONFUSION_PNG, HISTORY_PNG, METRICS_FILE, MISTAKES_PNG, ROC_PNG
-from training import plots
-from training.metrics import compute_metrics
+from nothotdog.contract.dataset import Example
+from nothotdog.contract.layout import (
+    CONFUSION_PNG,
+    HISTORY_PNG,
+    METRICS_FILE,
+    MISTAKES_PNG,
+    ROC_PNG,
+)
+from nothotdog.training import plots
+from nothotdog.training.metrics import compute_metrics
 
 WORST_MISTAKES_SHOWN = 16
 

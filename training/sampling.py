@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from contract.dataset import Example
+from nothotdog.contract.dataset import Example
 
 DEFAULT_SOURCE_POWER = 0.5
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import INPUT_SIZE, POSITIVE_LABEL
-from contract.dataset import DatasetError, Example, class_names, list_examples
-from contract.layout import (
+from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL
+from nothotdog.contract.dataset import DatasetError, Example, class_names, list_examples
+from nothotdog.contract.layout import (
     CONFIG_FILE,
     FILES_FILE,
     HISTORY_FILE,
@@ -25,10 +25,10 @@ from contract.layout import (
     METRICS_FILE,
     MODEL_FILE,
 )
-from training.augment import AugmentParams
-from training.features import CLEAN_VIEW, file_digests, trunk_outputs
-from training.record import data_summary, file_list, library_versions, write_json
-from training.sampling import DEFAULT_SOURCE_POWER, example_weights, source_shares
+from nothotdog.training.augment import AugmentParams
+from nothotdog.training.features import CLEAN_VIEW, file_digests, trunk_outputs
+from nothotdog.training.record import data_summary, file_list, library_versions, write_json
+from nothotdog.training.sampling import DEFAULT_SOURCE_POWER, example_weights, source_shares
 
 # What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
 UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
@@ -98,7 +98,7 @@ def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]
 
 def run_training(cfg: TrainConfig) -> dict:
     """Train, evaluate and save; returns what metrics.json holds."""
-    from training.devices import choose_precision, precision_policy
+    from nothotdog.training.devices import choose_precision, precision_policy
 
     precision = choose_precision(cfg.precision)
     with precision_policy(precision):
@@ -117,9 +117,9 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
 
     import keras
 
-    from training.devices import choose_strategy
-    from training.model import build_classifier, split_at
-    from training.weights import load_backbone_weights
+    from nothotdog.training.devices import choose_strategy
+    from nothotdog.training.model import build_classifier, split_at
+    from nothotdog.training.weights import load_backbone_weights
 
     keras.utils.set_random_seed(cfg.seed)
     strategy = choose_strategy(cfg.strategy)
@@ -177,7 +177,7 @@ def _trunk_predictor(cfg: TrainConfig, trunk, weights_source: str, precision: st
 
         return predict, f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
 
-    from training.onnx_trunk import int8_trunk
+    from nothotdog.training.onnx_trunk import int8_trunk
 
     int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
 
@@ -223,7 +223,7 @@ def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: _Features,
                   labels: list[str], positive: str, out: Path):  # fmt: skip
     """Phase 1 (the head), then phase 2 (the top block) if asked and if it lowers val loss;
     returns each phase's metrics, the histories and the phase whose weights stay."""
-    from training.phases import evaluate_phase, finetune_top, train_head
+    from nothotdog.training.phases import evaluate_phase, finetune_top, train_head
 
     weights = example_weights(data.train_ex, cfg.source_power)
     fit_args = (classifier, top, data.train_views, data.y_train, weights, data.val_x, data.y_val,
@@ -254,13 +254,13 @@ def _finish(
     labels: list[str], positive: str, out: Path, run: dict,
 ) -> dict:
     """Calibrate the kept phase, evaluate and save it, and write the run folder's records."""
-    from training.report import format_summary, write_evaluation
+    from nothotdog.training.report import format_summary, write_evaluation
 
     threshold, rule = phases[final]["threshold"], phases[final]["threshold_rule"]
     probs = np.load(out / final / "val_probabilities.npy")
     calibration = None
     if cfg.calibrate and len(labels) == 2:
-        from training.calibration import calibrate_classifier
+        from nothotdog.training.calibration import calibrate_classifier
 
         probs, calibration = calibrate_classifier(
             classifier, probs, data.y_val, labels.index(positive)
@@ -321,8 +321,8 @@ def _model_file(path: Path) -> Path:
 def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:
     """Save a float32 copy: export and evaluation must not inherit the training precision."""
 
-    from training.devices import precision_policy
-    from training.model import build_classifier
+    from nothotdog.training.devices import precision_policy
+    from nothotdog.training.model import build_classifier
 
     with precision_policy("float32"):
         clean = build_classifier(len(labels), cfg.dropout, cfg.input_size)

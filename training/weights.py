@@ -94,7 +94,7 @@ def load_backbone_weights(model, source: str) -> str:
     if path.suffix == ".onnx":
         _assign(model, read_onnx_conv_weights(path), str(path))
     elif path.name.endswith(".h5"):
-        from training.model import build_backbone
+        from nothotdog.training.model import build_backbone
 
         reference = build_backbone(model.input_shape[1])
         try:

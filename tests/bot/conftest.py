@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from telegram.ext import Application
 
-from bot.app import build_application
-from bot.classifier import load_model
-from bot.settings import Settings
-from contract.runtime import OnnxModel
-from fakebot import FakeTelegram
+from nothotdog.bot.app import build_application
+from nothotdog.bot.classifier import load_model
+from nothotdog.bot.settings import Settings
+from nothotdog.contract.runtime import OnnxModel
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.harness import running
 from tests.tinymodel import build_tiny_model
 

@@ -1,5 +1,5 @@
 """Run the real bot Application inside a test, as ``run_polling``/``run_webhook`` would, or
-the real ``python -m bot`` process beside it."""
+the real ``python -m nothotdog.bot`` process beside it."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import IO, Any
 
 from telegram.ext import Application
 
-from bot.app import ALLOWED_UPDATES
-from fakebot import WAIT_S, FakeTelegram
+from nothotdog.bot.app import ALLOWED_UPDATES
+from nothotdog.fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = [
@@ -55,10 +55,10 @@ def bot_process_env(telegram: FakeTelegram, model: Path, **extra: str) -> dict[s
 async def bot_process(
     env: dict[str, str], cwd: Path, log: IO[bytes] | None = None
 ) -> asyncio.subprocess.Process:
-    """``python -m bot`` in ``cwd``; its output goes to ``log``, else to pipes."""
+    """``python -m nothotdog.bot`` in ``cwd``; its output goes to ``log``, else to pipes."""
     out = log if log is not None else asyncio.subprocess.PIPE
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=cwd, env=env, stdout=out,
+        sys.executable, "-m", "nothotdog.bot", cwd=cwd, env=env, stdout=out,
         stderr=asyncio.subprocess.STDOUT if log is not None else asyncio.subprocess.PIPE,
     )
 

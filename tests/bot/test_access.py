@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 from telegram.ext import Application
 
-from bot import replies
-from bot.__main__ import webhook_options
-from bot.access import Cooldown
-from bot.app import classifier_of
-from bot.logs import REDACTED, redact, setup_logging
-from bot.settings import Settings
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.__main__ import webhook_options
+from nothotdog.bot.access import Cooldown
+from nothotdog.bot.app import classifier_of
+from nothotdog.bot.logs import REDACTED, redact, setup_logging
+from nothotdog.bot.settings import Settings
+from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import corpus
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid

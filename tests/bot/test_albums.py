@@ -8,7 +8,7 @@ import time
 import pytest
 from telegram.ext import Application
 
-from fakebot import FakeTelegram
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, solid
 

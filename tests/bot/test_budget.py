@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from telegram import File
 
-from bot.budget import Busy, ByteBudget
-from bot.download import FileDownloader, FileTooLarge
+from nothotdog.bot.budget import Busy, ByteBudget
+from nothotdog.bot.download import FileDownloader, FileTooLarge
 from tests.ports import free_port
 
 # --- ByteBudget -----------------------------------------------------------------------------

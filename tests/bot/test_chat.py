@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from telegram.ext import Application
 
-from bot import replies
-from bot.app import classifier_of
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import classifier_of
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import until
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode, solid
@@ -269,7 +269,7 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     telegram: FakeTelegram, start_bot: StartBot, caplog: pytest.LogCaptureFixture
 ) -> None:
     telegram.can_read_all_group_messages = False
-    with caplog.at_level(logging.INFO, logger="bot"):
+    with caplog.at_level(logging.INFO, logger="nothotdog.bot"):
         await start_bot()
     assert [c["command"] for c in telegram.commands] == ["start", "help", "about", "hotdog", "why"]
     assert telegram.calls_to("deleteWebhook")  # polling mode clears any old webhook
@@ -280,7 +280,7 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
 async def test_batch_settings_are_deprecated_and_ignored(
     telegram: FakeTelegram, start_bot: StartBot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot"):
+    with caplog.at_level(logging.WARNING, logger="nothotdog.bot"):
         await start_bot(batch_size=8, batch_wait_ms=5.0)
     assert "BATCH_SIZE and BATCH_WAIT_MS are deprecated and ignored" in caplog.text
     assert await telegram.reply_text(telegram.push_photo(solid(RED))) == RED_TEXT
@@ -289,7 +289,7 @@ async def test_batch_settings_are_deprecated_and_ignored(
 async def test_one_structured_log_line_per_classified_photo(
     telegram: FakeTelegram, bot: Application, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="bot.handlers"):
+    with caplog.at_level(logging.INFO, logger="nothotdog.bot.handlers"):
         await telegram.reply_text(telegram.push_photo(solid(RED), GROUP))
         await until(lambda: any(r.getMessage().startswith("classified") for r in caplog.records))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("classified")]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.classifier import Classifier
-from bot.cli import main
-from contract.runtime import OnnxModel
+from nothotdog.bot.classifier import Classifier
+from nothotdog.bot.cli import main
+from nothotdog.contract.runtime import OnnxModel
 from tests.imagefiles import GREEN, RED, encode, solid
 from tests.tinymodel import redness_probability
 
@@ -68,7 +68,7 @@ def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> N
     """The CLI's batch path and the bot's async path (one photo per call) agree to the last bit."""
     import asyncio
 
-    from bot.cli import classify_files
+    from nothotdog.bot.cli import classify_files
 
     images = [encode(Image.new("RGB", (500, 300), (i * 20, 255 - i * 20, 90))) for i in range(6)]
     paths = []

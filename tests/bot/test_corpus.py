@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from telegram.ext import Application
 
-from bot import replies
-from bot.app import classifier_of
-from bot.classifier import load_model
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import classifier_of
+from nothotdog.bot.classifier import load_model
+from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, exif_rotated, heic, heic_supported
 from tests.bot.conftest import StartBot
 from tests.bot.memory import MB, peak_memory

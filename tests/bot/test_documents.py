@@ -9,10 +9,10 @@ import zlib
 
 from telegram.ext import Application
 
-from bot import replies
-from bot.app import classifier_of
-from contract.layout import MB
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import classifier_of
+from nothotdog.contract.layout import MB
+from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import png_chunk
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory

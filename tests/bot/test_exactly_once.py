@@ -16,10 +16,10 @@ import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot import replies
-from bot.app import RATE_LIMIT_RETRIES
-from bot.retry import ATTEMPTS, may_have_taken_effect
-from fakebot import AFTER_EFFECTS, FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import RATE_LIMIT_RETRIES
+from nothotdog.bot.retry import ATTEMPTS, may_have_taken_effect
+from nothotdog.fakebot import AFTER_EFFECTS, FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
@@ -48,7 +48,7 @@ async def test_send_message_that_telegram_took_is_not_sent_again(
 ) -> None:
     """drop, cut, reset, garble: the verdict was delivered, only its answer was lost."""
     telegram.after_handling("sendMessage", effect)
-    with caplog.at_level(logging.WARNING, logger="bot"):
+    with caplog.at_level(logging.WARNING, logger="nothotdog.bot"):
         message = telegram.push_photo(solid(RED))
         await only_answer(telegram, message, RED_TEXT, settle=1.2)  # past the 0.5 s backoff
     assert len(telegram.calls_to("sendMessage")) == 1  # no copy, and no apology either

@@ -7,9 +7,9 @@ import logging
 import pytest
 from telegram.ext import Application
 
-from bot import replies
-from bot.logs import REDACTED, RedactingFormatter
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.logs import REDACTED, RedactingFormatter
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 

@@ -1,6 +1,6 @@
 """A hostile flood: 40 image files of ~10 MB from 40 chats at once, to the stock bot process.
 
-The bot runs as ``python -m bot`` with its default settings (the tiny model aside), so its
+The bot runs as ``python -m nothotdog.bot`` with its default settings (the tiny model aside), so its
 peak memory is its own: the kernel's peak RSS (VmHWM) of that process, reset once it is warm.
 Every file must get exactly one answer, a verdict or "busy", and memory must stay within what
 the byte budget guarantees. The exact figures, with the shipped model, are bench.flood's.
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot import replies
-from bot.settings import Settings
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.settings import Settings
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.harness import bot_process, bot_process_env
 from tests.imagefiles import GREEN, GREEN_TEXT, encode, solid
 

@@ -13,14 +13,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import replies
-from bot.app import HEALTH_KEY, build_application
-from bot.health import main as health_main
-from bot.health import probe
-from bot.settings import Settings, SettingsError, load_settings
-from contract.layout import MB
-from contract.runtime import OnnxModel
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import HEALTH_KEY, build_application
+from nothotdog.bot.health import main as health_main
+from nothotdog.bot.health import probe
+from nothotdog.bot.settings import Settings, SettingsError, load_settings
+from nothotdog.contract.layout import MB
+from nothotdog.contract.runtime import OnnxModel
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import REPO, SETTING_NAMES, running
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
@@ -119,7 +119,7 @@ async def test_healthz_answers_while_the_bot_runs_and_not_after(
         # Blocking calls, as the HEALTHCHECK makes them: in a thread, so this loop can answer.
         assert await asyncio.to_thread(probe, "127.0.0.1", port)
         assert await asyncio.to_thread(probe, "0.0.0.0", port)
-        # The container's HEALTHCHECK: python -m bot.health, reading HEALTH_PORT.
+        # The container's HEALTHCHECK: python -m nothotdog.bot.health, reading HEALTH_PORT.
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("HEALTH_PORT", str(port))
         monkeypatch.delenv("HEALTH_LISTEN", raising=False)
@@ -146,7 +146,7 @@ async def test_a_taken_health_port_stops_startup_with_a_clear_message(
             "HEALTH_PORT": str(taken.getsockname()[1]),
         }
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+            sys.executable, "-m", "nothotdog.bot", cwd=tmp_path, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         _, err = await asyncio.wait_for(proc.communicate(), timeout=30)

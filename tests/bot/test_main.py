@@ -1,4 +1,4 @@
-"""Start-up as users meet it: ``main()`` and the real ``python -m bot`` process."""
+"""Start-up as users meet it: ``main()`` and the real ``python -m nothotdog.bot`` process."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.__main__ import main, webhook_options
-from bot.settings import Settings, load_settings, shipped_model_path
-from fakebot import FakeTelegram
+from nothotdog.bot.__main__ import main, webhook_options
+from nothotdog.bot.settings import Settings, load_settings, shipped_model_path
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
@@ -65,9 +65,9 @@ def test_missing_model_path_names_the_fixes(
 def test_missing_shipped_model_says_reinstall(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    gone = clean_env / "site-packages" / "bot" / "shipped" / "nothotdog.onnx"
-    monkeypatch.setattr("bot.settings.shipped_model_path", lambda: gone)
-    monkeypatch.setattr("bot.classifier.shipped_model_path", lambda: gone)
+    gone = clean_env / "site-packages" / "nothotdog" / "bot" / "shipped" / "nothotdog.onnx"
+    monkeypatch.setattr("nothotdog.bot.settings.shipped_model_path", lambda: gone)
+    monkeypatch.setattr("nothotdog.bot.classifier.shipped_model_path", lambda: gone)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:abc")
     assert main([]) == 2
     err = capsys.readouterr().err
@@ -158,7 +158,8 @@ async def test_bot_process_answers_and_stops_cleanly_on_a_signal(
 
 
 async def _startup_failure(env: dict[str, str], cwd: Path) -> str:
-    """Run ``python -m bot`` until it gives up; its stderr, checked to end in one plain line."""
+    """Run ``python -m nothotdog.bot`` until it gives up; its stderr, checked to end in one plain
+    line."""
     proc = await bot_process(env, cwd)
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     text = err.decode()

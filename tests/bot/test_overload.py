@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bot import replies
-from bot.app import classifier_of
-from fakebot import FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.app import classifier_of
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode

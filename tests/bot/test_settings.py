@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import (
+from nothotdog.bot.settings import (
     SETTINGS_HELP,
     VARIABLES,
     Settings,

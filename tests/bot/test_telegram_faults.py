@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from telegram.ext import Application
 
-from bot import replies
-from bot.retry import BASE_DELAY
-from fakebot import Call, FakeTelegram
+from nothotdog.bot import replies
+from nothotdog.bot.retry import BASE_DELAY
+from nothotdog.fakebot import Call, FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
@@ -83,7 +83,7 @@ async def test_download_dropping_midway_every_time_gets_one_apology(
 ) -> None:
     """The fault outlasts the retries: the user hears once that it failed, nothing else."""
     telegram.drop_download(after_bytes=50, times=4)
-    with caplog.at_level(logging.WARNING, logger="bot"):
+    with caplog.at_level(logging.WARNING, logger="nothotdog.bot"):
         message = telegram.push_photo(solid(RED))
         await answered_once(telegram, message, replies.failed())
     assert len(telegram.calls_to("file")) == 4
@@ -99,7 +99,7 @@ async def test_send_message_answer_timed_out_is_not_sent_twice(
     """Telegram got the message but its answer was late: resending would answer twice."""
     app = await start_bot(request_timeout=TIMEOUT)
     telegram.slow("sendMessage", seconds=TIMEOUT + 0.5)  # delivered, answer lost
-    with caplog.at_level(logging.WARNING, logger="bot"):
+    with caplog.at_level(logging.WARNING, logger="nothotdog.bot"):
         message = telegram.push_photo(solid(RED))
         await telegram.reply_text(message)
         await telegram.quiet(0.6)  # time enough for a resend after the 0.5 s backoff

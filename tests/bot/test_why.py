@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bot.why
-from bot import replies
-from bot.app import classifier_of
-from contract.layout import MB
-from contract.runtime import OnnxModel
-from fakebot import FakeTelegram
+import nothotdog.bot.why
+from nothotdog.bot import replies
+from nothotdog.bot.app import classifier_of
+from nothotdog.contract.layout import MB
+from nothotdog.contract.runtime import OnnxModel
+from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.test_access import _no_file_writes as no_file_writes
 from tests.bot.test_documents import BIG, SIDE, fetched, rgb_png
@@ -61,13 +61,13 @@ async def test_why_as_a_reply_to_a_photo_sends_one_picture(
     chat: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     threads: list[str] = []
-    real = bot.why.draw_jpeg
+    real = nothotdog.bot.why.draw_jpeg
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bot.why, "draw_jpeg", spy)
+    monkeypatch.setattr(nothotdog.bot.why, "draw_jpeg", spy)
     await start_bot(model=heatmap_model)
     photo = telegram.push_photo(patch_photo(), chat, width=SIZE[0], height=SIZE[1], user_id=7)
     (verdict,) = await telegram.replies_to(photo, timeout=WAIT)

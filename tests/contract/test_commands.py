@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from contract.commands import run_with_extra
+from nothotdog.contract.commands import run_with_extra
 
 
 def _module(monkeypatch: pytest.MonkeyPatch, name: str, main) -> None:
@@ -31,7 +31,8 @@ def test_a_missing_train_tool_is_one_line_and_exit_2(
 
 def test_our_own_missing_module_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def main(argv: list[str]) -> int:
-        raise ModuleNotFoundError("No module named 'training.gone'", name="training.gone")
+        gone = "nothotdog.training.gone"
+        raise ModuleNotFoundError(f"No module named {gone!r}", name=gone)
 
     _module(monkeypatch, "fake_training_main", main)
     with pytest.raises(ModuleNotFoundError):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract import ImageTooLarge, NotAnImage, decode_image, open_image
-from contract.imaging import BufferReader
+from nothotdog.contract import ImageTooLarge, NotAnImage, decode_image, open_image
+from nothotdog.contract.imaging import BufferReader
 from tests.imagefiles import encode
 
 SIZE = 32  # small output keeps these fast; the logic is size-independent

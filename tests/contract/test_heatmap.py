@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.heatmap import (
+from nothotdog.contract.heatmap import (
     ALPHA_COLD,
     ALPHA_HOT,
     BAND_ROWS,
@@ -19,7 +19,7 @@ from contract.heatmap import (
     overlay,
     upsample,
 )
-from contract.imaging import NotAnImage, decode_picture, open_image
+from nothotdog.contract.imaging import NotAnImage, decode_picture, open_image
 
 
 def test_normalise_spans_zero_to_one_and_a_flat_map_stays_cold() -> None:
@@ -84,7 +84,7 @@ def test_the_why_picture_is_priced_above_what_drawing_it_holds(
 ) -> None:
     """What numpy allocates (tracemalloc sees it) stays well inside the price, which also
     covers Pillow's own buffers."""
-    from bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg
+    from nothotdog.bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg
 
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8)

@@ -77,4 +77,4 @@ def test_dockerfile_copies_files_that_exist_and_the_context_lets_through() -> No
     assert "[train" not in dockerfile
     assert 'ENTRYPOINT ["nothotdog-bot"]' in dockerfile
     assert re.search(r"^USER 10001", dockerfile, flags=re.MULTILINE)
-    assert 'CMD ["python", "-m", "bot.health"]' in dockerfile
+    assert 'CMD ["python", "-m", "nothotdog.bot.health"]' in dockerfile

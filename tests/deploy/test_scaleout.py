@@ -1,4 +1,5 @@
-"""Scale-out for real: Debian's nginx on 127.0.0.1 in front of two ``python -m bot`` replicas.
+"""Scale-out for real: Debian's nginx on 127.0.0.1 in front of two ``python -m nothotdog.bot``
+replicas.
 
 The fake Bot API server plays Telegram: both replicas call setWebhook with nginx's URL and one
 shared secret, and every pushed update is POSTed to nginx with the secret header, as Telegram
@@ -23,7 +24,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fakebot import FakeTelegram
+from nothotdog.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.ports import free_ports
 from tests.tinymodel import build_tiny_model
@@ -151,7 +152,8 @@ class Stack:
         log = (self.folder / f"bot{index}.log").open("wb")
         return asyncio.ensure_future(
             asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=self.folder, env=env, stdout=log, stderr=log
+                sys.executable, "-m", "nothotdog.bot",
+                cwd=self.folder, env=env, stdout=log, stderr=log,
             )
         )
 
