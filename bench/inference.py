@@ -45,7 +45,7 @@ from bench.common import (
     table,
     write_result,
 )
-from bench.floor import floor_ms
+from bench.floor import fastest, floor_ms
 
 WARMUP_CALLS = 2
 DEFAULT_ROUNDS = 10
@@ -78,7 +78,7 @@ class Config:
 
 def build_configs(models: Any) -> tuple[list[Config], dict[str, Path]]:
     """Every model at every batch size, then the two floor GEMMs (bench.floor)."""
-    from bench.floor import PRECISIONS, build_gemm, conv_macs
+    from bench.floor import CONV_SHAPE, PRECISIONS, build_conv, build_gemm, conv_macs
     from nothotdog.contract.runtime import load_onnx
     from nothotdog.export.convert import load_float32
 
@@ -118,6 +118,11 @@ def build_configs(models: Any) -> tuple[list[Config], dict[str, Path]]:
         configs.append(Config(f"floor {precision} GEMM {m}x{k}x{n}", "onnxruntime", precision,
                               1, lambda _x, g=gemm: g.run(), macs=gemm.macs, floor=precision,
                               is_floor=True))
+    conv = build_conv(intra_op_threads=ONNX_THREADS)
+    c, h, w = CONV_SHAPE
+    configs.append(Config(f"floor int8 conv 3x3 {c}ch {h}x{w}", "onnxruntime", "int8", 1,
+                          lambda _x, g=conv: g.run(), macs=conv.macs, floor="int8",
+                          is_floor=True))
     return configs, files
 
 
@@ -159,7 +164,7 @@ def rss_probes(files: dict[str, Path], image: Path) -> list[dict[str, Any]]:
 def summarise(configs: list) -> tuple[list[tuple], list[dict[str, Any]]]:
     """Table rows and JSON records per model configuration, against this run's floor."""
     floors = [c for c in configs if c.is_floor]
-    rate = {c.floor: c.gmac_per_s for c in floors}  # GMAC/s of this machine, this run
+    rate = fastest(floors)  # GMAC/s of this machine, this run: the best per precision
     models_only = [c for c in configs if not c.is_floor]
     base = median(next(c for c in models_only if c.baseline).ms_per_image)
     rows, records = [], []

@@ -105,3 +105,16 @@ def test_machine_names_the_cpu_and_its_flags() -> None:
     info = machine()
     assert set(info["cpu_flags"]) == set(CPU_FLAGS)
     assert info["cpu"] in describe_cpu(info)
+
+
+def test_int8_conv_probe_runs_and_counts_its_macs() -> None:
+    from bench.floor import build_conv, fastest
+
+    conv = build_conv((8, 6, 6), intra_op_threads=1)
+    (y,) = conv.session.run(None, conv.feed)
+    assert y.shape == (1, 8, 6, 6) and y.dtype == np.uint8
+    assert conv.macs == 6 * 6 * 8 * 8 * 9
+    assert measure([conv], rounds=2, budget_s=10.0, warmup=1) == 2
+    gemm = build_gemm("int8", TINY, intra_op_threads=1)
+    measure([gemm], rounds=2, budget_s=10.0, warmup=1)
+    assert fastest([gemm, conv])["int8"] == max(gemm.gmac_per_s, conv.gmac_per_s)
