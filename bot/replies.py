@@ -83,8 +83,27 @@ def about(spec: ModelSpec) -> str:
         f"Labels: {labels} (hotdog = {spec.positive_label})\n"
         f"Threshold: {spec.threshold:.2f} (says hotdog when P({spec.positive_label}) ≥ it)\n"
         f"Accuracy: {measured}\n"
+        f"{_per_source(spec)}"
         f"Input: {spec.input_size}×{spec.input_size} RGB, whole photo resized ({spec.resize})"
     )
+
+
+def _per_source(spec: ModelSpec) -> str:
+    """One line per photo source: test accuracy (photos), validation beside it; empty when the
+    file carries no per-source figures."""
+    test, val = (m.get("per_source") for m in (spec.test_metrics, spec.metrics))
+    test, val = (m if isinstance(m, Mapping) else {} for m in (test, val))
+    rows, beside = (test, val) if test else (val, {})
+    lines = []
+    for name, figures in rows.items():
+        acc, other = find_accuracy(figures), find_accuracy(beside.get(name, {}))
+        if acc is not None:
+            lines.append(f"  {name}: {acc:.1%} ({figures.get('n')} photos)"
+                         + (f", {other:.1%}" if other is not None else ""))
+    if not lines:
+        return ""
+    head = "By source (test, validation):" if beside else "By source:"
+    return "\n".join([head, *lines]) + "\n"
 
 
 def _measured(spec: ModelSpec) -> str:

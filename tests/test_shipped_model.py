@@ -71,3 +71,13 @@ def test_heatmap_is_hottest_on_the_hot_dog(shipped: OnnxModel):
     assert heatmaps[0].mean() == pytest.approx(logit, abs=1e-4)
     row, col = np.unravel_index(np.argmax(heatmaps[0]), (7, 7))
     assert row >= 1 and col <= 3
+
+
+def test_about_gives_test_and_val_figures_per_source(shipped: OnnxModel):
+    from nothotdog.bot.replies import about
+
+    text = about(shipped.spec)
+    per_source = shipped.spec.test_metrics["per_source"]
+    assert "By source (test, validation):" in text
+    for name, figures in per_source.items():
+        assert f"  {name}: {figures['accuracy']:.1%} ({figures['n']} photos), " in text
