@@ -122,12 +122,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """bench/results/NAME.json, with the date and the machine: the figures' provenance."""
+def write_result(name: str, payload: dict[str, Any], clock: Stopwatch | None = None) -> Path:
+    """bench/results/NAME.json, with the date and the machine: the figures' provenance. With
+    the benchmark's ``clock``, its run time is recorded and the file announced."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "date": now_utc(), "machine": machine(), **payload}
+    if clock is not None:
+        doc["seconds"] = round(clock.seconds, 1)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    if clock is not None:
+        print(f"\nwrote {path} ({clock.seconds:.0f}s)")
     return path
 
 

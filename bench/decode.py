@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ["bytes -> uint8[224,224,3]", "JPEG kB", "n", "median ms", "p90 ms",
          "x vs 1280 no draft", "mean |Δpixel| vs off"], rows,
         title=f"Decode (contract.decode_image), {PHOTOS} photos x {rounds} interleaved rounds"))
-    path = write_result("decode", {"photos": PHOTOS, "rounds": rounds, "cases": records,
-                                   "seconds": round(clock.seconds, 1)})
-    print(f"\nwrote {path} ({clock.seconds:.0f}s)")
+    write_result("decode", {"photos": PHOTOS, "rounds": rounds, "cases": records}, clock)
     return 0
 
 

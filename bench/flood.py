@@ -161,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Model: {described}")
     print_table(results)
-    path = write_result("flood", {"model": described, "rows": results,
-                                  "seconds": round(clock.seconds, 1)})
-    print(f"\nwrote {path} ({clock.seconds:.0f}s)")
+    write_result("flood", {"model": described, "rows": results}, clock)
     ok = all(r["all_answered_once"] and r["exit_code"] == 0 for r in results)
     return 0 if ok else 1
 

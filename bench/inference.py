@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     bot_path = [p for p in probes if p.get("kind") == "onnx"]
     tf_free = all(not p["tensorflow_imported"] for p in bot_path)
     print(f"bot path (ONNX) imports TensorFlow: {'no' if tf_free else 'YES (a bug)'}")
-    path = write_result("inference", {
+    write_result("inference", {
         "weights": models.origin,
         "export_seconds": models.export_seconds,
         "rounds": rounds,
@@ -260,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "file_sizes_bytes": sizes,
         "peak_rss": probes,
         "bot_path_imports_tensorflow": not tf_free,
-        "seconds": round(clock.seconds, 1),
-    })
-    print(f"\nwrote {path} ({clock.seconds:.0f}s)")
+    }, clock)
     return 0 if tf_free and all("error" not in p for p in probes) else 1
 
 

@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Model alone (batch 1, this process, {len(own.checkpoints)} checkpoints): "
           f"{rate['median_ms_per_image']:.1f} ms per photo, {rate['photos_per_s']:.1f} photos/s")
     print_tables(results, processes)
-    path = write_result("load", {
+    write_result("load", {
         "model": described,
         "slice_seconds": args.seconds,
         "slices_per_mode": SLICES,
@@ -345,9 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_rate": {"batch": 1, "onnx_threads": ONNX_THREADS, **rate},
         "levels": results,
         "processes": processes,
-        "seconds": round(clock.seconds, 1),
-    })
-    print(f"\nwrote {path} ({clock.seconds:.0f}s)")
+    }, clock)
     ok = all(r["lost"] == 0 for r in results) and all(p["exit_code"] == 0 for p in processes)
     return 0 if ok else 1
 

@@ -87,10 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Model: {described}")
     print(table(["python -m nothotdog.bot, cold start", "median s", "min s", "max s"], rows,
                 title=f"Start-up, {len(results)} runs"))
-    path = write_result("startup", {"model": described, "runs": results,
-                                    "median_first_reply_s": rows[-1][1],
-                                    "seconds": round(clock.seconds, 1)})
-    print(f"\nwrote {path} ({clock.seconds:.0f}s)")
+    write_result("startup", {"model": described, "runs": results,
+                                    "median_first_reply_s": rows[-1][1]}, clock)
     ok = all(r["verdict"] and r["exit_code"] == 0 for r in results)
     return 0 if ok else 1
 
