@@ -223,12 +223,12 @@ def conv_macs(model: Any) -> ConvMacs:
     return ConvMacs(int8, float32, convs)
 
 
-def fastest(gemms: list) -> dict[str, float]:
-    """Per precision, the best GMAC/s measured: that is the floor's rate."""
+def fastest(probes: list) -> dict[str, float]:
+    """Per precision, the best GMAC/s measured: that is the floor's rate. ``probes`` have a
+    ``precision`` and a ``gmac_per_s`` (``Gemm`` here, bench.inference's floor rows)."""
     rate: dict[str, float] = {}
-    for g in gemms:
-        precision = getattr(g, "precision", None) or g.floor
-        rate[precision] = max(rate.get(precision, 0.0), g.gmac_per_s)
+    for g in probes:
+        rate[g.precision] = max(rate.get(g.precision, 0.0), g.gmac_per_s)
     return rate
 
 
