@@ -35,10 +35,6 @@ class ByteBudget:
         self._decoding = 0  # decodes holding bytes
         self._waiters: list[asyncio.Future[None]] = []
 
-    @property
-    def free(self) -> int:
-        return self.total - self.used
-
     def admit(self, nbytes: int) -> Lease:
         """Hold ``nbytes`` for a file, or raise Busy at once."""
         if self.used + nbytes > self.files_limit:

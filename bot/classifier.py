@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from nothotdog.bot.budget import Busy, ByteBudget
-from nothotdog.bot.settings import shipped_model_path
+from nothotdog.bot.settings import Settings, shipped_model_path
 from nothotdog.contract import (
     ImageTooLarge,
     ModelSpec,
@@ -51,6 +51,13 @@ class Verdict:
     probability: float  # of ``label``, not necessarily of the positive class
     is_positive: bool
     p_positive: float  # P(hotdog), whatever the label: what the threshold is compared with
+
+
+def verdict_from(spec: ModelSpec, row: np.ndarray) -> Verdict:
+    """One row of probabilities as the bot's verdict (the contract's decision rule)."""
+    label, p = spec.verdict(row)
+    return Verdict(label, p, is_positive=label == spec.positive_label,
+                   p_positive=float(row[spec.positive_index]))
 
 
 def load_model(
@@ -101,7 +108,7 @@ class Classifier:
     ) -> None:
         self.model = model
         self.queue_size = queue_size
-        self.budget = budget or ByteBudget(48 * MB)  # MEMORY_BUDGET_MB's default
+        self.budget = budget or ByteBudget(Settings.memory_budget_mb * MB)
         self._pool = ThreadPoolExecutor(worker_threads, thread_name_prefix="infer")
         self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
         # Heavy decodes leave one decode thread free (with only one, they share it).
@@ -128,15 +135,7 @@ class Classifier:
     def predict(self, images: Sequence[np.ndarray]) -> list[Verdict]:
         """One onnxruntime call for the whole batch."""
         probabilities = self.model.predict(np.stack(images))
-        positive = self.spec.positive_label
-        verdicts = []
-        index = self.spec.positive_index
-        for row in probabilities:
-            label, p = self.spec.verdict(row)
-            verdicts.append(
-                Verdict(label, p, is_positive=label == positive, p_positive=float(row[index]))
-            )
-        return verdicts
+        return [verdict_from(self.spec, row) for row in probabilities]
 
     # --- the asynchronous path (the bot) ---------------------------------------------------
 

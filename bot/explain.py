@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from nothotdog.bot.classifier import Verdict
+from nothotdog.bot.classifier import Verdict, verdict_from
 from nothotdog.contract import ModelSpec, OpenedImage, decode_image
 from nothotdog.contract.heatmap import overlay, overlay_bytes
 from nothotdog.contract.imaging import decode_picture, finish_picture, picture_bytes, picture_size
@@ -31,12 +31,9 @@ class Explanation:
     p_positive: float
     picture: Image.Image  # the photo with the heatmap drawn over it
 
-    def encode(self, image_format: str = "JPEG") -> bytes:
-        """The picture as a file: JPEG for Telegram (it recompresses photos anyway)."""
-        return encode(self.picture, image_format)
-
 
 def encode(picture: Image.Image, image_format: str = "JPEG") -> bytes:
+    """The picture as a file: JPEG for Telegram (it recompresses photos anyway)."""
     buffer = io.BytesIO()
     jpeg = image_format.upper() in ("JPEG", "JPG")
     options = {"quality": JPEG_QUALITY} if jpeg else {}
@@ -46,10 +43,8 @@ def encode(picture: Image.Image, image_format: str = "JPEG") -> bytes:
 
 def verdict_of(spec: ModelSpec, probabilities: np.ndarray) -> tuple[Verdict, float]:
     """One row of probabilities: the verdict, as Classifier.predict gives it, and P(positive)."""
-    label, p = spec.verdict(probabilities)
-    p_positive = float(probabilities[spec.positive_index])
-    verdict = Verdict(label, p, is_positive=label == spec.positive_label, p_positive=p_positive)
-    return verdict, p_positive
+    verdict = verdict_from(spec, probabilities)
+    return verdict, verdict.p_positive
 
 
 def draw_jpeg(opened: OpenedImage, heatmap: np.ndarray, max_side: int = PICTURE_SIDE) -> bytes:

@@ -312,9 +312,7 @@ class BotHandlers:
             return picture, size, False
         thumbnail = picture.thumbnail if isinstance(picture, Document) else None
         if thumbnail is None:
-            log.info("refused %s", fields(**info, reason="too_large", bytes=size))
-            self.metrics.too_large.inc()
-            return Answer(replies.too_large(size, self.settings.max_file_mb))
+            return self.too_large(info, size)
         info["source"] = f"{info['source']}_preview"
         return thumbnail, thumbnail.file_size, True
 
@@ -329,14 +327,17 @@ class BotHandlers:
             self.metrics.unreadable.inc()
             return Answer(replies.unreadable(str(exc)))
         if isinstance(exc, FileTooLarge):
-            log.info("refused %s", fields(**info, reason="too_large", bytes=exc.size))
-            self.metrics.too_large.inc()
-            return Answer(replies.too_large(exc.size, self.settings.max_file_mb))
+            return self.too_large(info, exc.size)
         if isinstance(exc, BadRequest) and "too big" in str(exc).lower():
-            log.info("refused %s", fields(**info, reason="too_large"))
-            self.metrics.too_large.inc()
-            return Answer(replies.too_large(None, self.settings.max_file_mb))
+            return self.too_large(info, None)
         return None
+
+    def too_large(self, info: dict[str, object], size: int | None) -> Answer:
+        """Refused: over MAX_FILE_MB (or Telegram's own download limit) with no preview."""
+        extra = {} if size is None else {"bytes": size}
+        log.info("refused %s", fields(**info, reason="too_large", **extra))
+        self.metrics.too_large.inc()
+        return Answer(replies.too_large(size, self.settings.max_file_mb))
 
     async def fetch(self, picture: Picture, lease: Lease, declared: int) -> bytearray:
         """The file's bytes, held within ``lease`` (admitted for ``declared`` bytes, grown to
