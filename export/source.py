@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from nothotdog.contract.layout import MODEL_FILE, RunFacts, RunFolderError, read_run_facts
@@ -38,6 +38,4 @@ def read_run(path: str | Path) -> TrainedRun:
     if not model_path.is_file():
         raise SourceError(f"run folder {path} has no {MODEL_FILE}")
     facts = read_run_facts(path)
-    return TrainedRun(model_path=model_path, run_dir=path, **{
-        f.name: getattr(facts, f.name) for f in fields(RunFacts)
-    })  # fmt: skip
+    return TrainedRun(model_path=model_path, run_dir=path, **vars(facts))

@@ -19,6 +19,7 @@ import numpy as np
 
 from nothotdog.contract import INPUT_NAME, INPUT_SIZE
 from nothotdog.contract.dataset import Example
+from nothotdog.export.settings import DEFAULT_OPSET
 
 # The cast, flip and mean subtraction and the first convolution stay float.
 TRUNK_FLOAT = "preprocess+first_conv"
@@ -62,7 +63,7 @@ def int8_trunk(
     workdir.mkdir(parents=True, exist_ok=True)
     float_path, int8_path = workdir / "trunk-float32.onnx", workdir / "trunk-int8.onnx"
     signature = (tf.TensorSpec([None, size, size, 3], tf.uint8, name=INPUT_NAME),)
-    proto, _ = tf2onnx.convert.from_keras(trunk, input_signature=signature, opset=17)
+    proto, _ = tf2onnx.convert.from_keras(trunk, input_signature=signature, opset=DEFAULT_OPSET)
     float_path.write_bytes(proto.SerializeToString())
     reader = Reader(stratified_sample(calibration, images, seed))
     quantize_int8(float_path, int8_path, reader, QuantSettings(exclude=TRUNK_FLOAT), workdir)

@@ -25,6 +25,7 @@ from nothotdog.contract.layout import (
     METRICS_FILE,
     MODEL_FILE,
 )
+from nothotdog.export.settings import DEFAULT_CALIBRATION_IMAGES as CALIBRATION_IMAGES
 from nothotdog.training.augment import AugmentParams
 from nothotdog.training.features import CLEAN_VIEW, file_digests, trunk_outputs
 from nothotdog.training.record import data_summary, file_list, library_versions, write_json
@@ -33,7 +34,6 @@ from nothotdog.training.sampling import DEFAULT_SOURCE_POWER, example_weights, s
 # What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
 UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
 TRUNK_RUNTIMES = ("onnx-int8", "keras")
-CALIBRATION_IMAGES = 300  # as export.settings.DEFAULT_CALIBRATION_IMAGES, seed 0
 
 
 @dataclass
