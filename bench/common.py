@@ -136,13 +136,18 @@ def write_result(name: str, payload: dict[str, Any], clock: Stopwatch | None = N
     return path
 
 
+def status_mb(key: str, pid: int | None = None) -> float:
+    """A memory figure (VmHWM, VmRSS...) of a live process, in MB (10^6 bytes)."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    match = re.search(rf"^{key}:\s+(\d+)\s+kB", status, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"no {key} in /proc/PID/status")
+    return int(match.group(1)) * 1024 / 1e6
+
+
 def peak_rss_mb(pid: int | None = None) -> float:
     """Peak resident set size (VmHWM) of a live process, in MB (10^6 bytes)."""
-    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE)
-    if not match:
-        raise RuntimeError("no VmHWM in /proc/PID/status")
-    return int(match.group(1)) * 1024 / 1e6
+    return status_mb("VmHWM", pid)
 
 
 def child_env(**extra: str) -> dict[str, str]:

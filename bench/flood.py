@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.botrun import BenchTelegram, is_verdict, start_bot, wait_ready
-from bench.common import Stopwatch, table, write_result
+from bench.common import Stopwatch, status_mb, table, write_result
 
 ANSWER_TIMEOUT_S = 240.0
 SETTLE_S = 1.5  # after the last answer: time for a second answer to show up, if any
@@ -82,7 +82,7 @@ async def flood(model: Path, row: Row, photo: bytes) -> dict[str, Any]:
             await asyncio.wait_for(asyncio.gather(*warm), 60)
             await asyncio.sleep(0.3)
             bot.sample()
-            before_mb = _rss_mb(bot.proc.pid)
+            before_mb = status_mb("VmRSS", bot.proc.pid)
             warm_peak_mb = bot.peak_rss_mb
             sent_before = len(api.sent)
             started = time.perf_counter()
@@ -117,13 +117,6 @@ async def flood(model: Path, row: Row, photo: bytes) -> dict[str, Any]:
         "exit_code": exit_code,
         **bot.log_counts(),
     }
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
