@@ -126,7 +126,7 @@ def draw_why(model: OnnxModel, photo: Path, out: Path, max_side: int) -> int:
     except (OSError, ValueError) as exc:  # ValueError: an extension Pillow cannot write
         print(f"nothotdog: cannot write {out}: {exc}", file=sys.stderr)
         return 1
-    caption = replies.why_caption(explanation.verdict, explanation.p_positive, model.spec)
+    caption = replies.why_caption(explanation.verdict, model.spec)
     print(f"{out}\t{caption.splitlines()[0]}")
     return 0
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from nothotdog.bot.classifier import Verdict, verdict_from
-from nothotdog.contract import ModelSpec, OpenedImage, decode_image
+from nothotdog.contract import OpenedImage, decode_image
 from nothotdog.contract.heatmap import overlay, overlay_bytes
 from nothotdog.contract.imaging import decode_picture, finish_picture, picture_bytes, picture_size
 from nothotdog.contract.runtime import OnnxModel
@@ -27,8 +27,7 @@ JPEG_QUALITY = 90
 
 @dataclass(frozen=True)
 class Explanation:
-    verdict: Verdict
-    p_positive: float
+    verdict: Verdict  # holds P(positive) too: verdict.p_positive
     picture: Image.Image  # the photo with the heatmap drawn over it
 
 
@@ -39,12 +38,6 @@ def encode(picture: Image.Image, image_format: str = "JPEG") -> bytes:
     options = {"quality": JPEG_QUALITY} if jpeg else {}
     picture.save(buffer, format=image_format, **options)
     return buffer.getvalue()
-
-
-def verdict_of(spec: ModelSpec, probabilities: np.ndarray) -> tuple[Verdict, float]:
-    """One row of probabilities: the verdict, as Classifier.predict gives it, and P(positive)."""
-    verdict = verdict_from(spec, probabilities)
-    return verdict, verdict.p_positive
 
 
 def draw_jpeg(opened: OpenedImage, heatmap: np.ndarray, max_side: int = PICTURE_SIDE) -> bytes:
@@ -66,6 +59,5 @@ def explain(model: OnnxModel, data: bytes, max_side: int = PICTURE_SIDE) -> Expl
     contract.ImageDecodeError for unusable bytes; blocking (``nothotdog why``)."""
     spec = model.spec
     probs, heatmaps = model.explain(decode_image(data, size=spec.input_size)[None])
-    verdict, p_positive = verdict_of(spec, probs[0])
     picture = overlay(decode_picture(data, max_side), heatmaps[0])
-    return Explanation(verdict, p_positive, picture)
+    return Explanation(verdict_from(spec, probs[0]), picture)

@@ -149,11 +149,11 @@ def photo_gone() -> str:
     return "😕 I can't find that photo any more."
 
 
-def why_caption(v: Verdict, p_positive: float, spec: ModelSpec) -> str:
+def why_caption(v: Verdict, spec: ModelSpec) -> str:
     """The verdict, P(hotdog), and how to read the colours."""
     name = spec.positive_label.replace("_", "")
     return (
-        f"{verdict(v, spec, show_confidence=False)} · P({name}) = {p_positive:.0%}\n"
+        f"{verdict(v, spec, show_confidence=False)} · P({name}) = {v.p_positive:.0%}\n"
         f"Bright = what looked most like {spec.positive_label.replace('_', ' ')} to me, "
         "dark = least."
     )

@@ -25,8 +25,8 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from nothotdog.bot import replies
 from nothotdog.bot.albums import Answer
 from nothotdog.bot.budget import Lease
-from nothotdog.bot.classifier import Verdict
-from nothotdog.bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg, verdict_of
+from nothotdog.bot.classifier import Verdict, verdict_from
+from nothotdog.bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg
 from nothotdog.bot.handlers import BotHandlers, Picture, picture_in
 from nothotdog.bot.logs import fields
 from nothotdog.bot.retry import reply_once
@@ -113,8 +113,8 @@ class WhyHandlers:
         if isinstance(admitted, Answer):
             await handlers.reply(answer_to, admitted.text)
             return
-        (verdict, p_positive, jpeg, nbytes), preview = admitted
-        caption = replies.why_caption(verdict, p_positive, self.classifier.spec)
+        (verdict, jpeg, nbytes), preview = admitted
+        caption = replies.why_caption(verdict, self.classifier.spec)
         if preview:
             caption = replies.from_preview(caption, handlers.settings.max_file_mb)
         await self.send_picture(answer_to, jpeg, caption)
@@ -133,8 +133,8 @@ class WhyHandlers:
 
     async def draw(
         self, picture: Picture, lease: Lease, declared: int
-    ) -> tuple[Verdict, float, bytes, int]:
-        """The verdict, P(positive), the picture as a JPEG, and the file's size.
+    ) -> tuple[Verdict, bytes, int]:
+        """The verdict (with its P(positive)), the picture as a JPEG, and the file's size.
 
         The file is held within ``lease`` until the drawing ends: it is decoded twice, for the
         model and for the picture (each decode priced and waiting for room like a verdict's).
@@ -145,7 +145,7 @@ class WhyHandlers:
             data = await self.handlers.fetch(picture, lease, declared)
             image = await classifier.decode_async(data, held=lease.nbytes)
             probs, heatmaps = await classifier.run_in_worker(classifier.model.explain, image[None])
-            verdict, p_positive = verdict_of(classifier.spec, probs[0])
+            verdict = verdict_from(classifier.spec, probs[0])
             jpeg = await classifier.decode_with(
                 data,
                 PICTURE_SIDE,
@@ -153,7 +153,7 @@ class WhyHandlers:
                 held=lease.nbytes,
                 price=functools.partial(draw_bytes, max_side=PICTURE_SIDE),
             )
-            return verdict, p_positive, jpeg, len(data)
+            return verdict, jpeg, len(data)
         finally:
             data = None  # freed now, not when a traceback that saw it is dropped
 
