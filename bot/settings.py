@@ -237,19 +237,25 @@ def load_settings(
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """The three settings the command line needs: it must not fail on the bot's others."""
+    """The three settings the command line needs: it must not fail on the bot's others.
 
-    model_path: Path = field(default_factory=lambda: shipped_model_path())
-    threshold: float | None = None
-    onnx_threads: int = 0
+    Fields of Settings by the same names, without defaults: ``load_model_settings`` takes
+    those from Settings, so each default is written once."""
+
+    model_path: Path
+    threshold: float | None
+    onnx_threads: int
 
 
 def load_model_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> ModelSettings:
-    """MODEL_PATH, THRESHOLD and ONNX_THREADS only, read and checked as ``load_settings`` does."""
-    names = ("MODEL_PATH", "THRESHOLD", "ONNX_THREADS")
-    return ModelSettings(**_fields(_read_env(environ, env_file), names))
+    """MODEL_PATH, THRESHOLD and ONNX_THREADS only, read and checked as ``load_settings`` does;
+    an unset one keeps its Settings default. The bot's other variables are not even parsed."""
+    wanted = [f.name for f in fields(ModelSettings)]
+    names = [name for name, f in VARIABLES.items() if f.name in wanted]
+    settings = Settings(**_fields(_read_env(environ, env_file), names))
+    return ModelSettings(**{name: getattr(settings, name) for name in wanted})
 
 
 def _read_env(environ: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
