@@ -19,7 +19,7 @@ from typing import Any
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 
 from nothotdog.bot.app import ALLOWED_UPDATES, build_application
-from nothotdog.bot.classifier import ModelLoadError, load_model
+from nothotdog.bot.classifier import ModelLoadError, ModelMissing, load_model
 from nothotdog.bot.logs import redact, setup_logging
 from nothotdog.bot.settings import (
     TELEGRAM_BASE_URL,
@@ -33,6 +33,11 @@ from nothotdog.contract.commands import add_version
 log = logging.getLogger("nothotdog.bot")
 
 EXIT_CONFIG = 2
+# After a model file that is there but unusable (a missing one's message has its own fixes).
+MODEL_FIX = (
+    "Point MODEL_PATH at a file made by nothotdog-export, or leave it empty for the model "
+    "that ships with nothotdog."
+)
 # What @BotFather hands out: the bot's id, a colon, 35 characters.
 _TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]{30,}$")
 
@@ -78,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(
             settings.model_path, threshold=settings.threshold, onnx_threads=settings.onnx_threads
         )
+    except ModelMissing as exc:  # missing_model() already names the fixes
+        return _fail(f"cannot start: {exc}")
     except ModelLoadError as exc:
-        return _fail(f"cannot start: {exc}" + _model_fix(str(exc)))
+        return _fail(f"cannot start: {exc} {MODEL_FIX}")
     log.info("loaded model %s from %s", model.spec.name, model.path)
     app = build_application(settings, model=model)
     try:
@@ -146,15 +153,6 @@ def startup_failure(exc: BaseException, settings: Settings) -> str:
             "be addresses of this machine, e.g. 127.0.0.1 or 0.0.0.0."
         )
     return f"cannot start: {exc}"
-
-
-def _model_fix(message: str) -> str:
-    if "does not exist" in message or "missing" in message:
-        return ""  # missing_model() already names the fixes
-    return (
-        " Point MODEL_PATH at a file made by nothotdog-export, or leave it empty for the model "
-        "that ships with nothotdog."
-    )
 
 
 def _fail(message: str) -> int:

@@ -33,9 +33,10 @@ from nothotdog.contract import (
 )
 from nothotdog.contract.imaging import Buffer
 from nothotdog.contract.layout import MB
-from nothotdog.contract.runtime import ModelLoadError, OnnxModel, load_onnx
+from nothotdog.contract.runtime import ModelLoadError, ModelMissing, OnnxModel, load_onnx
 
-__all__ = ["Busy", "Classifier", "ModelLoadError", "Verdict", "load_model", "with_threshold"]
+__all__ = ["Busy", "Classifier", "ModelLoadError", "ModelMissing", "Verdict", "load_model",
+           "with_threshold"]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ def load_model(
     """Load and check the model; ``threshold`` overrides the one in its metadata."""
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(missing_model(path))
+        raise ModelMissing(missing_model(path))
     model = load_onnx(path, intra_op_threads=onnx_threads)
     return model if threshold is None else with_threshold(model, threshold)
 

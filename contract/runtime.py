@@ -15,6 +15,11 @@ class ModelLoadError(RuntimeError):
     """The model file is missing, unreadable or does not follow the contract."""
 
 
+class ModelMissing(ModelLoadError):
+    """No file at the model's path: its own message names the fixes, so callers that add
+    advice for a broken model can tell the two apart by type."""
+
+
 @dataclass
 class OnnxModel:
     """An onnxruntime session plus what its metadata says about labels and threshold."""
@@ -69,7 +74,7 @@ def load_onnx(path: str | Path, intra_op_threads: int = 0) -> OnnxModel:
 
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist")
+        raise ModelMissing(f"model file {path} does not exist")
     options = session_options(intra_op_threads)
     try:
         session = ort.InferenceSession(str(path), options, providers=PROVIDERS)

@@ -58,6 +58,7 @@ def test_missing_model_path_names_the_fixes(
     err = capsys.readouterr().err
     assert "model file gone.onnx does not exist" in err
     assert "Fix MODEL_PATH" in err and "leave it empty" in err
+    assert "Point MODEL_PATH" not in err  # a broken model's advice, not a missing one's
     assert "make model" not in err  # no training run for a typo
     assert "Traceback" not in err
 
