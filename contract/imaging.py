@@ -149,18 +149,26 @@ def open_image(data: Buffer, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXEL
         raise
 
 
-def finish_decode(opened: OpenedImage, size: int = INPUT_SIZE) -> np.ndarray:
-    """Decode an opened image into a ``uint8 [size, size, 3]`` array; always closes it."""
+@contextlib.contextmanager
+def _upright_rgb(opened: OpenedImage) -> Iterator[Image.Image]:
+    """The first frame decoded, upright (EXIF) and RGB, with Pillow's errors, raised in the
+    block too, as ours; closes ``opened`` after the block. Both finishes start here, so the
+    model's input and the ``/why`` picture cannot drift apart."""
     try:
         with _pillow_errors():
             img = opened.image
             img.seek(0)  # animated GIF/WebP/PNG: the first frame
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # a copy only when it rotates
-            rgb = _to_rgb(img).resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
+            yield _to_rgb(img)
     finally:
         opened.close()
+
+
+def finish_decode(opened: OpenedImage, size: int = INPUT_SIZE) -> np.ndarray:
+    """Decode an opened image into a ``uint8 [size, size, 3]`` array; always closes it."""
+    with _upright_rgb(opened) as rgb:
+        return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def decode_image(data: Buffer, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -188,18 +196,10 @@ def picture_bytes(opened: OpenedImage, max_side: int) -> int:
 def finish_picture(opened: OpenedImage, max_side: int) -> Image.Image:
     """The picture as people see it (RGB, upright, its own aspect), at most ``max_side``
     pixels on its longer side: what ``/why`` draws its heatmap on. Always closes ``opened``."""
-    try:
-        with _pillow_errors():
-            img = opened.image
-            img.seek(0)
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = _to_rgb(img)
-            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            # Closing ``opened`` closes its image: hand back a picture of our own.
-            return rgb.copy() if rgb is img else rgb
-    finally:
-        opened.close()
+    with _upright_rgb(opened) as rgb:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        # Closing ``opened`` closes its image: hand back a picture of our own.
+        return rgb.copy() if rgb is opened.image else rgb
 
 
 def decode_picture(data: Buffer, max_side: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
