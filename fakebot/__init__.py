@@ -100,6 +100,16 @@ class StoredFile:
     file_path: str
     declared_size: int | None
 
+    @property
+    def size(self) -> int:
+        """The file_size Telegram reports: the declared one when a test lies about it."""
+        return self.declared_size if self.declared_size is not None else len(self.data)
+
+    def file_fields(self) -> dict[str, Any]:
+        """What every Telegram file object (PhotoSize, Document, File) starts with."""
+        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id,
+                "file_size": self.size}  # fmt: skip
+
 
 class FakeTelegram:
     def __init__(
@@ -293,17 +303,16 @@ class FakeTelegram:
             scale = side / longest
             w, h = max(1, round(width * scale)), max(1, round(height * scale))
             size = declared_size if side == longest else None
-            file_id = self.add_file(data, declared_size=size)
-            sizes.append(
-                {
-                    "file_id": file_id,
-                    "file_unique_id": self.files[file_id].file_unique_id,
-                    "width": w,
-                    "height": h,
-                    "file_size": size if size is not None else len(data),
-                }
-            )
+            sizes.append(self.photo_size(data, w, h, declared_size=size))
         return sizes
+
+    def photo_size(
+        self, data: bytes, width: int, height: int, declared_size: int | None = None
+    ) -> dict[str, Any]:
+        """Store ``data`` and describe it as one PhotoSize: the shape of a photo's sizes, a
+        document's preview and a sent photo alike."""
+        stored = self.files[self.add_file(data, declared_size=declared_size)]
+        return {**stored.file_fields(), "width": width, "height": height}
 
     def push_photo(
         self,
@@ -352,23 +361,11 @@ class FakeTelegram:
         """``thumbnail``: the JPEG preview Telegram makes of an image file (at most 320 px)."""
         suffix = file_name.rsplit(".", 1)[-1] if "." in file_name else "bin"
         file_id = self.add_file(data, suffix=suffix, declared_size=declared_size)
-        document: dict[str, Any] = {
-            "file_id": file_id,
-            "file_unique_id": self.files[file_id].file_unique_id,
-            "file_name": file_name,
-            "file_size": declared_size if declared_size is not None else len(data),
-        }
+        document: dict[str, Any] = {**self.files[file_id].file_fields(), "file_name": file_name}
         if mime_type is not None:
             document["mime_type"] = mime_type
         if thumbnail is not None:
-            thumb_id = self.add_file(thumbnail)
-            document["thumbnail"] = {
-                "file_id": thumb_id,
-                "file_unique_id": self.files[thumb_id].file_unique_id,
-                "width": thumbnail_size[0],
-                "height": thumbnail_size[1],
-                "file_size": len(thumbnail),
-            }
+            document["thumbnail"] = self.photo_size(thumbnail, *thumbnail_size)
         return self.push_message(chat, document=document, **kwargs)
 
     def push_command(
@@ -572,15 +569,9 @@ class FakeTelegram:
         stored = self.files.get(str(params.get("file_id")))
         if stored is None:
             raise _ApiError(400, "Bad Request: invalid file_id")
-        size = stored.declared_size if stored.declared_size is not None else len(stored.data)
-        if size > 20 * 1024 * 1024:
+        if stored.size > 20 * 1024 * 1024:
             raise _ApiError(400, "Bad Request: file is too big")
-        return {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "file_size": size,
-            "file_path": stored.file_path,
-        }
+        return {**stored.file_fields(), "file_path": stored.file_path}
 
     async def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         text = str(params.get("text", ""))
@@ -598,10 +589,7 @@ class FakeTelegram:
             width, height = Image.open(io.BytesIO(data)).size
         except OSError:
             raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
-        file_id = self.add_file(data)
-        size = {"file_id": file_id, "file_unique_id": self.files[file_id].file_unique_id,
-                "width": width, "height": height, "file_size": len(data)}  # fmt: skip
-        content: dict[str, Any] = {"photo": [size]}
+        content: dict[str, Any] = {"photo": [self.photo_size(data, width, height)]}
         if params.get("caption"):
             content["caption"] = str(params["caption"])
         return self._send(params, **content)
