@@ -25,7 +25,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from nothotdog.contract import INPUT_NAME, MetaKey
+from nothotdog.contract import INPUT_NAME, INPUT_SIZE, MetaKey
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import OnnxModel, load_onnx
 from nothotdog.export.fold import PADDED, feed_uint8
@@ -77,15 +77,22 @@ class QuantSettings:
 
 class ExampleReader(CalibrationDataReader):
     """Feeds calibration batches decoded on demand, so a few hundred photos never sit in
-    memory at once; undecodable files are skipped and counted."""
+    memory at once; undecodable files are skipped and counted. ``size`` is the side the images
+    are decoded to: the export's input size, or the trunk's training size (training.onnx_trunk)."""
 
-    def __init__(self, examples: Sequence[Example], batch_size: int = CALIBRATION_BATCH) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        batch_size: int = CALIBRATION_BATCH,
+        size: int = INPUT_SIZE,
+    ) -> None:
         self.examples = list(examples)
         self.batch_size = batch_size
+        self.size = size
         self.rewind()
 
     def rewind(self) -> None:
-        self._batches = batches(self.examples, self.batch_size)
+        self._batches = batches(self.examples, self.batch_size, self.size)
         self.used = 0
         self.skipped: list[Path] = []
 
