@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
 from nothotdog.contract.runtime import ModelLoadError
 from nothotdog.export.graph import ancestors
+from nothotdog.export.metadata import set_metadata
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
@@ -248,7 +249,7 @@ def add_to_file(source: Path, out: Path, images: np.ndarray, *, threads: int = 0
     proto = onnx.load(str(source))
     meta = {p.key: p.value for p in proto.metadata_props}
     spec = add_heatmap(proto, ModelSpec.from_metadata(meta))
-    _set_metadata(proto, MetaKey.HEATMAP, spec.extra[MetaKey.HEATMAP])
+    set_metadata(proto, MetaKey.HEATMAP, spec.extra[MetaKey.HEATMAP])
     onnx.checker.check_model(proto, full_check=True)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -282,16 +283,6 @@ def add_to_file(source: Path, out: Path, images: np.ndarray, *, threads: int = 0
         onnx.save(proto, str(staged))
         os.replace(staged, out)
     return report
-
-
-def _set_metadata(proto: onnx.ModelProto, key: str, value: str) -> None:
-    """Add one key, leaving every other one (and its order) as it was."""
-    for prop in proto.metadata_props:
-        if prop.key == key:
-            prop.value = value
-            return
-    prop = proto.metadata_props.add()
-    prop.key, prop.value = key, value
 
 
 def main(argv: list[str] | None = None) -> int:
