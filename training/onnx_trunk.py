@@ -30,6 +30,7 @@ def int8_trunk(
     size: int = INPUT_SIZE,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Convert ``trunk`` (a Keras model, uint8 image in) to ONNX, quantize it, return predict."""
+    import onnx
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
@@ -43,7 +44,8 @@ def int8_trunk(
     proto, _ = tf2onnx.convert.from_keras(trunk, input_signature=signature, opset=DEFAULT_OPSET)
     float_path.write_bytes(proto.SerializeToString())
     reader = ExampleReader(stratified_sample(calibration, images, seed), size=size)
-    quantize_int8(float_path, int8_path, reader, QuantSettings(exclude=TRUNK_FLOAT), workdir)
+    int8, _ = quantize_int8(float_path, reader, QuantSettings(exclude=TRUNK_FLOAT), workdir)
+    onnx.save(int8, str(int8_path))
     session = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
