@@ -21,6 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nothotdog.contract import IMAGENET_MEAN_BGR, INPUT_NAME
+from nothotdog.export.graph import ancestors
 
 PADDED = "image_padded"  # the float tensor the first convolution reads after the fold
 _MEAN_RGB = tuple(reversed(IMAGENET_MEAN_BGR))
@@ -41,24 +42,6 @@ def _first_conv(graph: onnx.GraphProto) -> onnx.NodeProto:
     return convs[0]
 
 
-def _key(node: onnx.NodeProto) -> tuple[str, ...]:
-    """A node's identity: its outputs (protobuf wrappers are not stable objects, ids are not)."""
-    return tuple(node.output)
-
-
-def _ancestors(graph: onnx.GraphProto, tensor: str) -> list[onnx.NodeProto]:
-    producer = {out: n for n in graph.node for out in n.output}
-    seen: dict[tuple[str, ...], onnx.NodeProto] = {}
-    stack = [tensor]
-    while stack:
-        node = producer.get(stack.pop())
-        if node is None or _key(node) in seen:
-            continue
-        seen[_key(node)] = node
-        stack.extend(node.input)
-    return list(seen.values())
-
-
 def _attr(node: onnx.NodeProto, name: str, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -70,15 +53,15 @@ def fold_preprocessing(proto: onnx.ModelProto) -> None:
     """Rewrite ``proto`` in place: the image goes straight (mean-padded) into the first conv."""
     graph = proto.graph
     conv = _first_conv(graph)
-    removed = _ancestors(graph, conv.input[0])
+    removed_at = ancestors(graph.node, [conv.input[0]])
+    removed = [graph.node[i] for i in sorted(removed_at)]
     if not removed or any(n.op_type not in _PREPROCESS_OPS for n in removed):
         raise FoldError(f"unexpected ops before the first Conv: {[n.op_type for n in removed]}")
     if any(INPUT_NAME not in n.input for n in removed if n.op_type == "Cast"):
         raise FoldError("the preprocessing does not start at the image")
-    removed_ids = {_key(n) for n in removed}
     produced = {out for n in removed for out in n.output}
-    for node in graph.node:
-        if _key(node) not in removed_ids and produced & (set(node.input) - {conv.input[0]}):
+    for i, node in enumerate(graph.node):
+        if i not in removed_at and produced & (set(node.input) - {conv.input[0]}):
             raise FoldError(f"{node.name} reads a preprocessing tensor")
     inits = {t.name: t for t in graph.initializer}
     weight = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
@@ -106,8 +89,8 @@ def fold_preprocessing(proto: onnx.ModelProto) -> None:
             if a.name not in ("pads", "auto_pad")]  # fmt: skip
     del conv.attribute[:]
     conv.attribute.extend(kept)
-    keep = [onnx.NodeProto.FromString(n.SerializeToString()) for n in graph.node
-            if _key(n) not in removed_ids]  # fmt: skip
+    keep = [onnx.NodeProto.FromString(n.SerializeToString()) for i, n in enumerate(graph.node)
+            if i not in removed_at]  # fmt: skip
     del graph.node[:]
     graph.node.extend(nodes + keep)
     _drop_unused_initializers(graph)
@@ -179,21 +162,22 @@ def feed_uint8(proto: onnx.ModelProto) -> None:
     """
     graph = proto.graph
     inits = {t.name: t for t in graph.initializer}
-    quant = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == PADDED]
+    quant = [i for i, n in enumerate(graph.node)
+             if n.op_type == "QuantizeLinear" and n.input[0] == PADDED]  # fmt: skip
     if len(quant) != 1:
         raise FoldError("expected one QuantizeLinear on the padded image")
-    (q,) = quant
+    q = graph.node[quant[0]]
     scale = numpy_helper.to_array(inits[q.input[1]])
     zero = numpy_helper.to_array(inits[q.input[2]])
     if float(scale) != 1.0 or int(zero) != 0 or zero.dtype != np.uint8:
         raise FoldError(f"the image's QuantizeLinear is scale {scale}, zero point {zero}")
-    removed = {_key(n) for n in _ancestors(graph, PADDED)} | {_key(q)}
+    removed = ancestors(graph.node, [PADDED]) | set(quant)
     padding = numpy_helper.to_array(inits["fold_f_pads"]).tolist()
     pads = [padding[2], padding[3], padding[6], padding[7]]
     nodes = _padded_pixels(INPUT_NAME, q.output[0], pads, float_pixels=False,
                            inits=graph.initializer)  # fmt: skip
-    keep = [onnx.NodeProto.FromString(n.SerializeToString()) for n in graph.node
-            if _key(n) not in removed]  # fmt: skip
+    keep = [onnx.NodeProto.FromString(n.SerializeToString()) for i, n in enumerate(graph.node)
+            if i not in removed]  # fmt: skip
     del graph.node[:]
     graph.node.extend(nodes + keep)
     _drop_unused_initializers(graph)

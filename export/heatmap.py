@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
 from nothotdog.contract.runtime import ModelLoadError
+from nothotdog.export.graph import ancestors
+from nothotdog.export.metadata import set_metadata
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
@@ -223,21 +225,9 @@ def heatmap_branch(proto: onnx.ModelProto) -> list[str]:
     if HEATMAP_NAME not in outputs:
         return []
     nodes = list(proto.graph.node)
-    heat = _ancestors(nodes, [HEATMAP_NAME])
-    rest = _ancestors(nodes, [name for name in outputs if name != HEATMAP_NAME])
+    heat = ancestors(nodes, [HEATMAP_NAME])
+    rest = ancestors(nodes, [name for name in outputs if name != HEATMAP_NAME])
     return [nodes[i].name for i in sorted(heat - rest)]
-
-
-def _ancestors(nodes: list[onnx.NodeProto], targets: Iterable[str]) -> set[int]:
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
-    seen: set[int] = set()
-    todo = [producer[t] for t in targets if t in producer]
-    while todo:
-        i = todo.pop()
-        if i not in seen:
-            seen.add(i)
-            todo.extend(producer[name] for name in nodes[i].input if name in producer)
-    return seen
 
 
 # --- retrofitting an exported file ------------------------------------------------------------
@@ -259,7 +249,7 @@ def add_to_file(source: Path, out: Path, images: np.ndarray, *, threads: int = 0
     proto = onnx.load(str(source))
     meta = {p.key: p.value for p in proto.metadata_props}
     spec = add_heatmap(proto, ModelSpec.from_metadata(meta))
-    _set_metadata(proto, MetaKey.HEATMAP, spec.extra[MetaKey.HEATMAP])
+    set_metadata(proto, MetaKey.HEATMAP, spec.extra[MetaKey.HEATMAP])
     onnx.checker.check_model(proto, full_check=True)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -293,16 +283,6 @@ def add_to_file(source: Path, out: Path, images: np.ndarray, *, threads: int = 0
         onnx.save(proto, str(staged))
         os.replace(staged, out)
     return report
-
-
-def _set_metadata(proto: onnx.ModelProto, key: str, value: str) -> None:
-    """Add one key, leaving every other one (and its order) as it was."""
-    for prop in proto.metadata_props:
-        if prop.key == key:
-            prop.value = value
-            return
-    prop = proto.metadata_props.add()
-    prop.key, prop.value = key, value
 
 
 def main(argv: list[str] | None = None) -> int:

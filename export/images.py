@@ -42,27 +42,29 @@ def labelled_examples(
     return stratified_sample(list_examples(root, labels), limit, seed)
 
 
-def decode_examples(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+def decode_examples(
+    examples: Sequence[Example], size: int = INPUT_SIZE
+) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """Images, their labels, and the files that could not be decoded (skipped, not fatal)."""
     images, labels, skipped = [], [], []
     for example in examples:
         try:
-            images.append(load_image_file(example.path))
+            images.append(load_image_file(example.path, size))
         except ImageDecodeError:
             skipped.append(example.path)
             continue
         labels.append(example.label)
-    shape = (0, INPUT_SIZE, INPUT_SIZE, 3)
+    shape = (0, size, size, 3)
     array = np.stack(images) if images else np.zeros(shape, np.uint8)
     return array, np.asarray(labels, dtype=np.int64), skipped
 
 
 def batches(
-    examples: Sequence[Example], batch_size: int
+    examples: Sequence[Example], batch_size: int, size: int = INPUT_SIZE
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[Path]]]:
     """Decode lazily, so a check over thousands of photos holds one batch in memory."""
     for start in range(0, len(examples), batch_size):
-        yield decode_examples(examples[start : start + batch_size])
+        yield decode_examples(examples[start : start + batch_size], size)
 
 
 def generated_images(n: int = 32, seed: int = 0, size: int = INPUT_SIZE) -> np.ndarray:

@@ -102,12 +102,22 @@ def write_metadata(proto: onnx.ModelProto, spec: ModelSpec) -> None:
         raise ValueError(f"metadata lacks {missing}")
     del proto.metadata_props[:]
     for key in sorted(meta):
-        prop = proto.metadata_props.add()
-        prop.key, prop.value = key, meta[key]
+        set_metadata(proto, key, meta[key])
     proto.doc_string = (
         f"{spec.name} {spec.version}: uint8 RGB NHWC image in, class probabilities out "
         f"({', '.join(spec.labels)}); preprocessing is inside the graph."
     )
+
+
+def set_metadata(proto: onnx.ModelProto, key: str, value: str) -> None:
+    """Set one key, leaving every other one (and its order) as it was: the one way this
+    project writes a metadata entry (export, the heatmap retrofit, evaluation's --stamp)."""
+    for prop in proto.metadata_props:
+        if prop.key == key:
+            prop.value = value
+            return
+    prop = proto.metadata_props.add()
+    prop.key, prop.value = key, value
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

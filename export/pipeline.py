@@ -181,13 +181,12 @@ def quantize_and_gate(
     )
     log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
         f"from {opts.calibration} by class and source (seed {settings.seed})")
-    staged = work / "int8.onnx"
-    result = quantize_int8(opts.float32_path, staged, ExampleReader(examples), settings, work)
-    proto = onnx.load(str(staged))
+    proto, result = quantize_int8(opts.float32_path, ExampleReader(examples), settings, work)
     write_metadata(proto, with_quantization(spec, result.description))
     tidy(proto)
     onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(staged))
+    staged = work / "int8.onnx"
+    onnx.save(proto, str(staged))  # the int8 file's one write; the gate decides if it moves
     verify_file(staged)
     summary["quantization"] = {"settings": vars(settings), **vars(result)}
     log(f"quantized in {result.seconds:.1f}s; kept float: {result.excluded_nodes or 'nothing'}")

@@ -8,6 +8,7 @@ model on held-out images, both loaded the way the bot loads them (contract.runti
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from nothotdog.contract import INPUT_NAME, MetaKey
+from nothotdog.contract import INPUT_NAME, INPUT_SIZE, MetaKey
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import OnnxModel, load_onnx
 from nothotdog.export.fold import PADDED, feed_uint8
@@ -77,15 +78,22 @@ class QuantSettings:
 
 class ExampleReader(CalibrationDataReader):
     """Feeds calibration batches decoded on demand, so a few hundred photos never sit in
-    memory at once; undecodable files are skipped and counted."""
+    memory at once; undecodable files are skipped and counted. ``size`` is the side the images
+    are decoded to: the export's input size, or the trunk's training size (training.onnx_trunk)."""
 
-    def __init__(self, examples: Sequence[Example], batch_size: int = CALIBRATION_BATCH) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        batch_size: int = CALIBRATION_BATCH,
+        size: int = INPUT_SIZE,
+    ) -> None:
         self.examples = list(examples)
         self.batch_size = batch_size
+        self.size = size
         self.rewind()
 
     def rewind(self) -> None:
-        self._batches = batches(self.examples, self.batch_size)
+        self._batches = batches(self.examples, self.batch_size, self.size)
         self.used = 0
         self.skipped: list[Path] = []
 
@@ -147,12 +155,14 @@ class QuantResult:
 
 def quantize_int8(
     float32_path: Path,
-    out_path: Path,
     reader: ExampleReader,
     settings: QuantSettings,
     workdir: Path,
-) -> QuantResult:
-    """Write an int8 model to ``out_path`` (metadata is added by the caller)."""
+) -> tuple[onnx.ModelProto, QuantResult]:
+    """The int8 model, in memory, so the caller adds its metadata and writes the file once.
+
+    onnxruntime's steps work on files: the prepared model goes to ``workdir``, and
+    quantize_static's output to a temporary folder inside it, gone on return."""
     if settings.activations not in ACTIVATION_TYPES:
         raise QuantizationError(f"activations must be one of {sorted(ACTIVATION_TYPES)}")
     started = time.perf_counter()
@@ -164,17 +174,18 @@ def quantize_int8(
     exclude = excluded_nodes(proto, settings.exclude)
     first = [n for n in proto.graph.node if PADDED in n.input and n.name not in exclude]
     image_weights = first[0].input[1] if first else None
-    try:
-        _quantize_static(prepared, out_path, reader, settings, exclude, image_weights)
-    except ValueError as exc:  # onnxruntime: "No data is collected."
-        if reader.used == 0:
-            raise QuantizationError("no calibration image could be decoded") from exc
-        raise
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="quantized-") as tmp:
+        quantized = Path(tmp) / "int8.onnx"
+        try:
+            _quantize_static(prepared, quantized, reader, settings, exclude, image_weights)
+        except ValueError as exc:  # onnxruntime: "No data is collected."
+            if reader.used == 0:
+                raise QuantizationError("no calibration image could be decoded") from exc
+            raise
+        int8 = onnx.load(str(quantized))
     if image_weights:
-        quantized = onnx.load(str(out_path))
-        feed_uint8(quantized)
-        onnx.save(quantized, str(out_path))
-    return QuantResult(
+        feed_uint8(int8)
+    return int8, QuantResult(
         description=settings.describe(reader.used),
         calibration_images=reader.used,
         calibration_skipped=len(reader.skipped),

@@ -250,6 +250,7 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     import onnx
 
     from nothotdog.contract import MetaKey
+    from nothotdog.export.metadata import set_metadata
 
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")
@@ -261,11 +262,7 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     record["per_source"] = {t: compact(m) for t, m in (metrics.get("per_source") or {}).items()}
     key = MetaKey.TEST_METRICS if split == "test" else MetaKey.METRICS
     proto = onnx.load(str(model_path))
-    props = {p.key: p.value for p in proto.metadata_props}
-    props[key] = json.dumps(record, sort_keys=True)
-    del proto.metadata_props[:]
-    for k in sorted(props):
-        proto.metadata_props.add(key=k, value=props[k])
+    set_metadata(proto, key, json.dumps(record, sort_keys=True))
     tmp = model_path.with_suffix(".stamping")
     onnx.save(proto, str(tmp))
     tmp.replace(model_path)

@@ -30,43 +30,22 @@ def int8_trunk(
     size: int = INPUT_SIZE,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Convert ``trunk`` (a Keras model, uint8 image in) to ONNX, quantize it, return predict."""
+    import onnx
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
-    from onnxruntime.quantization import CalibrationDataReader
 
-    from nothotdog.contract import ImageDecodeError, decode_image
     from nothotdog.export.images import stratified_sample
-    from nothotdog.export.quantize import QuantSettings, quantize_int8
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, examples: list[Example]) -> None:
-            self.examples, self.used, self.skipped = examples, 0, []
-            self.rewind()
-
-        def rewind(self) -> None:
-            self.starts = iter(range(0, len(self.examples), 8))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            start = next(self.starts, None)
-            if start is None:
-                return None
-            images = []
-            for e in self.examples[start : start + 8]:
-                try:
-                    images.append(decode_image(e.path.read_bytes(), size))
-                except (ImageDecodeError, OSError):
-                    self.skipped.append(e.path)  # the cache fill names it as a DatasetError
-            self.used += len(images)
-            return {INPUT_NAME: np.stack(images)} if images else self.get_next()
+    from nothotdog.export.quantize import ExampleReader, QuantSettings, quantize_int8
 
     workdir.mkdir(parents=True, exist_ok=True)
     float_path, int8_path = workdir / "trunk-float32.onnx", workdir / "trunk-int8.onnx"
     signature = (tf.TensorSpec([None, size, size, 3], tf.uint8, name=INPUT_NAME),)
     proto, _ = tf2onnx.convert.from_keras(trunk, input_signature=signature, opset=DEFAULT_OPSET)
     float_path.write_bytes(proto.SerializeToString())
-    reader = Reader(stratified_sample(calibration, images, seed))
-    quantize_int8(float_path, int8_path, reader, QuantSettings(exclude=TRUNK_FLOAT), workdir)
+    reader = ExampleReader(stratified_sample(calibration, images, seed), size=size)
+    int8, _ = quantize_int8(float_path, reader, QuantSettings(exclude=TRUNK_FLOAT), workdir)
+    onnx.save(int8, str(int8_path))
     session = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
