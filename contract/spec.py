@@ -14,6 +14,12 @@ POSITIVE_LABEL = "hot_dog"
 # The bot says "hotdog" when P(positive) >= threshold. 0.5 until a trained model carries its own.
 DEFAULT_THRESHOLD = 0.5
 
+
+def says_positive(p_positive: np.ndarray, threshold: float) -> np.ndarray:
+    """The two-class decision rule, for ``ModelSpec.decide`` and every figure that needs it
+    (calibration error, the ROC plot's operating point), so an edge case can't differ."""
+    return np.asarray(p_positive, dtype=np.float64) >= threshold
+
 # Clients send uint8 RGB NHWC; the graph itself casts, flips to BGR and subtracts this mean
 # (Keras's VGG16 "caffe" preprocessing), so no client can get the normalisation wrong.
 INPUT_SIZE = 224
@@ -80,7 +86,7 @@ class ModelSpec:
             raise ValueError(f"probs must be [n, {len(self.labels)}], got shape {p.shape}")
         if len(self.labels) == 2:
             pos = self.positive_index
-            return np.where(p[:, pos] >= self.threshold, pos, 1 - pos).astype(np.int64)
+            return np.where(says_positive(p[:, pos], self.threshold), pos, 1 - pos).astype(np.int64)
         return np.argmax(p, axis=1).astype(np.int64)
 
     def verdict(self, probabilities: Sequence[float]) -> tuple[str, float]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nothotdog.contract.spec import says_positive
+
 ECE_BINS = 15
 _EPS = 1e-7
 
@@ -61,7 +63,7 @@ def expected_calibration_error(
     """
     y = np.asarray(is_positive, bool)
     p = np.asarray(p_pos, np.float64)
-    says_pos = p >= threshold
+    says_pos = says_positive(p, threshold)
     confidence = np.where(says_pos, p, 1 - p)
     correct = says_pos == y
     edges = np.linspace(0.5, 1.0, bins + 1)

@@ -19,6 +19,7 @@ from sklearn.metrics import roc_curve
 from nothotdog.contract import ImageDecodeError, decode_image
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.heatmap import overlay
+from nothotdog.contract.spec import says_positive
 from nothotdog.training.metrics import predict_labels, roc_auc
 
 DPI = 100
@@ -140,7 +141,7 @@ def plot_roc(
     ax.plot(fpr, tpr, color="C0", label=f"AUC = {auc:.3f}")
     ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
     if threshold is not None:
-        pred = p >= threshold
+        pred = says_positive(p, threshold)
         point = ((pred & ~y).sum() / (~y).sum(), (pred & y).sum() / y.sum())
         ax.plot(*point, "o", color="C3", label=f"threshold {threshold:.3g}")
     ax.set_xlim(-0.01, 1.01)

@@ -153,6 +153,7 @@ class _Features:
     val_ex: list[Example]
     train_views: list[np.ndarray]  # one clean view, then cfg.views augmented ones
     val_x: np.ndarray
+    weights: np.ndarray  # each training photo's sampling weight (training.sampling)
     train_digests: list[str]
     val_digests: list[str]
     seconds: float
@@ -215,7 +216,8 @@ def _cache_features(
     t0 = time.time()
     val_x = cached(val_ex, val_digests, CLEAN_VIEW, "val")
     train_views = [cached(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
-    return _Features(train_ex, val_ex, train_views, val_x, train_digests, val_digests,
+    weights = example_weights(train_ex, cfg.source_power)
+    return _Features(train_ex, val_ex, train_views, val_x, weights, train_digests, val_digests,
                      time.time() - t0)  # fmt: skip
 
 
@@ -225,9 +227,8 @@ def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: _Features,
     returns each phase's metrics, the histories and the phase whose weights stay."""
     from nothotdog.training.phases import evaluate_phase, finetune_top, train_head
 
-    weights = example_weights(data.train_ex, cfg.source_power)
-    fit_args = (classifier, top, data.train_views, data.y_train, weights, data.val_x, data.y_val,
-                cfg)  # fmt: skip
+    fit_args = (classifier, top, data.train_views, data.y_train, data.weights, data.val_x,
+                data.y_val, cfg)  # fmt: skip
     eval_args = (classifier, top, data.val_x, data.y_val, data.val_ex, labels, positive, out)
     history1: dict = {}
     if cfg.head_epochs > 0:
@@ -271,13 +272,12 @@ def _finish(
     )
     _save_float32(classifier, labels, cfg, out / MODEL_FILE)
     wall = time.time() - run.pop("started")
-    weights = example_weights(data.train_ex, cfg.source_power)
     summary = {
         "threshold": threshold,
         "threshold_rule": rule,
         "calibration": calibration,
         "sampling": {"source_power": cfg.source_power,
-                     "shares": source_shares(data.train_ex, weights)},
+                     "shares": source_shares(data.train_ex, data.weights)},
         "final_phase": final,
         "val": metrics,
         **phases,
