@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["python -m nothotdog.bot, cold start", "median s", "min s", "max s"], rows,
                 title=f"Start-up, {len(results)} runs"))
     write_result("startup", {"model": described, "runs": results,
-                                    "median_first_reply_s": rows[-1][1]}, clock)
+                             "median_first_reply_s": rows[-1][1]}, clock)
     ok = all(r["verdict"] and r["exit_code"] == 0 for r in results)
     return 0 if ok else 1
 
