@@ -113,6 +113,26 @@ def test_rerun_reuses_the_feature_cache(run: Path, data, capsys):
     assert [p.stat().st_mtime_ns for p in sorted((run / "cache").glob("*.npy"))] == stamps
 
 
+def test_several_runs_average_into_one_model(run: Path, data, tmp_path: Path):
+    """--init-from with several runs and no epochs is a model soup: every weight the mean."""
+    import keras
+
+    common = ["--data", str(data[0]), "--val", str(data[1]), *SMALL,
+              "--cache-dir", str(run / "cache")]  # fmt: skip
+    other, soup = tmp_path / "other", tmp_path / "soup"
+    assert train_main([*common, "--out", str(other), "--finetune-lr", "0.001"]) == 0
+    soup_args = ["--init-from", str(run), str(other), "--head-epochs", "0",
+                 "--finetune-epochs", "0", "--no-calibrate"]  # fmt: skip
+    assert train_main([*common, "--out", str(soup), *soup_args]) == 0
+    members = [keras.saving.load_model(r / "model.keras").get_weights() for r in (run, other)]
+    assert any(not np.array_equal(a, b) for a, b in zip(*members, strict=True))
+    for mean, a, b in zip(keras.saving.load_model(soup / "model.keras").get_weights(), *members,
+                          strict=True):  # fmt: skip
+        np.testing.assert_allclose(mean, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    config = json.loads((soup / "config.json").read_text())["config"]
+    assert config["init_from"] == [str(run), str(other)]
+
+
 @pytest.mark.parametrize(
     ("layout", "message"),
     [

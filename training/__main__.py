@@ -67,9 +67,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--input-size", type=int, default=d.input_size,
                    help="model input side (the bot's contract is 224; smaller only for tests)")
     p.add_argument("--cache-dir", type=Path, help="feature cache folder (default: OUT/cache)")
-    p.add_argument("--init-from", type=Path,
+    p.add_argument("--init-from", type=Path, nargs="+", default=[],
                    help="continue from a finished run (its folder or model.keras): same trunk "
-                   "and cache, the top block and head start from it; --head-epochs 0 skips phase 1")
+                   "and cache, the top block and head start from it; --head-epochs 0 skips phase 1."
+                   " Several runs: their weights are averaged (a model soup)")
     p.add_argument("--min-crop-area", type=float, default=AugmentParams.min_area,
                    help="augmentation: smallest fraction of the photo a random crop keeps")
     a = p.parse_args(argv)
@@ -79,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         finetune_epochs=a.finetune_epochs, finetune_lr=a.finetune_lr, patience=a.patience,
         batch_size=a.batch_size, dropout=a.dropout, label_smoothing=a.label_smoothing,
         precision=a.precision, strategy=a.strategy, seed=a.seed, input_size=a.input_size,
-        cache_dir=a.cache_dir, init_from=a.init_from,
+        cache_dir=a.cache_dir, init_from=tuple(a.init_from),
         augment=AugmentParams(min_area=a.min_crop_area),
         finetune_samples=a.finetune_samples, feature_zoom=a.feature_zoom,
         source_power=a.source_power, trunk_runtime=a.trunk_runtime, calibrate=not a.no_calibrate,

@@ -63,7 +63,7 @@ class TrainConfig:
     seed: int = 1337
     input_size: int = INPUT_SIZE
     cache_dir: Path | None = None
-    init_from: Path | None = None
+    init_from: tuple[Path, ...] = ()
     augment: AugmentParams = field(default_factory=AugmentParams)
 
 
@@ -129,11 +129,8 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         classifier = build_classifier(len(labels), cfg.dropout, cfg.input_size)
         weights_source = load_backbone_weights(classifier, cfg.weights)
     print(f"backbone weights: {weights_source}")
-    if cfg.init_from is not None:
-        # Continue a finished run: the trunk is unchanged (so is the cache); the top and head
-        # start where that run ended instead of from the ImageNet block and a new head.
-        classifier.load_weights(_model_file(Path(cfg.init_from)))
-        print(f"continuing from {cfg.init_from}")
+    if cfg.init_from:
+        _start_from(classifier, cfg.init_from)
     trunk, top = split_at(classifier, UNFREEZE_CUTS[cfg.unfreeze])
     data = _cache_features(cfg, trunk, weights_source, precision, train_ex, val_ex, out)
     phases, history, final = _train_phases(
@@ -301,6 +298,7 @@ def _write_records(cfg: TrainConfig, out: Path, summary: dict, history: dict, da
     write_json(out / LABELS_FILE, {"labels": labels, "positive_label": positive})
     write_json(out / HISTORY_FILE, history)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    config["init_from"] = [str(run) for run in cfg.init_from]
     write_json(out / CONFIG_FILE, {
         "config": config,
         **run,
@@ -312,6 +310,24 @@ def _write_records(cfg: TrainConfig, out: Path, summary: dict, history: dict, da
         "train": file_list(data.train_ex, data.train_digests, labels),
         "val": file_list(data.val_ex, data.val_digests, labels),
     })  # fmt: skip
+
+
+def _start_from(classifier, runs: tuple[Path, ...]) -> None:
+    """Continue finished runs: the trunk is unchanged (so is the cache); the top and head start
+    where they ended instead of from the ImageNet block and a new head.
+
+    Several runs are averaged weight by weight, a uniform "model soup" (Wortsman et al., 2022):
+    runs fine-tuned from one parent stay close enough that their mean is one model as good as
+    their ensemble, at one model's inference cost. Run with no epochs, it is just the soup.
+    """
+    weights = []
+    for run in runs:
+        classifier.load_weights(_model_file(Path(run)))
+        weights.append(classifier.get_weights())
+    if len(weights) > 1:
+        mean = [np.mean(w, axis=0, dtype=w[0].dtype) for w in zip(*weights, strict=True)]
+        classifier.set_weights(mean)
+    print(f"continuing from {' + '.join(map(str, runs))}")
 
 
 def _model_file(path: Path) -> Path:
