@@ -45,12 +45,13 @@ def labelled_examples(
 def decode_examples(
     examples: Sequence[Example], size: int = INPUT_SIZE
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """Images, their labels, and the files that could not be decoded (skipped, not fatal)."""
+    """Images, their labels, and the files that could not be read or decoded (skipped, not
+    fatal: one photo that vanished or can't be opened must not end a 17-minute export)."""
     images, labels, skipped = [], [], []
     for example in examples:
         try:
             images.append(load_image_file(example.path, size))
-        except ImageDecodeError:
+        except (ImageDecodeError, OSError):
             skipped.append(example.path)
             continue
         labels.append(example.label)

@@ -35,7 +35,7 @@ from nothotdog.contract.runtime import load_onnx
 from nothotdog.export.__main__ import main
 from nothotdog.export.convert import load_float32, to_onnx
 from nothotdog.export.heatmap import HeatmapError, add_heatmap, add_to_file, heatmap_branch
-from nothotdog.export.images import generated_images, stratified_sample
+from nothotdog.export.images import decode_examples, generated_images, stratified_sample
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
 from nothotdog.export.parity import ParityError, check_parity
 from nothotdog.training.layers import VGGPreprocess
@@ -384,6 +384,15 @@ def test_calibration_photos_that_cannot_be_decoded_fail_the_export(
     assert main(args) == 1
     assert not out.exists()
     assert "no calibration image could be decoded" in summary_of(out)["error"]
+
+
+def test_photos_that_cannot_be_read_or_decoded_are_skipped(tmp_path: Path):
+    good, broken, gone = tmp_path / "a__0.png", tmp_path / "a__1.jpg", tmp_path / "a__2.jpg"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(good)
+    broken.write_bytes(b"not a jpeg")
+    images, labels, skipped = decode_examples([Example(p, 0, "a") for p in (good, broken, gone)])
+    assert images.shape == (1, INPUT_SIZE, INPUT_SIZE, 3) and labels.tolist() == [0]
+    assert skipped == [broken, gone]
 
 
 def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.Model):
