@@ -161,8 +161,8 @@ def quantize_int8(
 ) -> tuple[onnx.ModelProto, QuantResult]:
     """The int8 model, in memory, so the caller adds its metadata and writes the file once.
 
-    onnxruntime's steps work on files: the prepared model goes to ``workdir``, and
-    quantize_static's output to a temporary folder inside it, gone on return."""
+    onnxruntime's shape inference writes the prepared model to ``workdir``; quantize_static
+    takes it in memory and writes to a temporary folder inside ``workdir``, gone on return."""
     if settings.activations not in ACTIVATION_TYPES:
         raise QuantizationError(f"activations must be one of {sorted(ACTIVATION_TYPES)}")
     started = time.perf_counter()
@@ -170,14 +170,13 @@ def quantize_int8(
     quant_pre_process(str(float32_path), str(prepared))
     proto = onnx.load(str(prepared))
     _name_nodes(proto)
-    onnx.save(proto, str(prepared))
     exclude = excluded_nodes(proto, settings.exclude)
     first = [n for n in proto.graph.node if PADDED in n.input and n.name not in exclude]
     image_weights = first[0].input[1] if first else None
     with tempfile.TemporaryDirectory(dir=workdir, prefix="quantized-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
         try:
-            _quantize_static(prepared, quantized, reader, settings, exclude, image_weights)
+            _quantize_static(proto, quantized, reader, settings, exclude, image_weights)
         except ValueError as exc:  # onnxruntime: "No data is collected."
             if reader.used == 0:
                 raise QuantizationError("no calibration image could be decoded") from exc
@@ -195,7 +194,7 @@ def quantize_int8(
 
 
 def _quantize_static(
-    prepared: Path,
+    prepared: onnx.ModelProto,
     out_path: Path,
     reader: ExampleReader,
     settings: QuantSettings,
@@ -215,7 +214,7 @@ def _quantize_static(
             image_weights: [{"axis": 0, "reduce_range": True}],
         }
     quantize_static(
-        str(prepared),
+        prepared,
         str(out_path),
         reader,
         quant_format=QuantFormat.QDQ,
