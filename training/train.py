@@ -297,10 +297,8 @@ def _write_records(cfg: TrainConfig, out: Path, summary: dict, history: dict, da
     write_json(out / METRICS_FILE, summary)
     write_json(out / LABELS_FILE, {"labels": labels, "positive_label": positive})
     write_json(out / HISTORY_FILE, history)
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    config["init_from"] = [str(run) for run in cfg.init_from]
     write_json(out / CONFIG_FILE, {
-        "config": config,
+        "config": asdict(cfg),  # write_json turns paths, alone or in init_from's tuple, into str
         **run,
         "versions": library_versions(),
         "data_summary": {"train": data_summary(data.train_ex, labels),
@@ -317,8 +315,9 @@ def _start_from(classifier, runs: tuple[Path, ...]) -> None:
     where they ended instead of from the ImageNet block and a new head.
 
     Several runs are averaged weight by weight, a uniform "model soup" (Wortsman et al., 2022):
-    runs fine-tuned from one parent stay close enough that their mean is one model as good as
-    their ensemble, at one model's inference cost. Run with no epochs, it is just the soup.
+    runs fine-tuned from one parent stay close enough that their mean works as one model (on
+    val here, as good as averaging their outputs or better) at one model's inference cost.
+    Run with no epochs, it is just the soup.
     """
     weights = []
     for run in runs:
