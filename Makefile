@@ -63,7 +63,7 @@ $(RUN)/d/metrics.json: $(RUN)/a/metrics.json $(RUN)/b/metrics.json  # after b: o
 $(SOUP)/metrics.json: $(MEMBERS:%=$(RUN)/%/metrics.json)
 	$(TRAIN) $(CONTINUE) $(MEMBERS:%=$(RUN)/%) --finetune-epochs 0
 
-model: $(SOUP)/metrics.json
+model: $(SOUP)/metrics.json | $(VENV)/.full
 	$(BIN)/nothotdog-export $(SOUP) --out $(SOUP)/nothotdog.onnx --quantize int8 \
 		--calibration $(DATA)/train --check $(DATA)/val
 	$(BIN)/nothotdog-eval $(SOUP)/nothotdog.onnx $(DATA)/val --out $(SOUP)/val-int8 --stamp val
