@@ -19,8 +19,8 @@ from typing import Any
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 
 from nothotdog.bot.app import ALLOWED_UPDATES, build_application
-from nothotdog.bot.classifier import ModelLoadError, ModelMissing, load_model
 from nothotdog.bot.logs import redact, setup_logging
+from nothotdog.bot.pipeline import load_model
 from nothotdog.bot.settings import (
     TELEGRAM_BASE_URL,
     Settings,
@@ -29,6 +29,7 @@ from nothotdog.bot.settings import (
     settings_help,
 )
 from nothotdog.contract.commands import add_version
+from nothotdog.contract.runtime import ModelLoadError, ModelMissing
 
 log = logging.getLogger("nothotdog.bot")
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 from telegram import Message
 
-from nothotdog.bot import replies
-from nothotdog.bot.classifier import Verdict
 from nothotdog.bot.logs import fields
+from nothotdog.bot.pipeline import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +31,15 @@ MAX_OPEN = 256  # albums collected at once; each holds only its messages and sma
 
 
 
-@dataclass
-class Answer:
-    """What the bot says about one picture: a verdict, or why there is none."""
-
-    text: str  # the whole reply when the picture came on its own
-    verdict: Verdict | None = None  # None: busy, unreadable or too large (``text`` says which)
-    # For the metrics once the answer is out (perf_counter times): start, download, verdict.
-    times: tuple[float, float, float] | None = None
-
-
-SendAlbum = Callable[[Message, Sequence[Answer]], Awaitable[None]]
+# Each picture's outcome in order; None where judging it failed (the error is logged).
+SendAlbum = Callable[[Message, Sequence[Outcome | None]], Awaitable[None]]
 
 
 @dataclass
 class _Album:
     first: Message  # the lowest message_id so far: the one the answer replies to
     deadline: float  # loop time: wait_s after the latest picture arrived
-    judged: dict[int, asyncio.Task[Answer]] = field(default_factory=dict)  # by message_id
+    judged: dict[int, asyncio.Task[Outcome]] = field(default_factory=dict)  # by message_id
 
 
 class Albums:
@@ -70,7 +60,7 @@ class Albums:
             return len(self._open) < self.max_open
         return len(album.judged) < MAX_PICTURES
 
-    async def add(self, message: Message, judge: Awaitable[Answer]) -> None:
+    async def add(self, message: Message, judge: Awaitable[Outcome]) -> None:
         """Judge one picture of an album; the album's first arrival also sends the answer."""
         loop = asyncio.get_running_loop()
         key = _key(message)
@@ -107,7 +97,7 @@ class Albums:
             await asyncio.wait(pending)
 
     @staticmethod
-    def _answer(album: _Album, message_id: int) -> Answer:
+    def _answer(album: _Album, message_id: int) -> Outcome | None:
         task = album.judged[message_id]
         error = task.exception()
         if error is None:
@@ -118,7 +108,7 @@ class Albums:
                    error=type(error).__name__),
             exc_info=error,
         )  # fmt: skip
-        return Answer(replies.failed())
+        return None
 
 
 def _key(message: Message) -> tuple[int, str]:

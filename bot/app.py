@@ -1,4 +1,4 @@
-"""The application factory: wires settings, classifier and handlers into a PTB Application.
+"""The application factory: wires settings, pipeline and handlers into a PTB Application.
 
 ``main`` and the tests both build the bot here, so what the tests drive is what users run.
 """
@@ -12,23 +12,18 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from nothotdog.bot import replies
-from nothotdog.bot.budget import ByteBudget
-from nothotdog.bot.classifier import Classifier, load_model, with_threshold
-from nothotdog.bot.download import FileDownloader
 from nothotdog.bot.handlers import BotHandlers
 from nothotdog.bot.health import HealthServer
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
+from nothotdog.bot.pipeline import Pipeline, load_model, with_threshold
 from nothotdog.bot.retry import with_retries
 from nothotdog.bot.settings import Settings
-from nothotdog.bot.why import WhyHandlers, why_button
-from nothotdog.contract.layout import MB
 from nothotdog.contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_KEY = "classifier"
-DOWNLOADER_KEY = "downloader"
+PIPELINE_KEY = "pipeline"
 METRICS_KEY = "metrics"
 HEALTH_KEY = "health"  # present only when HEALTH_PORT is set
 # All the bot reads; Telegram then sends nothing else. Callback queries: the "Why?" button.
@@ -46,18 +41,6 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         )
     elif settings.threshold is not None:
         model = with_threshold(model, settings.threshold)
-    if settings.batch_size is not None or settings.batch_wait_ms is not None:
-        log.warning("BATCH_SIZE and BATCH_WAIT_MS are deprecated and ignored: each photo gets "
-                    "its own onnxruntime call (batching gained at most 1.09x); remove them")
-    classifier = Classifier(
-        model,
-        queue_size=settings.queue_size,
-        worker_threads=settings.worker_threads,
-        decode_threads=settings.decode_threads,
-        budget=ByteBudget(settings.memory_budget_mb * MB),
-    )
-    connect_timeout = min(5.0, settings.request_timeout)
-    downloader = FileDownloader(settings.request_timeout, connect_timeout)
     app = (
         ApplicationBuilder()
         .token(settings.require_token())
@@ -67,22 +50,20 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .concurrent_updates(True)
         .read_timeout(settings.request_timeout)
         .write_timeout(settings.request_timeout)
-        .connect_timeout(connect_timeout)
+        .connect_timeout(min(5.0, settings.request_timeout))
         .pool_timeout(5)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
-    app.bot_data[CLASSIFIER_KEY] = classifier
-    app.bot_data[DOWNLOADER_KEY] = downloader
+
+    async def locate(file_id: str) -> tuple[str, int | None]:
+        file = await with_retries(lambda: app.bot.get_file(file_id), "getFile")
+        return str(file.file_path or ""), file.file_size
+
+    pipeline = app.bot_data[PIPELINE_KEY] = Pipeline(model, settings, locate)
     model_info = {"name": model.spec.name, "version": model.spec.version}
-    metrics = BotMetrics(
-        labels=model.spec.labels,
-        in_flight=lambda: classifier.in_flight,
-        bytes_in_flight=lambda: classifier.budget.used,
-        budget_bytes=classifier.budget.total,
-        model=model_info,
-    )
+    metrics = BotMetrics(labels=model.spec.labels, admission=pipeline.admission, model=model_info)
     app.bot_data[METRICS_KEY] = metrics
     if settings.health_port is not None:
         app.bot_data[HEALTH_KEY] = HealthServer(
@@ -92,16 +73,12 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
             listen=settings.health_listen,
             port=settings.health_port,
         )
-    handlers = BotHandlers(
-        classifier, settings, downloader, metrics, verdict_markup=why_button(settings, model)
-    )
-    WhyHandlers(handlers).register(app)  # first: BotHandlers' catch-alls would take /why
-    handlers.register(app)
+    BotHandlers(pipeline, settings, metrics).register(app)
     return app
 
 
-def classifier_of(app: Application) -> Classifier:
-    return app.bot_data[CLASSIFIER_KEY]
+def pipeline_of(app: Application) -> Pipeline:
+    return app.bot_data[PIPELINE_KEY]
 
 
 def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
@@ -123,7 +100,7 @@ def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
 async def _post_init(app: Application) -> None:
     bot = app.bot  # initialize() has called getMe already
     _start_health(app)
-    spec = classifier_of(app).spec
+    spec = pipeline_of(app).spec
     log.info(
         "started %s",
         fields(
@@ -144,8 +121,7 @@ async def _post_init(app: Application) -> None:
 async def _post_shutdown(app: Application) -> None:
     if HEALTH_KEY in app.bot_data:
         await app.bot_data[HEALTH_KEY].stop()
-    await classifier_of(app).close()
-    await app.bot_data[DOWNLOADER_KEY].close()
+    await pipeline_of(app).close()
 
 
 def _start_health(app: Application) -> None:

@@ -1,8 +1,8 @@
 """``nothotdog classify PATH...``: the bot's verdict for files on disk, no Telegram needed;
 ``nothotdog why PHOTO --out overlay.png``: the picture ``/why`` sends, as a file.
 
-They call the very functions the bot's worker threads call (``Classifier.decode`` and
-``Classifier.predict``; ``bot.explain``), so a photo gets the same answer here as in a chat.
+They call the very functions the bot's pipeline calls in its threads (``bot.pipeline``'s
+``decode``, ``predict`` and ``explain``), so a photo gets the same answer here as in a chat.
 They read only the settings they use (MODEL_PATH, THRESHOLD, ONNX_THREADS), checked as the
 bot checks them, so a bad bot-only setting in .env does not stop them.
 """
@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nothotdog.bot import replies
-from nothotdog.bot.classifier import Classifier, ModelLoadError, Verdict, load_model
-from nothotdog.bot.explain import PICTURE_SIDE, explain
+from nothotdog.bot.pipeline import PICTURE_SIDE, Verdict, decode, explain, load_model, predict
 from nothotdog.bot.settings import SettingsError, check_threshold, load_model_settings
 from nothotdog.contract import ImageDecodeError
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.layout import IMAGE_SUFFIXES
-from nothotdog.contract.runtime import OnnxModel
+from nothotdog.contract.runtime import ModelLoadError, OnnxModel
 
 CHUNK = 16  # images per onnxruntime call
 HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to
@@ -94,17 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "why":
         return draw_why(model, args.photo, args.out, args.max_side)
-    classifier = Classifier(model, worker_threads=1)
     files = list(_image_files(args.paths))
     missing = [p for p in args.paths if not p.exists()]
     results = [{"path": str(p), "error": "no such file or folder"} for p in missing]
-    results += classify_files(classifier, files)
+    results += classify_files(model, files)
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
         print(HEADER)
         for row in results:
-            print(_line(row, classifier))
+            print(_line(row, model))
     if not files and not missing:
         print("nothotdog: no images found", file=sys.stderr)
         return 1
@@ -117,21 +115,21 @@ def draw_why(model: OnnxModel, photo: Path, out: Path, max_side: int) -> int:
         print(f"nothotdog: {model.path}: {replies.cant_explain()}", file=sys.stderr)
         return 2
     try:
-        explanation = explain(model, photo.read_bytes(), max_side)
+        verdict, picture = explain(model, photo.read_bytes(), max_side)
     except (ImageDecodeError, OSError) as exc:
         print(f"nothotdog: {photo}: {exc}", file=sys.stderr)
         return 1
     try:
-        explanation.picture.save(out)
+        picture.save(out)
     except (OSError, ValueError) as exc:  # ValueError: an extension Pillow cannot write
         print(f"nothotdog: cannot write {out}: {exc}", file=sys.stderr)
         return 1
-    caption = replies.why_caption(explanation.verdict, model.spec)
+    caption = replies.why_caption(verdict, model.spec)
     print(f"{out}\t{caption.splitlines()[0]}")
     return 0
 
 
-def classify_files(classifier: Classifier, files: list[Path]) -> list[dict[str, object]]:
+def classify_files(model: OnnxModel, files: list[Path]) -> list[dict[str, object]]:
     """One result per file, in order; unreadable files get an ``error`` instead of a label."""
     results: list[dict[str, object]] = []
     for start in range(0, len(files), CHUNK):
@@ -140,11 +138,11 @@ def classify_files(classifier: Classifier, files: list[Path]) -> list[dict[str, 
             row: dict[str, object] = {"path": str(path)}
             rows.append(row)
             try:
-                decoded.append((row, classifier.decode(path.read_bytes())))
+                decoded.append((row, decode(model, path.read_bytes())))
             except (ImageDecodeError, OSError) as exc:
                 row["error"] = str(exc)
         if decoded:
-            verdicts = classifier.predict([image for _, image in decoded])
+            verdicts = predict(model, [image for _, image in decoded])
             for (row, _), verdict in zip(decoded, verdicts, strict=True):
                 row.update(
                     label=verdict.label,
@@ -166,13 +164,13 @@ def _image_files(paths: list[Path]) -> Iterator[Path]:
             yield path  # named explicitly: try it whatever its suffix
 
 
-def _line(row: dict[str, object], classifier: Classifier) -> str:
+def _line(row: dict[str, object], model: OnnxModel) -> str:
     if "error" in row:
         return f"{row['path']}\terror: {row['error']}"
     verdict = Verdict(
         str(row["label"]), float(row["probability"]), bool(row["hotdog"]), float(row["p_hotdog"])
     )
-    text = replies.verdict(verdict, classifier.spec)
+    text = replies.verdict(verdict, model.spec)
     return f"{row['path']}\t{row['label']}\t{verdict.p_positive:.3f}\t{text}"
 
 

@@ -1,24 +1,30 @@
 """Telegram in, text out: which messages the bot answers, and with what.
 
-Everything about images beyond picking which file to download lives in the classifier, the
-bytes in flight are counted by its budget; every sentence lives in ``replies``.
+Thin callbacks: each picks the file to look at, hands it to the pipeline as a ``Photo`` and
+sends ``replies``' sentence for the outcome. Everything between a file and its verdict (or
+``/why`` picture) is ``bot.pipeline``'s.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import PurePath
-from typing import TypeVar
 
-import numpy as np
-from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, Update
+from telegram import (
+    Document,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    PhotoSize,
+    Update,
+)
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -28,25 +34,18 @@ from telegram.ext import (
 
 from nothotdog.bot import replies
 from nothotdog.bot.access import Cooldown
-from nothotdog.bot.albums import Albums, Answer
-from nothotdog.bot.budget import Lease
-from nothotdog.bot.classifier import Busy, Classifier
-from nothotdog.bot.download import FileDownloader, FileTooLarge, download_bytes
+from nothotdog.bot.albums import Albums
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
+from nothotdog.bot.pipeline import PICTURE_MIN_SIDE, Judged, Outcome, Photo, Pipeline, Refused
 from nothotdog.bot.retry import reply_once, with_retries
 from nothotdog.bot.settings import Settings
-from nothotdog.contract import ImageDecodeError
-from nothotdog.contract.layout import IMAGE_SUFFIXES, MB
+from nothotdog.contract.layout import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
-
-Picture = PhotoSize | Document
-
-
+WHY_BUTTON_DATA = "why"
 # Vector drawings are "image/*" too, but Pillow cannot read them: told so without a download.
 VECTOR_MIME_TYPES = frozenset({"image/svg+xml"})
 
@@ -58,8 +57,7 @@ def is_image_document(document: Document) -> bool:
         return False
     if mime.startswith("image/"):
         return True
-    name = (document.file_name or "").lower()
-    return PurePath(name).suffix in IMAGE_SUFFIXES
+    return PurePath((document.file_name or "").lower()).suffix in IMAGE_SUFFIXES
 
 
 class _ImageDocument(filters.MessageFilter):
@@ -71,7 +69,7 @@ IMAGE_DOCUMENT = _ImageDocument(name="IMAGE_DOCUMENT")
 
 
 def pick_photo_size(sizes: Sequence[PhotoSize], min_side: int) -> PhotoSize:
-    """The smallest size whose shorter side still covers the model input, else the largest.
+    """The smallest size whose shorter side still covers ``min_side``, else the largest.
 
     Telegram sends each photo in several sizes; downloading and decoding a 1280 px JPEG to
     shrink it to 224 px wastes time when a 320 px one is there.
@@ -82,34 +80,40 @@ def pick_photo_size(sizes: Sequence[PhotoSize], min_side: int) -> PhotoSize:
     return max(sizes, key=lambda s: s.width * s.height)
 
 
-def picture_in(message: Message, min_side: int) -> Picture | None:
+def photo_in(message: Message | None, min_side: int) -> Photo | None:
+    """The file to judge in ``message``: a photo's fitting size, or an image document (with
+    Telegram's preview, used when the file is over MAX_FILE_MB)."""
+    if message is None:
+        return None
     if message.photo:
-        return pick_photo_size(message.photo, min_side)
-    if message.document is not None and is_image_document(message.document):
-        return message.document
-    return None
+        size = pick_photo_size(message.photo, min_side)
+        return Photo(size.file_id, size.file_size)
+    document = message.document
+    if document is None or not is_image_document(document):
+        return None
+    thumb = document.thumbnail
+    preview = Photo(thumb.file_id, thumb.file_size) if thumb is not None else None
+    return Photo(document.file_id, document.file_size, preview)
 
 
 class BotHandlers:
-    """The callbacks, bound to one classifier and one set of settings."""
+    """The callbacks, bound to one pipeline and one set of settings."""
 
-    def __init__(
-        self,
-        classifier: Classifier,
-        settings: Settings,
-        downloader: FileDownloader,
-        metrics: BotMetrics | None = None,
-        verdict_markup: InlineKeyboardMarkup | None = None,  # e.g. bot.why's "Why?" button
-    ) -> None:
-        self.classifier = classifier
+    def __init__(self, pipeline: Pipeline, settings: Settings, metrics: BotMetrics) -> None:
+        self.pipeline = pipeline
         self.settings = settings
-        self.downloader = downloader
-        self.metrics = metrics or BotMetrics()
-        self.verdict_markup = verdict_markup
-        self.max_file_bytes = settings.max_file_mb * MB
+        self.metrics = metrics
         self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
         self.leaves = Cooldown(LEAVE_AGAIN_S)
         self.albums = Albums(settings.album_wait_s, self.answer_album)
+        self.can_explain = pipeline.model.has_heatmap
+        self.why_markup = (
+            InlineKeyboardMarkup.from_button(
+                InlineKeyboardButton(replies.why_button(), callback_data=WHY_BUTTON_DATA)
+            )
+            if settings.show_why_button and self.can_explain
+            else None
+        )
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -122,6 +126,8 @@ class BotHandlers:
                 CommandHandler("help", self.help, filters=new),
                 CommandHandler("about", self.about, filters=new),
                 CommandHandler("hotdog", self.hotdog, filters=new),
+                CommandHandler("why", self.why, filters=new),
+                CallbackQueryHandler(self.on_why_button, pattern=f"^{WHY_BUTTON_DATA}$"),
                 MessageHandler(new & (filters.PHOTO | IMAGE_DOCUMENT), self.on_picture),
                 # In groups, other files are none of our business: silence.
                 MessageHandler(new & private & filters.Document.ALL, self.on_other_document),
@@ -140,8 +146,7 @@ class BotHandlers:
         is downloaded.
         """
         chat, message = update.effective_chat, update.effective_message
-        allowed = self.settings.allowed_chat_ids or frozenset()
-        if chat is None or chat.id in allowed:
+        if chat is None or chat.id in (self.settings.allowed_chat_ids or ()):
             return
         if message is not None:
             await self.refuse(message, context)
@@ -174,33 +179,62 @@ class BotHandlers:
         await self.reply(_message(update), replies.help_text(self.settings.max_file_mb))
 
     async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.reply(_message(update), replies.about(self.classifier.spec))
+        await self.reply(_message(update), replies.about(self.pipeline.spec))
 
     async def hotdog(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/hotdog`` as a reply to a photo: works in groups even with privacy mode on."""
         message = _message(update)
         target = message.reply_to_message
-        picture = picture_in(target, self.classifier.spec.input_size) if target else None
-        if target is not None and picture is not None:
-            await self.answer_picture(update, target, picture, source="command")
+        photo = photo_in(target, self.pipeline.spec.input_size)
+        if target is not None and photo is not None:
+            await self.answer(update, target, photo, source="command")
         elif target is not None and target.document is not None:
             await self.reply(message, replies.not_an_image())
         else:
             await self.reply(message, replies.hotdog_usage())
+
+    async def why(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/why`` as a reply to a photo: the photo with the model's heatmap over it."""
+        message = _message(update)
+        target = message.reply_to_message
+        photo = photo_in(target, PICTURE_MIN_SIDE)
+        if target is None or photo is None:
+            has_file = target is not None and target.document is not None
+            await self.reply(message, replies.not_an_image() if has_file else replies.why_usage())
+            return
+        await self.explain(update, photo, answer_to=target, source="command")
+
+    async def on_why_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The button under a verdict; the verdict replies to the photo, so the photo is the
+        message the verdict replies to."""
+        query = update.callback_query
+        assert query is not None
+        try:  # stops the button's spinner; the picture itself comes as a message
+            await query.answer()
+        except TelegramError as exc:
+            log.warning("could not answer the button %s", fields(error=exc))
+        verdict = query.message
+        if not isinstance(verdict, Message):
+            return  # too old for Telegram to show us: nothing to reply to
+        photo = photo_in(verdict.reply_to_message, PICTURE_MIN_SIDE)
+        if photo is None:
+            await self.reply(verdict, replies.photo_gone())
+            return
+        await self.explain(update, photo, answer_to=verdict, source="button")
 
     # --- pictures and everything else -------------------------------------------------------
 
     async def on_picture(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A picture on its own gets its own answer; an album's pictures share one."""
         message = _message(update)
-        picture = picture_in(message, self.classifier.spec.input_size)
-        if picture is None:
+        photo = photo_in(message, self.pipeline.spec.input_size)
+        if photo is None:
             return
         source = "photo" if message.photo else "document"
         if self.albums.accepts(message):
-            await self.albums.add(message, self.judge(update, message, picture, source=source))
+            await self.albums.add(message, self.judge(update, message, photo, source))
         else:
-            await self.answer_picture(update, message, picture, source=source)
+            await self.answer(update, message, photo, source=source)
 
     async def on_other_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.reply(_message(update), replies.not_an_image())
@@ -208,164 +242,76 @@ class BotHandlers:
     async def on_other_private(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.reply(_message(update), replies.hotdog_usage_private())
 
-    async def answer_picture(
-        self, update: Update, message: Message, picture: Picture, *, source: str
-    ) -> None:
-        """Download, classify and answer one picture; every expected failure gets a reply."""
-        answer = await self.judge(update, message, picture, source=source)
-        markup = self.verdict_markup if answer.verdict is not None else None
-        await self.reply(message, answer.text, markup=markup)
-        self.observe(answer)
+    async def judge(self, update: Update, message: Message, photo: Photo, source: str) -> Outcome:
+        """The pipeline's outcome for ``photo``, logged and counted."""
+        outcome = await self.pipeline.judge(photo)
+        self.record(outcome, update, message, source)
+        return outcome
 
-    async def answer_album(self, first: Message, answers: Sequence[Answer]) -> None:
+    async def answer(self, update: Update, message: Message, photo: Photo, *, source: str) -> None:
+        """Judge one picture and reply to it; every outcome gets a sentence."""
+        outcome = await self.judge(update, message, photo, source)
+        markup = self.why_markup if isinstance(outcome, Judged) else None
+        await self.reply(message, self.text(outcome), markup=markup)
+        self.metrics.observe(outcome)
+
+    async def answer_album(self, first: Message, outcomes: Sequence[Outcome | None]) -> None:
         """One reply to the album's first picture, each picture's verdict in order."""
-        pairs = [(a.verdict, a.text) for a in answers]
+        pairs = [(o.verdict if isinstance(o, Judged) else None, self.text(o)) for o in outcomes]
         await self.reply(first, replies.album(pairs, self.settings.show_confidence))
-        for answer in answers:
-            self.observe(answer)
-        log.info(
-            "album answered %s",
-            fields(chat_type=first.chat.type, media_group_id=first.media_group_id,
-                   pictures=len(answers)),
-        )  # fmt: skip
+        for outcome in outcomes:
+            if outcome is not None:
+                self.metrics.observe(outcome)
+        log.info("album answered %s", fields(chat_type=first.chat.type, pictures=len(outcomes),
+                                             media_group_id=first.media_group_id))  # fmt: skip
 
-    def observe(self, answer: Answer) -> None:
-        if answer.verdict is not None and answer.times is not None:
-            started, downloaded, classified = answer.times
-            done = time.perf_counter()
-            self.metrics.observe_answer(
-                answer.verdict.label, downloaded - started, classified - downloaded, done - started
-            )
-
-    async def judge(
-        self, update: Update, message: Message, picture: Picture, *, source: str
-    ) -> Answer:
-        """Download and classify one picture: its verdict, or the reason there is none.
-
-        Admitted on its declared size into the classifier's byte budget, or "busy" at once;
-        an image file over MAX_FILE_MB is judged from Telegram's preview, or refused.
-        """
-        started = time.perf_counter()
-        info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
-
-        async def classify(picture: Picture, lease: Lease, declared: int):
-            image, nbytes, downloaded = await self.fetch_and_decode(picture, lease, declared)
-            lease.release()  # decoded: the file's bytes go back before inference
-            decoded = time.perf_counter()
-            return await self.classifier.infer(image), nbytes, downloaded, decoded
-
-        admitted = await self.admitted(picture, info, classify)
-        if isinstance(admitted, Answer):
-            return admitted
-        (verdict, nbytes, downloaded, decoded), preview = admitted
-        classified = time.perf_counter()
-        text = replies.verdict(verdict, self.classifier.spec, self.settings.show_confidence)
-        if preview:
-            text = replies.from_preview(text, self.settings.max_file_mb)
-        log.info(
-            "classified %s",
-            fields(
-                **info,
-                label=verdict.label,
-                probability=round(verdict.probability, 4),
-                latency_ms=(classified - started) * 1000,
-                download_ms=(downloaded - started) * 1000,
-                decode_ms=(decoded - downloaded) * 1000,
-                classify_ms=(classified - decoded) * 1000,
-                bytes=nbytes,
-            ),
+    async def explain(self, update: Update, photo: Photo, *, answer_to: Message, source: str
+                      ) -> None:  # fmt: skip
+        """The ``/why`` picture for ``photo``, sent as a reply to ``answer_to``."""
+        if not self.can_explain:
+            await self.reply(answer_to, replies.cant_explain())
+            return
+        outcome = await self.pipeline.explain(photo)
+        self.record(outcome, update, answer_to, f"why_{source}")
+        if not isinstance(outcome, Judged) or outcome.picture is None:
+            await self.reply(answer_to, self.text(outcome))
+            return
+        caption = replies.why_caption(outcome.verdict, self.pipeline.spec)
+        if outcome.from_preview:
+            caption = replies.from_preview(caption, self.settings.max_file_mb)
+        picture = outcome.picture
+        await reply_once(
+            answer_to,
+            lambda quote: answer_to.reply_photo(picture, caption=caption, reply_parameters=quote),
+            "sendPhoto",
         )
-        return Answer(text, verdict, (started, downloaded, classified))
+        self.metrics.explained.inc()
 
-    async def admitted(
-        self,
-        picture: Picture,
-        info: dict[str, object],
-        work: Callable[[Picture, Lease, int], Awaitable[T]],
-    ) -> tuple[T, bool] | Answer:
-        """``work(picture, lease, declared size)`` holding one of QUEUE_SIZE places and the
-        file's bytes in the budget, with whether the picture is Telegram's preview; or the
-        answer to a refusal or an expected failure. Verdicts and /why share it, so both keep
-        the same bounds and give the same answers."""
-        sized = self.size_check(picture, info)
-        if isinstance(sized, Answer):
-            return sized
-        picture, size, preview = sized
-        try:
-            with self.classifier.slot():
-                declared = self.max_file_bytes if size is None else size
-                with self.classifier.budget.admit(download_bytes(declared)) as lease:
-                    return await work(picture, lease, declared), preview
-        except (Busy, ImageDecodeError, FileTooLarge, BadRequest) as exc:
-            failure = self.failure(info, exc)
-            if failure is None:
-                raise
-            return failure
+    def text(self, outcome: Outcome | None) -> str:
+        """The sentence for one picture's outcome (None: judging it failed)."""
+        if outcome is None:
+            return replies.failed()
+        if isinstance(outcome, Refused):
+            return replies.refusal(outcome, self.settings.max_file_mb)
+        max_mb = self.settings.max_file_mb
+        text = replies.verdict(outcome.verdict, self.pipeline.spec, self.settings.show_confidence)
+        return replies.from_preview(text, max_mb) if outcome.from_preview else text
 
-    def size_check(
-        self, picture: Picture, info: dict[str, object]
-    ) -> tuple[Picture, int | None, bool] | Answer:
-        """(what to download, its declared size, whether it is Telegram's preview), or the
-        refusal for a file over MAX_FILE_MB without a preview."""
-        size = picture.file_size
-        if not size or size <= self.max_file_bytes:
-            return picture, size, False
-        thumbnail = picture.thumbnail if isinstance(picture, Document) else None
-        if thumbnail is None:
-            return self.too_large(info, size)
-        info["source"] = f"{info['source']}_preview"
-        return thumbnail, thumbnail.file_size, True
-
-    def failure(self, info: dict[str, object], exc: Exception) -> Answer | None:
-        """The answer to an expected failure (busy, unreadable, too large); None for others."""
-        if isinstance(exc, Busy):
-            log.warning("busy %s", fields(**info, reason=str(exc)))
-            self.metrics.busy.inc()
-            return Answer(replies.busy())
-        if isinstance(exc, ImageDecodeError):
-            log.info("unreadable %s", fields(**info, reason=type(exc).__name__))
-            self.metrics.unreadable.inc()
-            return Answer(replies.unreadable(str(exc)))
-        if isinstance(exc, FileTooLarge):
-            return self.too_large(info, exc.size)
-        if isinstance(exc, BadRequest) and "too big" in str(exc).lower():
-            return self.too_large(info, None)
-        return None
-
-    def too_large(self, info: dict[str, object], size: int | None) -> Answer:
-        """Refused: over MAX_FILE_MB (or Telegram's own download limit) with no preview."""
-        extra = {} if size is None else {"bytes": size}
-        log.info("refused %s", fields(**info, reason="too_large", **extra))
-        self.metrics.too_large.inc()
-        return Answer(replies.too_large(size, self.settings.max_file_mb))
-
-    async def fetch(self, picture: Picture, lease: Lease, declared: int) -> bytearray:
-        """The file's bytes, held within ``lease`` (admitted for ``declared`` bytes, grown to
-        getFile's size if that is bigger, or Busy)."""
-        file = await with_retries(picture.get_file, "getFile")
-        limit = declared if file.file_size is None else file.file_size
-        if limit > self.max_file_bytes:
-            raise FileTooLarge(limit)
-        if not lease.grow(download_bytes(limit)):
-            raise Busy(f"the file has {limit} bytes, more than declared, and no room")
-        return await with_retries(lambda: self.downloader.fetch(file, limit), "download")
-
-    async def fetch_and_decode(
-        self, picture: Picture, lease: Lease, declared: int
-    ) -> tuple[np.ndarray, int, float]:
-        """The model input, the file's size and when its download ended.
-
-        The downloaded file lives only until it is decoded: one copy, held within ``lease``
-        (admitted for ``declared`` bytes).
-        """
-        data: bytearray | None = None
-        try:
-            data = await self.fetch(picture, lease, declared)
-            nbytes, downloaded = len(data), time.perf_counter()
-            image = await self.classifier.decode_async(data, held=lease.nbytes)
-            return image, nbytes, downloaded
-        finally:
-            data = None  # freed now, not when a traceback that saw it is dropped
+    def record(self, outcome: Outcome, update: Update, message: Message, source: str) -> None:
+        """One log line per outcome, with where its time went; refusals are counted."""
+        info = {"update_id": update.update_id, "chat_type": message.chat.type, "source": source}
+        if isinstance(outcome, Refused):
+            self.metrics.refused(outcome.reason)
+            level = logging.WARNING if outcome.reason == "busy" else logging.INFO
+            log.log(level, "refused %s", fields(**info, reason=outcome.reason,
+                                                detail=outcome.detail, bytes=outcome.size))
+            return
+        v = outcome
+        log.info("classified %s", fields(
+            **info, label=v.verdict.label, probability=round(v.verdict.probability, 4),
+            preview=v.from_preview, wait_ms=v.wait_s * 1000, download_ms=v.download_s * 1000,
+            decode_ms=v.decode_s * 1000, infer_ms=v.infer_s * 1000, bytes=v.nbytes,
+        ))  # fmt: skip
 
     async def reply(
         self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
@@ -383,11 +329,8 @@ class BotHandlers:
         error = context.error
         update_id = update.update_id if isinstance(update, Update) else None
         self.metrics.errors.inc()
-        log.error(
-            "update failed %s",
-            fields(update_id=update_id, error=type(error).__name__),
-            exc_info=error,
-        )
+        log.error("update failed %s", fields(update_id=update_id, error=type(error).__name__),
+                  exc_info=error)  # fmt: skip
         message = update.effective_message if isinstance(update, Update) else None
         if message is not None:
             try:

@@ -7,10 +7,12 @@ replicas, Prometheus scrapes each and sums; the counters are per process and sta
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from nothotdog.bot.pipeline import Admission, Judged, Outcome, Refusal
 from nothotdog.contract.layout import TELEGRAM_MAX_FILE_MB
 
 # Seconds. Downloads from Telegram take tens of milliseconds to seconds; VGG16 on a small CPU
@@ -25,9 +27,7 @@ class BotMetrics:
         self,
         *,
         labels: Iterable[str] = (),
-        in_flight: Callable[[], float] | None = None,
-        bytes_in_flight: Callable[[], float] | None = None,
-        budget_bytes: int | None = None,
+        admission: Admission | None = None,
         model: dict[str, str] | None = None,
     ) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
@@ -36,8 +36,8 @@ class BotMetrics:
         )
         for label in labels:  # so every verdict shows, at 0, before the first photo
             self.answered.labels(verdict=label)
-        self.busy = _counter("busy_refusals", "Photos refused because QUEUE_SIZE were in flight "
-                             "or the byte budget had no room.", r)
+        self.busy = _counter("busy_refusals", "Photos refused because the line was full or its "
+                             "expected wait passed MAX_WAIT_S.", r)
         self.too_large = _counter("too_large_refusals", "Files refused as over MAX_FILE_MB (no "
                                   f"preview) or Telegram's {TELEGRAM_MAX_FILE_MB} MB.", r)
         self.unreadable = _counter(
@@ -50,26 +50,29 @@ class BotMetrics:
         self.download_seconds = _histogram("download", "Fetching the file from Telegram.", r)
         self.classify_seconds = _histogram("classify", "Decoding and inference.", r)
         self.total_seconds = _histogram("total", "From the update to the answer sent.", r)
-        self.in_flight = _gauge("photos_in_flight", "Photos being downloaded or classified now.",
-                                r, in_flight)  # fmt: skip
-        self.bytes_in_flight = _gauge(
-            "bytes_in_flight",
-            "Bytes held in the byte budget now: files being downloaded or decoded, and decodes.",
-            r, bytes_in_flight,
-        )  # fmt: skip
-        if budget_bytes is not None:
-            _gauge("memory_budget_bytes", "MEMORY_BUDGET_MB, in bytes.", r).set(budget_bytes)
+        if admission is not None:
+            _gauge("photos_in_flight", "Photos being downloaded or classified now.", r,
+                   lambda: admission.in_flight)
+            _gauge("photos_waiting", "Photos waiting in line for a place and memory.", r,
+                   lambda: admission.waiting)
+            _gauge("bytes_in_flight", "Bytes held in the memory budget now: files being "
+                   "downloaded or decoded, and decodes.", r, lambda: admission.used)
+            _gauge("memory_budget_bytes", "MEMORY_BUDGET_MB, in bytes.", r).set(admission.total)
         if model:
             Info("nothotdog_model", "The ONNX model this process serves.", registry=r).info(model)
+        self._refusals = {Refusal.BUSY: self.busy, Refusal.TOO_LARGE: self.too_large,
+                          Refusal.UNREADABLE: self.unreadable}  # fmt: skip
 
-    def observe_answer(
-        self, verdict: str, download_s: float, classify_s: float, total_s: float
-    ) -> None:
-        """One photo answered with a verdict, and where its time went."""
-        self.answered.labels(verdict=verdict).inc()
-        self.download_seconds.observe(download_s)
-        self.classify_seconds.observe(classify_s)
-        self.total_seconds.observe(total_s)
+    def refused(self, reason: Refusal) -> None:
+        self._refusals[reason].inc()
+
+    def observe(self, outcome: Outcome) -> None:
+        """One picture answered; a verdict's time, from arrival to the answer sent."""
+        if isinstance(outcome, Judged):
+            self.answered.labels(verdict=outcome.verdict.label).inc()
+            self.download_seconds.observe(outcome.download_s)
+            self.classify_seconds.observe(outcome.decode_s + outcome.infer_s)
+            self.total_seconds.observe(time.perf_counter() - outcome.started)
 
 
 def _histogram(stage: str, what: str, registry: CollectorRegistry) -> Histogram:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from nothotdog.bot.classifier import Verdict
+from nothotdog.bot.pipeline import Refusal, Refused, Verdict
 from nothotdog.contract import ModelSpec
 from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB
 
@@ -185,6 +185,15 @@ def too_large(size_bytes: int | None = None, max_file_mb: int = DEFAULT_MAX_FILE
 def from_preview(verdict_text: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     """A verdict on Telegram's small preview of a file too big to download."""
     return f"{verdict_text}\n(from Telegram's preview: the file is over {max_file_mb} MB)"
+
+
+def refusal(refused: Refused, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
+    """Why a picture got no verdict."""
+    if refused.reason == Refusal.UNREADABLE:
+        return unreadable(refused.detail)
+    if refused.reason == Refusal.TOO_LARGE:
+        return too_large(refused.size, max_file_mb)
+    return busy()
 
 
 def busy() -> str:

@@ -162,6 +162,7 @@ class Settings:
     batch_size: int | None = _env("BATCH_SIZE", _number(int, 1))
     batch_wait_ms: float | None = _env("BATCH_WAIT_MS", _number(float, 0.0))
     queue_size: int = _env("QUEUE_SIZE", _number(int, 1), 64)
+    max_wait_s: float = _env("MAX_WAIT_S", _number(float, 0.0), 30.0)
     # One: each onnxruntime call already uses every core; two at once add memory, not speed
     # (make bench, 2-core EPYC, 50 chats: 7.6 vs 7.5 photos/s, 174 vs 201 MB peak RSS).
     worker_threads: int = _env("WORKER_THREADS", _number(int, 1), 1)

@@ -21,7 +21,7 @@ from telegram.ext import Application
 from nothotdog.bot import replies
 from nothotdog.bot.__main__ import webhook_options
 from nothotdog.bot.access import Cooldown
-from nothotdog.bot.app import classifier_of
+from nothotdog.bot.app import pipeline_of
 from nothotdog.bot.logs import REDACTED, redact, setup_logging
 from nothotdog.bot.settings import Settings
 from nothotdog.fakebot import FakeTelegram
@@ -85,7 +85,7 @@ async def test_allow_list_refuses_once_leaves_outsider_groups_and_classifies_not
     fetched = {c.params["file_id"] for c in telegram.calls_to("getFile")}
     for message in [outsider_photo, *silenced, strangers_photo, *after_leaving]:
         assert not fetched & _file_ids(message), "downloaded a file from a refused chat"
-    assert classifier_of(app).classified == len(allowed)
+    assert pipeline_of(app).classified == len(allowed)
 
 
 async def test_outsider_reply_minutes_sets_how_often_a_private_outsider_is_told(
@@ -323,7 +323,7 @@ def test_photo_path_has_no_file_writing_calls() -> None:
     # The command line writes the file its user names (nothotdog why --out); the bot never
     # imports it. /why encodes its picture into an io.BytesIO and sends it from memory.
     not_the_bot = {"cli.py"}
-    allowed = {("explain.py", "save")}
+    allowed = {("pipeline.py", "save")}
     sources = [
         *sorted(p for p in (REPO / "bot").glob("*.py") if p.name not in not_the_bot),
         REPO / "contract" / "imaging.py",

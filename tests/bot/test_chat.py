@@ -9,7 +9,7 @@ from PIL import Image
 from telegram.ext import Application
 
 from nothotdog.bot import replies
-from nothotdog.bot.app import classifier_of
+from nothotdog.bot.app import pipeline_of
 from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import until
@@ -198,7 +198,7 @@ async def test_many_chats_at_once_every_photo_answered_exactly_once(
     assert sorted(answered) == sorted(expected)  # each exactly once, none extra
     assert all(m["text"] == expected[(m["chat"]["id"], m["reply_to_message_id"])]
                for m in telegram.sent)
-    assert classifier_of(bot).classified == len(expected)
+    assert pipeline_of(bot).classified == len(expected)
 
 
 async def test_confidence_can_be_hidden(telegram: FakeTelegram, start_bot: StartBot) -> None:
@@ -251,11 +251,25 @@ async def test_private_text_gets_a_hint_and_edits_are_ignored(
     assert len(telegram.replies_now(photo)) == 1
 
 
-async def test_full_queue_answers_busy_and_recovers(
+async def test_a_full_queue_makes_the_next_photo_wait_its_turn(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
     await start_bot(queue_size=1)
-    telegram.slow("getFile", seconds=4)  # holds the only slot while the next photo arrives
+    telegram.slow("getFile", seconds=2)  # holds the only place while the next photo arrives
+    first = telegram.push_photo(solid(RED))
+    await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
+    second = telegram.push_photo(solid(GREEN))
+    assert await telegram.reply_text(second, timeout=30) == GREEN_TEXT  # a verdict, not "busy"
+    assert await telegram.reply_text(first, timeout=30) == RED_TEXT
+    order = [m["reply_to_message"]["message_id"] for m in telegram.sent]
+    assert order == [first["message_id"], second["message_id"]]
+
+
+async def test_busy_only_past_max_wait_and_the_bot_recovers(
+    telegram: FakeTelegram, start_bot: StartBot
+) -> None:
+    await start_bot(queue_size=1, max_wait_s=0.5)
+    telegram.slow("getFile", seconds=4)  # holds the only place longer than MAX_WAIT_S
     first = telegram.push_photo(solid(RED))
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     second = telegram.push_photo(solid(GREEN))
@@ -296,4 +310,4 @@ async def test_one_structured_log_line_per_classified_photo(
     assert "chat_type=supergroup" in line
     assert "label=hot_dog" in line
     assert "probability=0.969" in line
-    assert "latency_ms=" in line
+    assert "wait_ms=" in line and "infer_ms=" in line

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nothotdog.bot.classifier import Classifier
 from nothotdog.bot.cli import main
+from nothotdog.bot.pipeline import Photo, Pipeline
+from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
 from tests.imagefiles import GREEN, RED, encode, solid
 from tests.tinymodel import redness_probability
@@ -75,16 +76,19 @@ def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> N
     for i, data in enumerate(images):
         paths.append(tmp_path / f"{i}.jpg")
         paths[-1].write_bytes(data)
-    classifier = Classifier(tiny_model)
-    cli_rows = classify_files(classifier, paths)
+    cli_rows = classify_files(tiny_model, paths)
+
+    async def locate(file_id: str) -> tuple[str, int | None]:
+        return str(tmp_path / file_id), None  # a local path, as a --local Bot API server gives
 
     async def bot_path() -> list:
+        pipeline = Pipeline(tiny_model, Settings(), locate)
         try:
-            return await asyncio.gather(*(classifier.classify(d) for d in images))
+            return await asyncio.gather(*(pipeline.judge(Photo(p.name)) for p in paths))
         finally:
-            await classifier.close()
+            await pipeline.close()
 
-    bot_verdicts = asyncio.run(bot_path())
+    bot_verdicts = [outcome.verdict for outcome in asyncio.run(bot_path())]
     assert [(r["label"], r["probability"]) for r in cli_rows] == [
         (v.label, round(v.probability, 6)) for v in bot_verdicts
     ]

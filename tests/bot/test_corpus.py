@@ -17,8 +17,8 @@ import pytest
 from telegram.ext import Application
 
 from nothotdog.bot import replies
-from nothotdog.bot.app import classifier_of
-from nothotdog.bot.classifier import load_model
+from nothotdog.bot.app import pipeline_of
+from nothotdog.bot.pipeline import load_model
 from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, exif_rotated, heic, heic_supported
 from tests.bot.conftest import StartBot
@@ -167,4 +167,4 @@ async def test_decompression_bomb_is_refused_within_a_memory_bound(
     assert control.rss_growth_mb > BOMB_RSS_BOUND_MB
     assert peak.python_peak_mb < BOMB_PYTHON_BOUND_MB
     assert len(telegram.calls_to("file")) == 3  # it was downloaded (50 KB), never decoded
-    assert classifier_of(bot).classified == 1  # only the warm-up photo reached the model
+    assert pipeline_of(bot).classified == 1  # only the warm-up photo reached the model

@@ -10,7 +10,7 @@ import zlib
 from telegram.ext import Application
 
 from nothotdog.bot import replies
-from nothotdog.bot.app import classifier_of
+from nothotdog.bot.app import pipeline_of
 from nothotdog.contract.layout import MB
 from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import png_chunk
@@ -78,28 +78,28 @@ async def test_size_known_only_from_get_file_is_refused_before_download(
     assert telegram.calls_to("file") == []
 
 
-async def test_files_are_admitted_on_their_declared_size_or_told_busy_at_once(
+async def test_files_are_admitted_on_their_declared_size_and_wait_their_turn(
     telegram: FakeTelegram, start_bot: StartBot
 ) -> None:
     """8 MB budget: files may hold 6 MB of it, so a 4 MB file and a 3 MB file do not fit
-    together, while a small photo still does."""
+    together: the second waits, undownloaded, and the small photo after it waits its turn."""
     app = await start_bot(memory_budget_mb=8, max_file_mb=4)
-    telegram.slow("getFile", seconds=4)  # the first file holds its 4 MB meanwhile
+    telegram.slow("getFile", seconds=2)  # the first file holds its 4 MB meanwhile
     first = telegram.push_document(solid(RED, fmt="PNG"), file_name="a.png", declared_size=4 * MB)
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     second = telegram.push_document(solid(RED, fmt="PNG"), FakeTelegram.private_chat(2),
                                     file_name="b.png", declared_size=3 * MB)
     small = telegram.push_photo(solid(GREEN), FakeTelegram.private_chat(3))
-    assert await telegram.reply_text(second, timeout=30) == replies.busy()
+    await telegram.wait_until(lambda: pipeline_of(app).admission.waiting == 2)
+    assert len(telegram.calls_to("getFile")) == 1  # waiting costs no download
     assert await telegram.reply_text(small, timeout=30) == GREEN_TEXT
-    assert telegram.replies_now(first) == []  # all that while, the first was in flight
+    assert await telegram.reply_text(second, timeout=30) == RED_TEXT
     assert await telegram.reply_text(first, timeout=30) == RED_TEXT
-    budget = classifier_of(app).budget
+    order = [m["reply_to_message"]["message_id"] for m in telegram.sent]
+    assert order == [first["message_id"], second["message_id"], small["message_id"]]
+    budget = pipeline_of(app).admission
     assert budget.peak <= budget.files_limit + budget.total // 4
     assert budget.used == 0  # everything given back
-    again = telegram.push_document(solid(RED, fmt="PNG"), FakeTelegram.private_chat(2),
-                                   file_name="b.png", declared_size=3 * MB)
-    assert await telegram.reply_text(again, timeout=30) == RED_TEXT
 
 
 async def test_image_whose_decode_cannot_fit_the_budget_is_refused_from_its_header(
@@ -130,4 +130,4 @@ async def test_a_slow_decode_holds_up_no_other_chat(
         assert await telegram.reply_text(message, timeout=30) == GREEN_TEXT
     assert telegram.replies_now(slow) == [], "the big decode finished first: no evidence"
     assert await telegram.reply_text(slow, timeout=60) == RED_TEXT
-    assert classifier_of(app).budget.used == 0
+    assert pipeline_of(app).admission.used == 0

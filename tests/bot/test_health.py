@@ -92,7 +92,7 @@ async def test_metrics_count_what_the_bot_answered(
 
 async def test_busy_refusals_are_counted(telegram: FakeTelegram, start_bot: StartBot) -> None:
     port = free_port()
-    app = await start_bot(health_port=port, queue_size=1)
+    app = await start_bot(health_port=port, queue_size=1, max_wait_s=0)
     telegram.slow("file", seconds=0.3)  # the first photo holds the only place a while
     messages = [telegram.push_photo(solid(RED), chat=telegram.private_chat(i)) for i in range(4)]
     texts = [await telegram.reply_text(m) for m in messages]
@@ -158,10 +158,11 @@ async def test_a_taken_health_port_stops_startup_with_a_clear_message(
 async def test_metrics_follow_the_byte_budget_and_why(
     telegram: FakeTelegram, start_bot: StartBot, heatmap_model: OnnxModel
 ) -> None:
-    """Bytes held in the budget while a file is in flight; /why refused busy and sent, counted
-    like verdicts."""
+    """Bytes held in the budget while a file is in flight; /why refused busy (no waiting
+    allowed here) and sent, counted like verdicts."""
     port = free_port()
-    await start_bot(model=heatmap_model, health_port=port, memory_budget_mb=24, max_file_mb=10)
+    await start_bot(model=heatmap_model, health_port=port, memory_budget_mb=24, max_file_mb=10,
+                    max_wait_s=0)
     url = f"http://127.0.0.1:{port}/metrics"
     telegram.can_read_all_group_messages = False
     group = FakeTelegram.group_chat()
@@ -172,6 +173,7 @@ async def test_metrics_follow_the_byte_budget_and_why(
     assert found[("nothotdog_bytes_in_flight", ())] >= 10 * MB
     assert found[("nothotdog_memory_budget_bytes", ())] == 24 * MB
     assert found[("nothotdog_photos_in_flight", ())] == 1
+    assert found[("nothotdog_photos_waiting", ())] == 0
     document = telegram.push_document(solid(RED, fmt="PNG"), group, file_name="b.png",
                                       declared_size=8 * MB)
     telegram.push_command("/why", group, reply_to=document)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import nothotdog.bot.why
+import nothotdog.bot.pipeline
 from nothotdog.bot import replies
-from nothotdog.bot.app import classifier_of
+from nothotdog.bot.app import pipeline_of
 from nothotdog.contract.layout import MB
 from nothotdog.contract.runtime import OnnxModel
 from nothotdog.fakebot import FakeTelegram
@@ -61,13 +61,13 @@ async def test_why_as_a_reply_to_a_photo_sends_one_picture(
     chat: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     threads: list[str] = []
-    real = nothotdog.bot.why.draw_jpeg
+    real = nothotdog.bot.pipeline.draw_jpeg
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nothotdog.bot.why, "draw_jpeg", spy)
+    monkeypatch.setattr(nothotdog.bot.pipeline, "draw_jpeg", spy)
     await start_bot(model=heatmap_model)
     photo = telegram.push_photo(patch_photo(), chat, width=SIZE[0], height=SIZE[1], user_id=7)
     (verdict,) = await telegram.replies_to(photo, timeout=WAIT)
@@ -174,7 +174,7 @@ async def test_the_button_without_its_photo_says_so(
 async def test_why_waits_its_turn_like_a_verdict(
     telegram: FakeTelegram, start_bot: StartBot, heatmap_model: OnnxModel
 ) -> None:
-    """One place in flight: while a /hotdog download holds it, /why is told to come back."""
+    """One place in flight: while a /hotdog download holds it, /why waits, then draws."""
     await start_bot(model=heatmap_model, queue_size=1)
     telegram.can_read_all_group_messages = False
     photo = telegram.push_photo(solid(RED), GROUP)
@@ -183,8 +183,7 @@ async def test_why_waits_its_turn_like_a_verdict(
     await telegram.wait_until(lambda: bool(telegram.calls_to("getFile")))
     telegram.push_command("/why", GROUP, reply_to=photo)
     answers = await telegram.replies_to(photo, count=2, timeout=WAIT)
-    assert [m["text"] for m in answers] == [replies.busy(), RED_TEXT]
-    assert not telegram.calls_to("sendPhoto")
+    assert answers[0]["text"] == RED_TEXT and "photo" in answers[1]
     assert hotdog["update_id"] is not None
 
 
@@ -211,26 +210,25 @@ async def test_why_writes_nothing_to_disk(
 # --- the same admission and byte budget as a verdict (issue 11) ---------------------------------
 
 
-async def test_why_is_admitted_on_its_declared_size_or_told_busy(
+async def test_why_is_admitted_on_its_declared_size_and_waits_undownloaded(
     telegram: FakeTelegram, start_bot: StartBot, heatmap_model: OnnxModel
 ) -> None:
     """24 MB budget, files may hold 18 MB: while a 10 MB file is in flight, /why on an 8 MB
-    file is busy at once, undownloaded; afterwards it is drawn, and every byte is given back."""
+    file waits in line without downloading it; then it is drawn, and every byte given back."""
     app = await start_bot(model=heatmap_model, memory_budget_mb=24, max_file_mb=10)
     telegram.can_read_all_group_messages = False  # only /why sees the group's file
-    telegram.slow("getFile", seconds=4)
+    telegram.slow("getFile", seconds=2)
     first = telegram.push_document(solid(RED, fmt="PNG"), file_name="a.png", declared_size=10 * MB)
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     document = telegram.push_document(solid(RED, fmt="PNG"), GROUP, file_name="b.png",
                                       declared_size=8 * MB)
     telegram.push_command("/why", GROUP, reply_to=document)
-    assert await telegram.reply_text(document, timeout=30) == replies.busy()
+    await telegram.wait_until(lambda: pipeline_of(app).admission.waiting == 1)
     assert len(telegram.calls_to("getFile")) == 1 and not telegram.calls_to("sendPhoto")
     assert await telegram.reply_text(first, timeout=30) == RED_TEXT
-    telegram.push_command("/why", GROUP, reply_to=document)
     (sent,) = await sent_pictures(telegram)
     assert sent["reply_to_message_id"] == document["message_id"]
-    budget = classifier_of(app).budget
+    budget = pipeline_of(app).admission
     assert budget.used == 0 and budget.peak <= budget.total
 
 
@@ -244,7 +242,7 @@ async def test_why_on_a_picture_too_large_to_decode_is_refused_from_its_header(
     too_large = replies.unreadable(f"the image is too large ({SIDE}x{SIDE} pixels)")
     assert [m["text"] for m in replies_now] == [too_large, too_large]  # verdict and /why
     assert not telegram.calls_to("sendPhoto")
-    assert classifier_of(app).budget.used == 0
+    assert pipeline_of(app).admission.used == 0
 
 
 async def test_why_on_a_big_file_draws_on_its_preview(

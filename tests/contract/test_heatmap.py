@@ -84,7 +84,7 @@ def test_the_why_picture_is_priced_above_what_drawing_it_holds(
 ) -> None:
     """What numpy allocates (tracemalloc sees it) stays well inside the price, which also
     covers Pillow's own buffers."""
-    from nothotdog.bot.explain import PICTURE_SIDE, draw_bytes, draw_jpeg
+    from nothotdog.bot.pipeline import PICTURE_SIDE, draw_bytes, draw_jpeg
 
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8)
