@@ -16,7 +16,7 @@ from nothotdog.bot.handlers import BotHandlers
 from nothotdog.bot.health import HealthServer
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
-from nothotdog.bot.pipeline import Pipeline, load_model, with_threshold
+from nothotdog.bot.pipeline import MAX_WAITING, Pipeline, load_model, with_threshold
 from nothotdog.bot.retry import with_retries
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
@@ -47,7 +47,9 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .concurrent_updates(True)
+        # A photo waiting in the pipeline's line is a handler awaiting its turn; PTB's default
+        # of 256 handlers at once would park every later update, /help included, behind them.
+        .concurrent_updates(MAX_WAITING + settings.queue_size)
         .read_timeout(settings.request_timeout)
         .write_timeout(settings.request_timeout)
         .connect_timeout(min(5.0, settings.request_timeout))
