@@ -46,9 +46,6 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         )
     elif settings.threshold is not None:
         model = with_threshold(model, settings.threshold)
-    if settings.batch_size is not None or settings.batch_wait_ms is not None:
-        log.warning("BATCH_SIZE and BATCH_WAIT_MS are deprecated and ignored: each photo gets "
-                    "its own onnxruntime call (batching gained at most 1.09x); remove them")
     classifier = Classifier(
         model,
         queue_size=settings.queue_size,

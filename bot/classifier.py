@@ -109,7 +109,7 @@ class Classifier:
     ) -> None:
         self.model = model
         self.queue_size = queue_size
-        self.budget = budget or ByteBudget(Settings.memory_budget_mb * MB)
+        self.budget = budget or ByteBudget(Settings().memory_budget_mb * MB)
         self._pool = ThreadPoolExecutor(worker_threads, thread_name_prefix="infer")
         self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
         # Heavy decodes leave one decode thread free (with only one, they share it).
