@@ -134,7 +134,10 @@ class Settings(ModelSettings):
         None, description="Comma-separated chat ids the bot answers; empty: everyone")
     outsider_reply_minutes: float = Field(
         10.0, ge=0, description="How often a private chat outside ALLOWED_CHAT_IDS is told no")
-    queue_size: int = Field(64, ge=1, description="Photos in flight before users get 'busy'")
+    queue_size: int = Field(
+        64, ge=1, description="Photos being downloaded or classified at once; more wait in line")
+    max_wait_s: float = Field(30.0, ge=0, description="Longest a photo waits in line for memory "
+                              "and a place before the user is told the bot is busy")  # fmt: skip
     # MB = 1024 * 1024 bytes. The default keeps the bot under 300 MB (docs/reliability.md).
     memory_budget_mb: int = Field(
         48, ge=1, description="Memory for pictures in flight (files, decodes); >= 2 x MAX_FILE_MB")

@@ -31,7 +31,7 @@ def test_defaults_need_nothing() -> None:
     assert settings.allowed_chat_ids is None
     assert not settings.use_webhook
     assert settings.base_url == "https://api.telegram.org/bot"
-    assert settings.queue_size == 64
+    assert (settings.queue_size, settings.max_wait_s) == (64, 30.0)
 
 
 def test_settings_built_in_code_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,13 +48,13 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(
         "TELEGRAM_BOT_TOKEN=123:from-file\nQUEUE_SIZE=4\nSHOW_CONFIDENCE=off\n"
-        "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\nALBUM_WAIT_S=5\n"
+        "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\nMAX_WAIT_S=5\n"
     )
     settings = load_settings(environ={"QUEUE_SIZE": "16", "SHOW_WHY_BUTTON": "true",
-                                      "ALBUM_WAIT_S": ""}, env_file=env_file)
+                                      "MAX_WAIT_S": ""}, env_file=env_file)
     assert settings.token == "123:from-file"
     assert settings.queue_size == 16
-    assert settings.album_wait_s == 1.5  # empty means the default, even over the file
+    assert settings.max_wait_s == 30.0  # empty means the default, even over the file
     assert settings.show_confidence is False
     assert settings.show_why_button is True
     assert settings.allowed_chat_ids == frozenset({1, -1002, 3})
@@ -67,7 +67,8 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     [
         ("QUEUE_SIZE", "0"),
         ("QUEUE_SIZE", "eight"),
-        ("ALBUM_WAIT_S", "-1"),
+        ("MAX_WAIT_S", "-1"),
+        ("MAX_WAIT_S", "soon"),
         ("ONNX_THREADS", "-1"),
         ("THRESHOLD", "1.5"),
         ("SHOW_CONFIDENCE", "maybe"),
@@ -162,7 +163,8 @@ def test_help_shows_each_setting_with_its_help_and_default() -> None:
     text = " ".join(settings_help().split())
     for name, field in VARIABLES.items():
         assert f"{name} {Settings.model_fields[field].description}" in text
-    assert "QUEUE_SIZE Photos in flight before users get 'busy' (default: 64)" in text
+    assert "QUEUE_SIZE Photos being downloaded or classified at once; more wait in line " \
+        "(default: 64)" in text
     assert "SHOW_CONFIDENCE Add the percentage to each verdict (default: true)" in text
 
 
