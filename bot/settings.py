@@ -1,23 +1,33 @@
 """Settings from environment variables and ``.env``: the only place the bot reads its config.
 
-The process environment wins over ``.env``, so a deployment can override a checked-out file.
-Each field names its variable and parser beside its default (``_env``), so a variable cannot
-be read without being checked; every one is listed, with a comment, in ``.env.example``.
+Each setting is one field below, with its type, default, bounds and help; its variable is the
+field's alias, else its name in capitals. The environment wins over ``.env``, so a deployment
+can override a checked-out file; an empty variable means the default. ``nothotdog-bot --help``
+is made from the fields; tests/bot/test_settings.py holds .env.example and README to them.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import ipaddress
+import logging
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
 
@@ -26,10 +36,10 @@ MODEL_FILE = "nothotdog.onnx"
 SHIPPED_PACKAGE = "nothotdog.bot.shipped"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
-# Telegram's rule for setWebhook's secret_token.
-_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
-          "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+# No longer read; set, they get a warning at start-up.
+_GONE = ("BATCH_SIZE", "BATCH_WAIT_MS")
+
+log = logging.getLogger(__name__)
 
 
 class SettingsError(ValueError):
@@ -51,63 +61,20 @@ def shipped_model_path() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / MODEL_FILE
 
 
-# A parser gets the variable's non-empty value; its ValueError says what is wrong, and the
-# loader puts the variable's name in front.
-Parse = Callable[[str], Any]
-
-
-def _number(kind: type[int] | type[float], minimum: float) -> Parse:
-    def parse(raw: str) -> int | float:
-        try:
-            value = kind(raw)
-        except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise ValueError(f"must be {what}, got {raw!r}") from None
-        if not value >= minimum:  # also rejects NaN
-            raise ValueError(f"must be at least {minimum}, got {raw}")
-        return value
-
-    return parse
-
-
-def _probability(raw: str) -> float:
-    if _number(float, 0.0)(raw) > 1.0:
-        raise ValueError(f"must be between 0 and 1, got {raw}")
-    return float(raw)
-
-
-def _bool(raw: str) -> bool:
-    if raw.lower() not in _BOOLS:
-        raise ValueError(f"must be true or false, got {raw!r}")
-    return _BOOLS[raw.lower()]
-
-
-def _log_level(raw: str) -> str:
-    if raw.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
-    return raw.upper()
-
-
-def _chat_ids(raw: str) -> frozenset[int]:
-    ids = set()
-    for part in filter(None, re.split(r"[,\s]+", raw)):
-        try:
-            ids.add(int(part))
-        except ValueError:
-            raise ValueError(f"must be chat ids separated by commas, got {part!r}") from None
-    return frozenset(ids)
+def _probability(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
 
 
 def _webhook_url(url: str) -> str:
     """https, as Telegram requires; plain http only to this machine (a local Bot API server)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be a full https:// URL, got {url!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(
-            "must start with https:// (Telegram delivers webhooks only over HTTPS; put the bot "
-            f"behind a TLS-terminating reverse proxy), got {url!r}"
-        )
+    if url and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise ValueError("must be a full https:// URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        raise ValueError("must start with https:// (Telegram delivers webhooks only over HTTPS; "
+                         "put the bot behind a TLS-terminating reverse proxy)")  # fmt: skip
     return url
 
 
@@ -118,81 +85,99 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _secret(raw: str) -> str:
-    if not _SECRET_RE.match(raw):
-        raise ValueError("may hold only letters, digits, '_' and '-' (1 to 256 characters)")
-    return raw
+def _split(value: Any) -> Any:
+    return value.replace(",", " ").split() if isinstance(value, str) else value
 
 
-def _env(name: str, parse: Parse, default: Any = None, **kwargs: Any) -> Any:
-    """A field read from environment variable ``name`` through ``parse``."""
-    if "default_factory" not in kwargs:
-        kwargs["default"] = default
-    return field(metadata={"env": name, "parse": parse}, **kwargs)
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
-def _parse(name: str, raw: str, parse: Parse) -> Any:
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} {exc}") from None
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def check_threshold(name: str, raw: str) -> float | None:
-    """A probability in [0, 1], or None when empty; the CLI checks --threshold with it too."""
-    return _parse(name, raw, _probability) if raw else None
+class ModelSettings(BaseSettings):
+    """What running the model takes, all that ``nothotdog classify`` reads: the command line
+    must not stop on a bad setting that only the bot uses."""
+
+    # populate_by_name: code sets fields by name (token=...), the environment by variable;
+    # allow_inf_nan: "inf" or "nan" is no number of seconds or probability.
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    # A factory called each time, so a test can stand in for the shipped model.
+    model_path: Path = Field(default_factory=lambda: shipped_model_path(),
+                             description="An exported nothotdog .onnx file; empty: the shipped "
+                             "model")  # fmt: skip
+    threshold: Annotated[float, AfterValidator(_probability)] | None = Field(
+        None, description="Say hotdog when P(hotdog) >= this (0..1); empty: the model's own")
+    onnx_threads: int = Field(0, ge=0, description="onnxruntime threads per call; 0: all cores")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) holds only what it is given, so no one's environment or .env leaks into
+        # tests; load_settings() reads those.
+        return (init_settings,)
 
 
-@dataclass(frozen=True)
-class Settings:
-    # repr=False: safe to log Settings
-    token: str = _env("TELEGRAM_BOT_TOKEN", str, "", repr=False)
-    # Looked up at each call (not bound here), so a test can stand in for the shipped model.
-    model_path: Path = _env("MODEL_PATH", Path, default_factory=lambda: shipped_model_path())  # noqa: RUF009
-    # None: the model's own (from its metadata)
-    threshold: float | None = _env("THRESHOLD", _probability)
-    show_confidence: bool = _env("SHOW_CONFIDENCE", _bool, True)
-    # An inline "Why?" button under each verdict (bot/why.py)
-    show_why_button: bool = _env("SHOW_WHY_BUTTON", _bool, False)
-    # An album's photos arrive as separate updates; its one answer waits this long after the
-    # last one (bot/albums.py). Telegram sends an album's items within about a second.
-    album_wait_s: float = _env("ALBUM_WAIT_S", _number(float, 0.0), 1.5)
-    # Deprecated, ignored (a warning at start-up): one photo per onnxruntime call. Batches
-    # added memory (bench: 609 MB peak at 8, 236 MB at 2, 181 MB at 1) and at most 1.09x.
-    batch_size: int | None = _env("BATCH_SIZE", _number(int, 1))
-    batch_wait_ms: float | None = _env("BATCH_WAIT_MS", _number(float, 0.0))
-    queue_size: int = _env("QUEUE_SIZE", _number(int, 1), 64)
-    max_wait_s: float = _env("MAX_WAIT_S", _number(float, 0.0), 30.0)
-    # One: each onnxruntime call already uses every core; two at once add memory, not speed
-    # (make bench, 2-core EPYC, 50 chats: 7.6 vs 7.5 photos/s, 174 vs 201 MB peak RSS).
-    worker_threads: int = _env("WORKER_THREADS", _number(int, 1), 1)
-    # Two: heavy decodes (big files, many pixels) take one at most, so a small photo's decode
-    # never waits behind a 40 MP PNG. Decoding never runs on the inference thread.
-    decode_threads: int = _env("DECODE_THREADS", _number(int, 1), 2)
-    # Bytes (MB = 1024 * 1024) held for pictures in flight: files and decodes. See
-    # docs/reliability.md for what it guarantees; the default keeps the bot under 300 MB.
-    memory_budget_mb: int = _env("MEMORY_BUDGET_MB", _number(int, 1), 48)
-    # Image files above this are judged from Telegram's preview, or refused without one.
-    max_file_mb: int = _env("MAX_FILE_MB", _number(int, 1), DEFAULT_MAX_FILE_MB)
-    # A private chat outside ALLOWED_CHAT_IDS is told "no" at most once per this many minutes.
-    outsider_reply_minutes: float = _env("OUTSIDER_REPLY_MINUTES", _number(float, 0.0), 10.0)
-    # 0: onnxruntime picks (all cores)
-    onnx_threads: int = _env("ONNX_THREADS", _number(int, 0), 0)
-    log_level: str = _env("LOG_LEVEL", _log_level, "INFO")
-    # None: everyone
-    allowed_chat_ids: frozenset[int] | None = _env("ALLOWED_CHAT_IDS", _chat_ids)
-    webhook_url: str = _env("WEBHOOK_URL", _webhook_url, "")  # empty: long polling
-    # Behind a reverse proxy on the same machine
-    webhook_listen: str = _env("WEBHOOK_LISTEN", str, "127.0.0.1")
-    webhook_port: int = _env("WEBHOOK_PORT", _number(int, 1), 8443)
-    webhook_secret: str = _env("WEBHOOK_SECRET", _secret, "", repr=False)
-    base_url: str = _env("TELEGRAM_BASE_URL", str, TELEGRAM_BASE_URL)
-    base_file_url: str = _env("TELEGRAM_BASE_FILE_URL", str, TELEGRAM_BASE_FILE_URL)
-    health_port: int | None = _env("HEALTH_PORT", _number(int, 1))  # None: no /healthz, /metrics
-    health_listen: str = _env("HEALTH_LISTEN", str, "127.0.0.1")
-    # Seconds to wait for the Bot API to answer (or a file to arrive) before retrying. Not an
-    # environment variable: Telegram's defaults suit every deployment; tests shorten it.
+class Settings(ModelSettings):
+    token: str = Field("", validation_alias="TELEGRAM_BOT_TOKEN", repr=False,  # safe to log
+                       description="The token from @BotFather (/newbot); required")  # fmt: skip
+    show_confidence: bool = Field(True, description="Add the percentage to each verdict")
+    show_why_button: bool = Field(False, description="A 'Why?' button under each verdict")
+    # Telegram sends an album's photos as separate updates, within about a second.
+    album_wait_s: float = Field(
+        1.5, ge=0, description="Seconds after an album's last photo before its one answer")
+    # NoDecode: a list a person types, not the JSON pydantic-settings expects for a set.
+    allowed_chat_ids: Annotated[frozenset[int] | None, NoDecode, BeforeValidator(_split)] = Field(
+        None, description="Comma-separated chat ids the bot answers; empty: everyone")
+    outsider_reply_minutes: float = Field(
+        10.0, ge=0, description="How often a private chat outside ALLOWED_CHAT_IDS is told no")
+    queue_size: int = Field(
+        64, ge=1, description="Photos being downloaded or classified at once; more wait in line")
+    max_wait_s: float = Field(30.0, ge=0, description="Longest a photo waits in line for memory "
+                              "and a place before the user is told the bot is busy")  # fmt: skip
+    # MB = 1024 * 1024 bytes. The default keeps the bot under 300 MB (docs/reliability.md).
+    memory_budget_mb: int = Field(
+        48, ge=1, description="Memory for pictures in flight (files, decodes); >= 2 x MAX_FILE_MB")
+    max_file_mb: int = Field(DEFAULT_MAX_FILE_MB, ge=1, le=TELEGRAM_MAX_FILE_MB,
+                             description="Bigger image files are judged from Telegram's preview; "
+                             f"at most {TELEGRAM_MAX_FILE_MB}, all a bot may download")  # fmt: skip
+    # One: each onnxruntime call already uses every core; two at once add memory, not speed.
+    worker_threads: int = Field(1, ge=1, description="Inference threads")
+    # Two: a heavy decode takes one at most, so a small photo never waits behind a 40 MP PNG.
+    decode_threads: int = Field(2, ge=1, description="Image decoding threads")
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
+        "INFO", description="DEBUG (with tracebacks), INFO, WARNING or ERROR")
+    webhook_url: Annotated[str, AfterValidator(_webhook_url)] = Field(
+        "", description="Public https URL; setting it switches to webhooks; empty: polling")
+    # Behind a reverse proxy on the same machine, unless told.
+    webhook_listen: str = Field("127.0.0.1", description="Address the webhook server binds")
+    webhook_port: int = Field(8443, ge=1, description="Port the webhook server binds")
+    # Telegram's rule for setWebhook's secret_token.
+    webhook_secret: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,256}$", repr=False,
+                                description="Sent by Telegram with each webhook request; "
+                                "empty: random")  # fmt: skip
+    base_url: str = Field(TELEGRAM_BASE_URL, validation_alias="TELEGRAM_BASE_URL",
+                          description="Bot API URL (the token is appended)")  # fmt: skip
+    base_file_url: str = Field(TELEGRAM_BASE_FILE_URL, validation_alias="TELEGRAM_BASE_FILE_URL",
+                               description="Where files are downloaded from")  # fmt: skip
+    health_port: int | None = Field(
+        None, ge=1, description="Port for GET /healthz and /metrics; empty: off")
+    health_listen: str = Field("127.0.0.1", description="Address for HEALTH_PORT")
+    # Seconds to wait for the Bot API to answer (or a file to arrive) before retrying. No
+    # description, so no variable: Telegram's defaults suit every deployment; tests shorten it.
     request_timeout: float = 10.0
+
+    @model_validator(mode="after")
+    def _budget_fits_a_file(self) -> Self:
+        if self.memory_budget_mb < 2 * self.max_file_mb:
+            raise ValueError(
+                f"MEMORY_BUDGET_MB ({self.memory_budget_mb}) must be at least twice MAX_FILE_MB "
+                f"({self.max_file_mb}), or files that big would never fit in it"
+            )
+        return self
 
     @property
     def use_webhook(self) -> bool:
@@ -213,103 +198,102 @@ class Settings:
         return self.token
 
 
-# Environment variable -> the Settings field it sets.
-VARIABLES = {f.metadata["env"]: f for f in fields(Settings) if "env" in f.metadata}
+def _variable(name: str, field: FieldInfo) -> str:
+    return field.validation_alias if isinstance(field.validation_alias, str) else name.upper()
+
+
+# Environment variable -> the Settings field it sets: each field with help is a setting.
+VARIABLES = {_variable(n, f): n for n, f in Settings.model_fields.items() if f.description}
+_S = TypeVar("_S", bound=ModelSettings)
 
 
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
-    """Read the process environment over ``env_file`` (if it exists) into checked Settings;
-    an unset or empty variable keeps its field's default."""
-    settings = Settings(**_fields(_read_env(environ, env_file), VARIABLES))
-    if settings.max_file_mb > TELEGRAM_MAX_FILE_MB:
-        raise SettingsError(
-            f"MAX_FILE_MB must be at most {TELEGRAM_MAX_FILE_MB} (Telegram lets bots download "
-            f"no more), got {settings.max_file_mb}"
-        )
-    if settings.memory_budget_mb < 2 * settings.max_file_mb:
-        raise SettingsError(
-            f"MEMORY_BUDGET_MB ({settings.memory_budget_mb}) must be at least twice MAX_FILE_MB "
-            f"({settings.max_file_mb}), or files that big would never fit in it"
-        )
-    return settings
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """The three settings the command line needs: it must not fail on the bot's others.
-
-    Fields of Settings by the same names, without defaults: ``load_model_settings`` takes
-    those from Settings, so each default is written once."""
-
-    model_path: Path
-    threshold: float | None
-    onnx_threads: int
+    """The process environment (or ``environ``) over ``env_file`` if it exists, checked; an
+    unset or empty variable keeps its default."""
+    return _load(Settings, environ, env_file)
 
 
 def load_model_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> ModelSettings:
-    """MODEL_PATH, THRESHOLD and ONNX_THREADS only, read and checked as ``load_settings`` does;
-    an unset one keeps its Settings default. The bot's other variables are not even parsed."""
-    wanted = [f.name for f in fields(ModelSettings)]
-    names = [name for name, f in VARIABLES.items() if f.name in wanted]
-    settings = Settings(**_fields(_read_env(environ, env_file), names))
-    return ModelSettings(**{name: getattr(settings, name) for name in wanted})
+    """MODEL_PATH, THRESHOLD and ONNX_THREADS, read as ``load_settings`` reads them; the bot's
+    other variables are not even parsed."""
+    return _load(ModelSettings, environ, env_file)
 
 
-def _read_env(environ: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update(os.environ if environ is None else environ)
-    return {k: v.strip() for k, v in values.items()}
+def check_threshold(name: str, raw: str) -> float | None:
+    """THRESHOLD's check, for the command line's ``name`` too; None when empty."""
+    try:
+        return ModelSettings(threshold=raw or None).threshold
+    except ValidationError as exc:
+        raise SettingsError(f"{name} {_problems(exc)['THRESHOLD']}") from None
 
 
-def _fields(env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
-    """The Settings fields of the variables ``names`` that are set, parsed and checked."""
-    return {
-        VARIABLES[name].name: _parse(name, raw, VARIABLES[name].metadata["parse"])
-        for name in names
-        if (raw := env.get(name, ""))
-    }
+class _Given(EnvSettingsSource):
+    """pydantic-settings' reading of the environment, from the variables it is given."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
+        self._given = variables
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str]:
+        return self._given
 
 
-# Every setting, its default and what it does, for ``nothotdog-bot --help`` (an installed bot
-# has no .env.example beside it). tests/bot/test_settings.py keeps it in step with that file.
-SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
-    ("TELEGRAM_BOT_TOKEN", "required", "the token from @BotFather (/newbot)"),
-    ("MODEL_PATH", "the shipped model", "an exported nothotdog .onnx file"),
-    ("THRESHOLD", "the model's", "say hotdog when P(hotdog) >= this (0..1)"),
-    ("SHOW_CONFIDENCE", "true", "add the percentage to each verdict"),
-    ("SHOW_WHY_BUTTON", "false", "a 'Why?' button under each verdict"),
-    ("ALBUM_WAIT_S", "1.5", "seconds after an album's last photo before its one answer"),
-    ("ALLOWED_CHAT_IDS", "everyone", "comma-separated chat ids the bot answers"),
-    ("OUTSIDER_REPLY_MINUTES", "10", "how often an outsider is told no"),
-    ("BATCH_SIZE", "unset", "deprecated, ignored: one photo per onnxruntime call"),
-    ("BATCH_WAIT_MS", "unset", "deprecated, ignored"),
-    ("QUEUE_SIZE", "64", "photos in flight before users get 'busy'"),
-    ("MEMORY_BUDGET_MB", "48", "memory for pictures in flight (>= 2 x MAX_FILE_MB)"),
-    ("MAX_FILE_MB", "10", "bigger image files are judged from Telegram's preview (<= 20)"),
-    ("WORKER_THREADS", "1", "inference threads"),
-    ("DECODE_THREADS", "2", "image decoding threads"),
-    ("ONNX_THREADS", "0", "onnxruntime threads per call; 0: all cores"),
-    ("LOG_LEVEL", "INFO", "DEBUG (with tracebacks), INFO, WARNING or ERROR"),
-    ("WEBHOOK_URL", "empty: polling", "public https URL; switches to webhook mode"),
-    ("WEBHOOK_LISTEN", "127.0.0.1", "address the webhook server binds"),
-    ("WEBHOOK_PORT", "8443", "port the webhook server binds"),
-    ("WEBHOOK_SECRET", "random", "secret Telegram sends with each webhook request"),
-    ("TELEGRAM_BASE_URL", TELEGRAM_BASE_URL, "Bot API URL (token appended)"),
-    ("TELEGRAM_BASE_FILE_URL", TELEGRAM_BASE_FILE_URL, "where files are downloaded from"),
-    ("HEALTH_PORT", "off", "port for GET /healthz and /metrics"),
-    ("HEALTH_LISTEN", "127.0.0.1", "address for HEALTH_PORT"),
-)
+def _load(cls: type[_S], environ: Mapping[str, str] | None, env_file: str | Path | None) -> _S:
+    # Names in lower case, as EnvSettingsSource matches them; values stripped, empty ones unset.
+    found = dict(DotEnvSettingsSource(cls, env_file=env_file).env_vars)
+    found.update((k.lower(), v) for k, v in (os.environ if environ is None else environ).items())
+    variables = {k: v.strip() for k, v in found.items() if v and v.strip()}
+    if cls is Settings and any(name.lower() in variables for name in _GONE):
+        log.warning("%s are gone and ignored; remove them", " and ".join(_GONE))
+    keys = {f.validation_alias or n for n, f in cls.model_fields.items() if f.description}
+    try:
+        return cls(**{k: v for k, v in _Given(cls, variables)().items() if k in keys})
+    except ValidationError as exc:
+        problems = (f"{name} {what}".strip() for name, what in _problems(exc).items())
+        raise SettingsError("; ".join(problems)) from None
+
+
+_WHAT = {
+    "int_parsing": "must be a whole number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_parsing": "must be true or false",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be {expected}",
+    "string_pattern_mismatch": "must match {pattern}",
+    "value_error": "{error}",
+}
+
+
+def _problems(exc: ValidationError) -> dict[str, str]:
+    """What is wrong, by variable, once each ("": a check of several, whose message names
+    them); a secret's value is not shown."""
+    problems: dict[str, str] = {}
+    for error in exc.errors():
+        what = _WHAT.get(error["type"], error["msg"]).format(**error.get("ctx", {}))
+        key = str(error["loc"][0]) if error["loc"] else ""
+        name = VARIABLES.get(key, key)  # the loc is the alias when a value came by it
+        if field := Settings.model_fields.get(name):
+            key = _variable(name, field)
+            what += f", got {error['input']!r}" if field.repr else ""
+        problems.setdefault(key, what)
+    return problems
 
 
 def settings_help() -> str:
-    """The settings as an aligned table, for ``--help``."""
-    width = max(len(name) for name, _, _ in SETTINGS_HELP)
-    return "\n".join(
-        f"  {name:<{width}}  {what} (default: {default})" for name, default, what in SETTINGS_HELP
-    )
+    """Every setting, its help and default, for ``nothotdog-bot --help``."""
+    width = max(map(len, VARIABLES))
+    lines = []
+    for variable, name in VARIABLES.items():
+        field = Settings.model_fields[name]
+        text, default = field.description or "", field.default
+        if field.default_factory is None and default not in (None, ""):  # else the text says
+            text += f" (default: {str(default).lower() if isinstance(default, bool) else default})"
+        lines.append(textwrap.fill(text, 100, initial_indent=f"  {variable:<{width}}  ",
+                                   subsequent_indent=" " * (width + 4)))  # fmt: skip
+    return "\n".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,7 @@ async def start_bot(settings: Settings, tiny_model: OnnxModel) -> AsyncIterator[
             webhook: dict[str, Any] | None = None, model: OnnxModel | None = None, **overrides: Any
         ) -> Application:
             app = build_application(
-                dataclasses.replace(settings, **overrides), model=model or tiny_model
+                settings.model_copy(update=overrides), model=model or tiny_model
             )
             return await stack.enter_async_context(running(app, webhook=webhook))
 

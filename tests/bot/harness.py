@@ -15,17 +15,11 @@ from typing import IO, Any
 from telegram.ext import Application
 
 from nothotdog.bot.app import ALLOWED_UPDATES
+from nothotdog.bot.settings import VARIABLES
 from nothotdog.fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
-SETTING_NAMES = [
-    "TELEGRAM_BOT_TOKEN", "MODEL_PATH", "THRESHOLD", "SHOW_CONFIDENCE", "BATCH_SIZE",
-    "BATCH_WAIT_MS", "QUEUE_SIZE", "WORKER_THREADS", "ONNX_THREADS", "LOG_LEVEL",
-    "ALLOWED_CHAT_IDS", "WEBHOOK_URL", "WEBHOOK_LISTEN", "WEBHOOK_PORT", "WEBHOOK_SECRET",
-    "TELEGRAM_BASE_URL", "TELEGRAM_BASE_FILE_URL", "MEMORY_BUDGET_MB", "MAX_FILE_MB",
-    "DECODE_THREADS", "OUTSIDER_REPLY_MINUTES", "SHOW_WHY_BUTTON", "HEALTH_PORT", "HEALTH_LISTEN",
-    "ALBUM_WAIT_S",
-]
+SETTING_NAMES = list(VARIABLES)  # every environment variable the bot reads
 
 
 async def until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:

@@ -291,15 +291,6 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     assert "Group Privacy > Turn off" in caplog.text
 
 
-async def test_batch_settings_are_deprecated_and_ignored(
-    telegram: FakeTelegram, start_bot: StartBot, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.WARNING, logger="nothotdog.bot"):
-        await start_bot(batch_size=8, batch_wait_ms=5.0)
-    assert "BATCH_SIZE and BATCH_WAIT_MS are deprecated and ignored" in caplog.text
-    assert await telegram.reply_text(telegram.push_photo(solid(RED))) == RED_TEXT
-
-
 async def test_one_structured_log_line_per_classified_photo(
     telegram: FakeTelegram, bot: Application, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import socket
 import sys
@@ -111,7 +110,7 @@ async def test_healthz_answers_while_the_bot_runs_and_not_after(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    app = build_application(dataclasses.replace(settings, health_port=port), model=tiny_model)
+    app = build_application(settings.model_copy(update={"health_port": port}), model=tiny_model)
     async with running(app):
         status, content_type, text = await _get(f"http://127.0.0.1:{port}/healthz")
         assert status == 200 and content_type == "application/json"

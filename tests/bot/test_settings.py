@@ -1,22 +1,23 @@
-"""Settings: environment over .env over defaults, clear errors, and .env.example lists all."""
+"""Settings: environment over .env over defaults, clear errors, and the docs list them all."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from nothotdog.bot.settings import (
-    SETTINGS_HELP,
     VARIABLES,
     Settings,
     SettingsError,
     load_model_settings,
     load_settings,
+    settings_help,
     shipped_model_path,
 )
-from tests.bot.harness import SETTING_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,18 +31,30 @@ def test_defaults_need_nothing() -> None:
     assert settings.allowed_chat_ids is None
     assert not settings.use_webhook
     assert settings.base_url == "https://api.telegram.org/bot"
+    assert (settings.queue_size, settings.max_wait_s) == (64, 30.0)
+
+
+def test_settings_built_in_code_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build Settings(...) themselves: a developer's environment must not leak in."""
+    monkeypatch.setenv("QUEUE_SIZE", "5")
+    assert Settings().queue_size == 64
+    assert Settings(queue_size=7, token="1:abc").queue_size == 7
+    assert load_settings(env_file=None).queue_size == 5
+    with pytest.raises(ValidationError):
+        Settings().queue_size = 3  # type: ignore[misc]  # frozen
 
 
 def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(
-        "TELEGRAM_BOT_TOKEN=123:from-file\nBATCH_SIZE=4\nSHOW_CONFIDENCE=off\n"
-        "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\n"
+        "TELEGRAM_BOT_TOKEN=123:from-file\nQUEUE_SIZE=4\nSHOW_CONFIDENCE=off\n"
+        "ALLOWED_CHAT_IDS=1, -1002, 3\nTHRESHOLD=0.7\nMAX_WAIT_S=5\n"
     )
-    settings = load_settings(environ={"BATCH_SIZE": "16", "SHOW_WHY_BUTTON": "true"},
-                             env_file=env_file)
+    settings = load_settings(environ={"QUEUE_SIZE": "16", "SHOW_WHY_BUTTON": "true",
+                                      "MAX_WAIT_S": ""}, env_file=env_file)
     assert settings.token == "123:from-file"
-    assert settings.batch_size == 16
+    assert settings.queue_size == 16
+    assert settings.max_wait_s == 30.0  # empty means the default, even over the file
     assert settings.show_confidence is False
     assert settings.show_why_button is True
     assert settings.allowed_chat_ids == frozenset({1, -1002, 3})
@@ -52,9 +65,11 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("BATCH_SIZE", "0"),
-        ("BATCH_SIZE", "eight"),
-        ("BATCH_WAIT_MS", "-1"),
+        ("QUEUE_SIZE", "0"),
+        ("QUEUE_SIZE", "eight"),
+        ("MAX_WAIT_S", "-1"),
+        ("MAX_WAIT_S", "soon"),
+        ("ONNX_THREADS", "-1"),
         ("THRESHOLD", "1.5"),
         ("SHOW_CONFIDENCE", "maybe"),
         ("SHOW_WHY_BUTTON", "sometimes"),
@@ -72,6 +87,25 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings(environ={name: value}, env_file=None)
+
+
+def test_errors_are_one_sentence_per_variable() -> None:
+    with pytest.raises(SettingsError) as bad:
+        load_settings(environ={"QUEUE_SIZE": "x", "THRESHOLD": "7", "ALBUM_WAIT_S": "nan",
+                               "WEBHOOK_SECRET": "not secret"}, env_file=None)
+    message = str(bad.value)
+    assert "QUEUE_SIZE must be a whole number, got 'x'" in message
+    assert "THRESHOLD must be between 0 and 1, got" in message
+    assert "ALBUM_WAIT_S must be a finite number" in message
+    assert "WEBHOOK_SECRET must match" in message and "not secret" not in message
+    assert "\n" not in message and "queue_size" not in message  # variables, not field names
+
+
+def test_removed_batch_settings_only_warn(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(environ={"BATCH_SIZE": "8"}, env_file=None)
+    assert settings == Settings()
+    assert "BATCH_SIZE and BATCH_WAIT_MS are gone and ignored; remove them" in caplog.text
 
 
 def test_token_is_required_only_to_run_the_bot() -> None:
@@ -105,18 +139,33 @@ def test_webhook_path_comes_from_the_url() -> None:
     assert settings.webhook_path == "tg/hook"
 
 
-def test_env_example_and_help_list_every_setting_with_a_comment() -> None:
+def test_env_example_lists_every_setting_with_a_comment() -> None:
     example = (REPO / ".env.example").read_text()
-    read = set(VARIABLES)
-    assert read == {name for name, _, _ in SETTINGS_HELP} == set(SETTING_NAMES)
     listed = re.findall(r"^#?\s*([A-Z_]+)=", example, flags=re.MULTILINE)
-    assert read and read == set(listed)
+    assert sorted(listed) == sorted(VARIABLES)
     lines = example.splitlines()
-    for name in read:
+    for name in VARIABLES:
         index = next(i for i, line in enumerate(lines) if re.match(rf"^#?\s*{name}=", line))
         assert lines[index - 1].startswith("#"), f"{name} needs a comment above it"
     # And the example loads as it is (after putting in a token).
     assert load_settings(environ={}, env_file=REPO / ".env.example").token == ""
+
+
+def test_readme_settings_table_covers_every_setting() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    named = [name for row in rows for name in re.findall(r"`([A-Z_]+)`", row)]
+    assert sorted(named) == sorted(VARIABLES)
+
+
+def test_help_shows_each_setting_with_its_help_and_default() -> None:
+    text = " ".join(settings_help().split())
+    for name, field in VARIABLES.items():
+        assert f"{name} {Settings.model_fields[field].description}" in text
+    assert "QUEUE_SIZE Photos being downloaded or classified at once; more wait in line " \
+        "(default: 64)" in text
+    assert "SHOW_CONFIDENCE Add the percentage to each verdict (default: true)" in text
 
 
 def test_the_command_line_reads_only_the_model_settings() -> None:
