@@ -23,7 +23,6 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -231,27 +230,15 @@ def check_threshold(name: str, raw: str) -> float | None:
         raise SettingsError(f"{name} {_problems(exc)['THRESHOLD']}") from None
 
 
-class _Given(EnvSettingsSource):
-    """pydantic-settings' reading of the environment, from the variables it is given."""
-
-    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
-        self._given = variables
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str]:
-        return self._given
-
-
 def _load(cls: type[_S], environ: Mapping[str, str] | None, env_file: str | Path | None) -> _S:
-    # Names in lower case, as EnvSettingsSource matches them; values stripped, empty ones unset.
-    found = dict(DotEnvSettingsSource(cls, env_file=env_file).env_vars)
-    found.update((k.lower(), v) for k, v in (os.environ if environ is None else environ).items())
-    variables = {k: v.strip() for k, v in found.items() if v and v.strip()}
-    if cls is Settings and any(name.lower() in variables for name in _GONE):
+    found = {k.upper(): v for k, v in DotEnvSettingsSource(cls, env_file=env_file).env_vars.items()}
+    found.update(os.environ if environ is None else environ)
+    if cls is Settings and any(found.get(name) for name in _GONE):
         log.warning("%s are gone and ignored; remove them", " and ".join(_GONE))
-    keys = {f.validation_alias or n for n, f in cls.model_fields.items() if f.description}
+    given = {name: raw for name, field in cls.model_fields.items()
+             if field.description and (raw := (found.get(_variable(name, field)) or "").strip())}
     try:
-        return cls(**{k: v for k, v in _Given(cls, variables)().items() if k in keys})
+        return cls(**given)  # by field name (populate_by_name); empty variables left out
     except ValidationError as exc:
         problems = (f"{name} {what}".strip() for name, what in _problems(exc).items())
         raise SettingsError("; ".join(problems)) from None
