@@ -15,7 +15,7 @@ from typing import IO, Any
 from telegram.ext import Application
 
 from nothotdog.bot.app import ALLOWED_UPDATES
-from nothotdog.fakebot import WAIT_S, FakeTelegram
+from tests.fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = [

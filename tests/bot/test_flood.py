@@ -22,8 +22,8 @@ from PIL import Image
 
 from nothotdog.bot import replies
 from nothotdog.bot.settings import Settings
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.harness import bot_process, bot_process_env
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, encode, solid
 
 CHATS = 40

@@ -17,10 +17,10 @@ from nothotdog.bot import replies
 from nothotdog.bot.app import classifier_of
 from nothotdog.contract.layout import MB
 from nothotdog.contract.runtime import OnnxModel
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.test_access import _no_file_writes as no_file_writes
 from tests.bot.test_documents import BIG, SIDE, fetched, rgb_png
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, RED, RED_TEXT, encode, solid
 
 GROUP = FakeTelegram.group_chat()
