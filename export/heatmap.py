@@ -6,32 +6,24 @@ contract.heatmap for its definition and range). Three nodes beside the head comp
 the tensor the pooling reads: Mul by the positive-minus-negative dense weights, ReduceSum over
 channels, Add the bias difference. Nothing on the way to ``probabilities`` changes.
 
-Two users: export/pipeline.py adds it to the float32 graph before quantizing (quantize.py keeps
-these nodes float), and ``python -m nothotdog.export.heatmap FILE.onnx`` adds it to a file exported
-before this existed (float32, or int8 with the head kept float), checking that the
-probabilities stay bit-identical.
+export/pipeline.py adds it to the float32 graph before quantizing (quantize.py keeps these
+nodes float). A file exported without it simply has no /why.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
+from nothotdog.contract import HEATMAP_NAME, MetaKey, ModelSpec
 from nothotdog.contract.runtime import ModelLoadError
 from nothotdog.export.graph import ancestors
-from nothotdog.export.metadata import set_metadata
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
@@ -229,91 +221,3 @@ def heatmap_branch(proto: onnx.ModelProto) -> list[str]:
     rest = ancestors(nodes, [name for name in outputs if name != HEATMAP_NAME])
     return [nodes[i].name for i in sorted(heat - rest)]
 
-
-# --- retrofitting an exported file ------------------------------------------------------------
-
-
-@dataclass
-class Retrofit:
-    images: int
-    identical: bool  # probabilities bit-identical, batch 1 and batched, with and without heatmap
-    max_mean_vs_logit: float  # |mean(heatmap) - logit(P)|: the CAM's exactness, in logits
-    grid: list[int | str]
-
-
-def add_to_file(source: Path, out: Path, images: np.ndarray, *, threads: int = 0) -> Retrofit:
-    """Write ``source`` plus the heatmap to ``out`` (may be the same path) only when the
-    probabilities on ``images`` are bit-identical before and after."""
-    import onnxruntime as ort
-
-    proto = onnx.load(str(source))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    spec = add_heatmap(proto, ModelSpec.from_metadata(meta))
-    set_metadata(proto, MetaKey.HEATMAP, spec.extra[MetaKey.HEATMAP])
-    onnx.checker.check_model(proto, full_check=True)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    cpu = ["CPUExecutionProvider"]
-    before = ort.InferenceSession(str(source), options, providers=cpu)
-    after = ort.InferenceSession(proto.SerializeToString(), options, providers=cpu)
-    prob = before.get_outputs()[0].name
-    feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
-    identical = True
-    for batch in (feed, *({INPUT_NAME: x[None]} for x in feed[INPUT_NAME])):
-        (reference,) = before.run([prob], batch)
-        (alone,) = after.run([prob], batch)
-        both, _ = after.run([prob, HEATMAP_NAME], batch)
-        identical &= np.array_equal(reference, alone) and np.array_equal(reference, both)
-    probs, heatmaps = after.run([prob, HEATMAP_NAME], feed)
-    pos = spec.positive_index
-    logit = np.log(probs[:, pos].astype(np.float64)) - np.log(1.0 - probs[:, pos])
-    finite = np.isfinite(logit)  # saturated probabilities have no measurable logit
-    gap = np.abs(heatmaps.reshape(len(probs), -1).mean(axis=1) - logit)[finite]
-    report = Retrofit(
-        images=len(images),
-        identical=bool(identical),
-        max_mean_vs_logit=float(gap.max(initial=0.0)),
-        grid=json.loads(spec.extra[MetaKey.HEATMAP])["shape"][1:],
-    )
-    if not report.identical:
-        raise HeatmapError("adding the heatmap changed the probabilities; nothing written")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}-") as tmp:
-        staged = Path(tmp) / out.name
-        onnx.save(proto, str(staged))
-        os.replace(staged, out)
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    from nothotdog.export.images import generated_images
-
-    parser = argparse.ArgumentParser(
-        prog="python -m nothotdog.export.heatmap",
-        description="Add the heatmap output to an exported nothotdog .onnx file (no "
-        "re-export), writing it only if the probabilities stay bit-identical.",
-    )
-    parser.add_argument("model", type=Path, help="the exported .onnx file")
-    parser.add_argument("--out", type=Path, help="where to write (default: in place)")
-    parser.add_argument("--images", type=int, default=32, help="generated check images")
-    parser.add_argument("--photos", type=Path, nargs="*", default=[],
-                        help="photo files to check on as well")  # fmt: skip
-    args = parser.parse_args(argv)
-    images = generated_images(args.images)
-    if args.photos:
-        images = np.concatenate([images, np.stack([load_image_file(p) for p in args.photos])])
-    try:
-        report = add_to_file(args.model, args.out or args.model, images)
-    except (HeatmapError, onnx.checker.ValidationError) as exc:
-        print(f"nothotdog.export.heatmap: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {args.out or args.model}: heatmap {report.grid}; probabilities bit-identical "
-        f"on {report.images} images (batched and one by one); max |mean(heatmap) - logit| "
-        f"{report.max_mean_vs_logit:.2e}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

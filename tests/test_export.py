@@ -34,7 +34,7 @@ from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import load_onnx
 from nothotdog.export.__main__ import main
 from nothotdog.export.convert import load_float32, to_onnx
-from nothotdog.export.heatmap import HeatmapError, add_heatmap, add_to_file, heatmap_branch
+from nothotdog.export.heatmap import HeatmapError, add_heatmap, heatmap_branch
 from nothotdog.export.images import decode_examples, generated_images, stratified_sample
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
 from nothotdog.export.parity import ParityError, check_parity
@@ -490,20 +490,3 @@ def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
         if np.ptp(a) > 1.0:
             assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
 
-
-def test_an_old_file_gets_the_heatmap_added_in_place(workdir: Path, model: keras.Model):
-    old = workdir / "old.onnx"
-    proto = to_onnx(model)
-    onnx.helper.set_model_props(
-        proto, ModelSpec(extra={MetaKey.QUANTIZATION: "none (float32)"}).to_metadata()
-    )
-    onnx.save(proto, str(old))
-    assert not load_onnx(old).has_heatmap  # old files keep loading
-    report = add_to_file(old, old, generated_images(4, seed=17))
-    assert report.identical and report.grid == [28, 28] and report.max_mean_vs_logit < 1e-4
-    loaded = load_onnx(old)
-    assert loaded.has_heatmap
-    meta = read_metadata(old)
-    assert meta[MetaKey.QUANTIZATION] == "none (float32)" and MetaKey.HEATMAP in meta
-    with pytest.raises(HeatmapError, match="already"):
-        add_to_file(old, old, generated_images(2))
