@@ -1,33 +1,22 @@
-"""Keras model to a float32 ONNX graph whose input is the contract's uint8 NHWC image.
-
-Conversion path: ``tf2onnx.convert.from_keras`` with an explicit ``input_signature``. With
-Keras 3, tf2onnx cannot read the model's input specs itself, but given a uint8
-``TensorSpec([None, 224, 224, 3], name="image")`` it traces the model through a
-``tf.function`` and converts that concrete function. This was checked with Keras 3 and a full
-VGG16 here, avoids writing a SavedModel to disk, keeps the graph's input uint8 (so the
-VGGPreprocess cast, BGR flip and mean subtraction travel into the file) and leaves the batch
-dimension dynamic.
+"""A trained Keras model to a float32 ONNX graph that follows the contract: one uint8 NHWC
+``image`` in, ``probabilities`` out, a dynamic ``batch`` dimension, the preprocessing inside.
+The conversion itself is training.int8.keras_to_onnx, which the frozen trunk's cache uses too.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
-import numpy as np
 import onnx
-import tensorflow as tf
-import tf2onnx
 
-import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
 from nothotdog.contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME
-from nothotdog.export.settings import DEFAULT_OPSET, MIN_OPSET
+from nothotdog.export.settings import MIN_OPSET
+from nothotdog.training.int8 import DEFAULT_OPSET, keras_to_onnx
+from nothotdog.training.model import all_layers, float32_copy, low_precision
 
 BATCH_DIM = "batch"
-LOW_PRECISION = frozenset({"mixed_bfloat16", "mixed_float16", "bfloat16", "float16"})
 
 
 class ConversionError(RuntimeError):
@@ -44,65 +33,22 @@ class LoadedModel:
 
 
 def load_float32(path: str | Path) -> LoadedModel:
-    """Load a .keras file and make sure every layer computes in float32.
-
-    A model trained under mixed_bfloat16 keeps that policy per layer in its config, so setting
-    the global policy is not enough: rebuild from a config with each low-precision policy
-    replaced, then copy the (already float32) variables over.
-    """
-    keras.config.set_dtype_policy("float32")
+    """Load a .keras file as a model that computes in float32 everywhere (float32_copy)."""
     try:
         trained = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many kinds for a bad file
         raise ConversionError(f"cannot load Keras model {path}: {exc}") from exc
-    policies = {layer.dtype_policy.name for layer in _all_layers(trained)}
-    low = sorted(policies & LOW_PRECISION)
-    if not low:
-        _check_float32(trained)
-        return LoadedModel(model=trained, trained_policy="float32", trained=None)
-    config = _float32_config(trained.get_config())
-    model = trained.__class__.from_config(config)
-    weights = trained.get_weights()
-    if [w.shape for w in model.get_weights()] != [w.shape for w in weights]:
-        raise ConversionError("rebuilt float32 model does not match the trained weights")
-    model.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+    low = low_precision(trained)
+    try:
+        model = float32_copy(trained)
+    except ValueError as exc:
+        raise ConversionError(str(exc)) from exc
     _check_float32(model)
-    return LoadedModel(model=model, trained_policy=",".join(low), trained=trained)
-
-
-def _all_layers(model: keras.Layer) -> list[keras.Layer]:
-    """Layers of nested models too (a VGG16 base may sit inside as one layer)."""
-    found = []
-    for layer in getattr(model, "layers", []):
-        found.append(layer)
-        found.extend(_all_layers(layer))
-    return found
-
-
-def _float32_config(config: Any) -> Any:
-    config = copy.deepcopy(config)
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("class_name") == "DTypePolicy":
-                inner = node.get("config", {})
-                if inner.get("name") in LOW_PRECISION:
-                    inner["name"] = "float32"
-            for key, value in node.items():
-                if key == "dtype" and isinstance(value, str) and value in LOW_PRECISION:
-                    node[key] = "float32"
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(config)
-    return config
+    return LoadedModel(model, ",".join(low) or "float32", trained if low else None)
 
 
 def _check_float32(model: keras.Model) -> None:
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if layer.dtype_policy.compute_dtype != "float32":
@@ -127,9 +73,8 @@ def to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Convert, then pin the contract's names and a readable dynamic batch dimension."""
     if opset < MIN_OPSET:
         raise ConversionError(f"opset {MIN_OPSET} or newer is required")
-    signature = (tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.uint8, name=INPUT_NAME),)
     try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+        proto = keras_to_onnx(model, INPUT_SIZE, opset)
     except Exception as exc:  # tf2onnx surfaces TensorFlow's errors unchanged
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
     graph = proto.graph

@@ -21,7 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nothotdog.contract import IMAGENET_MEAN_BGR, INPUT_NAME
-from nothotdog.export.graph import ancestors
+from nothotdog.training.int8 import ancestors
 
 PADDED = "image_padded"  # the float tensor the first convolution reads after the fold
 _MEAN_RGB = tuple(reversed(IMAGENET_MEAN_BGR))

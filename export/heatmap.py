@@ -6,8 +6,8 @@ contract.heatmap for its definition and range). Three nodes beside the head comp
 the tensor the pooling reads: Mul by the positive-minus-negative dense weights, ReduceSum over
 channels, Add the bias difference. Nothing on the way to ``probabilities`` changes.
 
-export/pipeline.py adds it to the float32 graph before quantizing (quantize.py keeps these
-nodes float). A file exported without it simply has no /why.
+export/pipeline.py adds it to the float32 graph before quantizing, which keeps these nodes
+float (training.int8.side_branch). A file exported without it simply has no /why.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nothotdog.contract import HEATMAP_NAME, MetaKey, ModelSpec
 from nothotdog.contract.runtime import ModelLoadError
-from nothotdog.export.graph import ancestors
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
 PASS_THROUGH = frozenset({"Squeeze", "Reshape", "Flatten", "Identity", "Dropout"})
-MIN_OPSET = 13  # ReduceSum takes its axes as an input from opset 13 on
 
 
 class HeatmapError(ModelLoadError):
@@ -137,9 +135,6 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     graph = proto.graph
     if any(o.name == HEATMAP_NAME for o in graph.output):
         raise HeatmapError(f"the graph already has a {HEATMAP_NAME!r} output")
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < MIN_OPSET:
-        raise HeatmapError(f"opset {opset} is too old for the heatmap; {MIN_OPSET}+ is needed")
     head = find_head(graph)
     channels, classes = head.weights.shape
     if classes != len(spec.labels):
@@ -163,7 +158,7 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
         helper.make_node("Add", [f"{PREFIX}sum", f"{PREFIX}bias"], [HEATMAP_NAME],
                          name=f"{PREFIX}Add"),
     ]  # fmt: skip
-    # Right after the pooling: topologically sound, and inside the block that quantize.py
+    # Right after the pooling: topologically sound, and inside the block that training.int8
     # finds as "the head", ahead of the Softmax that ends it.
     for offset, node in enumerate(nodes, start=1):
         graph.node.insert(head.pool_index + offset, node)
@@ -209,15 +204,4 @@ def describe(spec: ModelSpec, grid: Sequence[int | str]) -> str:
             "(contract.heatmap)",
         }
     )
-
-
-def heatmap_branch(proto: onnx.ModelProto) -> list[str]:
-    """Names of the nodes only the ``heatmap`` output needs (quantize.py keeps them float)."""
-    outputs = [o.name for o in proto.graph.output]
-    if HEATMAP_NAME not in outputs:
-        return []
-    nodes = list(proto.graph.node)
-    heat = ancestors(nodes, [HEATMAP_NAME])
-    rest = ancestors(nodes, [name for name in outputs if name != HEATMAP_NAME])
-    return [nodes[i].name for i in sorted(heat - rest)]
 

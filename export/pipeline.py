@@ -6,10 +6,10 @@ model even when a later step fails.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,38 +19,47 @@ import onnx
 import onnxruntime as ort
 
 from nothotdog.contract import ModelSpec
+from nothotdog.contract.dataset import list_examples
 from nothotdog.contract.runtime import ModelLoadError, load_onnx
 from nothotdog.export.convert import ConversionError, LoadedModel, load_float32, tidy, to_onnx
-from nothotdog.export.fold import fold_preprocessing
+from nothotdog.export.fold import PADDED, feed_uint8, fold_preprocessing
+from nothotdog.export.gate import compare_models, gate
 from nothotdog.export.heatmap import add_heatmap
-from nothotdog.export.images import decode_examples, generated_images, labelled_examples
 from nothotdog.export.metadata import (
     REQUIRED_KEYS,
+    TrainedRun,
     build_spec,
     read_metadata,
+    read_run,
     weights_sha256,
     with_quantization,
     write_metadata,
 )
-from nothotdog.export.optimized import optimized_ops, stack_report
-from nothotdog.export.parity import check_parity, compare, keras_probabilities, onnx_probabilities
-from nothotdog.export.quantize import (
+from nothotdog.export.parity import (
+    check_parity,
+    compare,
+    generated_images,
+    keras_probabilities,
+    onnx_probabilities,
+)
+from nothotdog.export.settings import DEFAULT_MAX_DROP, DEFAULT_PARITY_IMAGES, TOLERANCE
+from nothotdog.training.int8 import (
+    DEFAULT_OPSET,
     ExampleReader,
     QuantizationError,
     QuantSettings,
-    compare_models,
-    gate,
+    decode_examples,
     parse_exclude,
     quantize_int8,
 )
-from nothotdog.export.settings import (
-    DEFAULT_MAX_DROP,
-    DEFAULT_OPSET,
-    DEFAULT_PARITY_IMAGES,
-    TOLERANCE,
-)
-from nothotdog.export.source import TrainedRun, read_run
+from nothotdog.training.sampling import stratified_sample
+from nothotdog.training.weights import sha256_file
 
+# Layout or precision changes that would mean the int8 convolution stack is broken up.
+CONV_OPS = frozenset({"Conv", "QLinearConv", "FusedConv", "NhwcFusedConv", "NhwcConv"})
+INTRUDERS = frozenset(
+    {"Transpose", "Cast", "QuantizeLinear", "DequantizeLinear", "ReorderInput", "ReorderOutput"}
+)
 Log = Callable[[str], None]
 
 
@@ -86,11 +95,11 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
     summary["source"] = {
         "model": str(run.model_path.resolve()),
         "run_dir": str(run.run_dir.resolve()) if run.run_dir else None,
-        "model_file_sha256": file_sha256(run.model_path),
+        "model_file_sha256": sha256_file(run.model_path),
     }
 
     loaded, proto, spec = _convert(run, opts, summary, log)
-    _check_parity(loaded, proto, spec, opts, run.labels, summary, log)
+    _check_parity(loaded, proto, spec, opts, summary, log)
 
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=opts.out.parent, prefix=f".{opts.out.stem}-") as tmp:
@@ -142,13 +151,13 @@ def _convert(
 
 def _check_parity(
     loaded: LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
-    labels: Sequence[str], summary: dict[str, Any], log: Log,
+    summary: dict[str, Any], log: Log,
 ) -> None:
     """The ONNX graph must give Keras's probabilities and labels (raises ParityError)."""
     # Real photos when there are some: generated images can miss real activation ranges.
     step = time.perf_counter()
     if opts.check is not None:
-        examples = labelled_examples(opts.check, labels, opts.parity_images)
+        examples = _sample(opts.check, spec.labels, opts.parity_images)
         images, _, skipped = decode_examples(examples)
         bad = set(skipped)
         names: list[str] | None = [str(e.path) for e in examples if e.path not in bad]
@@ -176,12 +185,14 @@ def quantize_and_gate(
     settings = opts.quant
     if opts.calibration.resolve() == opts.check.resolve():
         log("warning: calibrating on the check folder makes the gate optimistic")
-    examples = labelled_examples(
-        opts.calibration, spec.labels, settings.calibration_images, settings.seed
-    )
+    examples = _sample(opts.calibration, spec.labels, settings.calibration_images, settings.seed)
     log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
         f"from {opts.calibration} by class and source (seed {settings.seed})")
-    proto, result = quantize_int8(opts.float32_path, ExampleReader(examples), settings, work)
+    int8_first_conv = "first_conv" not in parse_exclude(settings.exclude)
+    proto, result = quantize_int8(opts.float32_path, ExampleReader(examples), settings, work,
+                                  pixels=PADDED)  # fmt: skip
+    if int8_first_conv:
+        feed_uint8(proto)  # the int8 convolutions read the uint8 image itself
     write_metadata(proto, with_quantization(spec, result.description))
     tidy(proto)
     onnx.checker.check_model(proto, full_check=True)
@@ -194,12 +205,12 @@ def quantize_and_gate(
     summary["quantization"]["onnxruntime_graph"] = stack
     log(f"onnxruntime's optimized graph: {stack['convolutions']} convolutions, "
         f"{stack['inside_stack'] or 'no Transpose, Cast or (De)QuantizeLinear'} between them")
-    if stack["inside_stack"] and "first_conv" not in parse_exclude(settings.exclude):
+    if stack["inside_stack"] and int8_first_conv:
         raise QuantizationError(
             f"the int8 convolution stack is broken up by {stack['inside_stack']}"
         )
 
-    check = labelled_examples(opts.check, spec.labels)
+    check = _sample(opts.check, spec.labels)
     log(f"comparing float32 and int8 on {len(check)} images from {opts.check}")
     comparison = compare_models(opts.float32_path, staged, check, opts.max_drop)
     summary["comparison"] = comparison.as_dict()
@@ -219,13 +230,35 @@ def verify_file(path: Path) -> None:
         raise ModelLoadError(f"{path} lacks metadata {missing}")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_info(path: Path) -> dict[str, Any]:
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _sample(root: Path, labels: Sequence[str], limit: int = 0, seed: int = 0) -> list:
+    """A seeded sample of a labelled folder, stratified by class and source (0: all of it)."""
+    return stratified_sample(list_examples(root, labels), limit, seed)
+
+
+def optimized_ops(path: str | Path) -> list[str]:
+    """Op types, in order, of the graph onnxruntime builds from ``path`` on this CPU.
+
+    Whether onnxruntime keeps the whole convolution stack in int8 NHWC (the point of folding
+    the preprocessing) is a property of its optimized graph, not of our file.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3  # its "hardware-specific graph" warning is expected here
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def stack_report(ops: list[str]) -> dict[str, object]:
+    """Counts of all ops, and the intruders found between the first and last convolution."""
+    convs = [i for i, op in enumerate(ops) if op in CONV_OPS]
+    inside = ops[convs[0] : convs[-1] + 1] if convs else []
+    return {
+        "ops": dict(sorted(Counter(ops).items())),
+        "convolutions": len(convs),
+        "inside_stack": [op for op in inside if op in INTRUDERS],
+    }

@@ -271,7 +271,7 @@ def build_tiny_keras(path: Path, size: int) -> Path:
     """VGGPreprocess + mean colour + softmax: the same redness rule as the tiny ONNX model."""
     keras = pytest.importorskip("keras")
     from nothotdog.contract import IMAGENET_MEAN_BGR
-    from nothotdog.training.layers import VGGPreprocess
+    from nothotdog.training.model import VGGPreprocess
     from tests.tinymodel import SCALE
 
     inputs = keras.Input((size, size, 3), dtype="uint8", name="image")

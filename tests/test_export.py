@@ -34,11 +34,12 @@ from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import load_onnx
 from nothotdog.export.__main__ import main
 from nothotdog.export.convert import load_float32, to_onnx
-from nothotdog.export.heatmap import HeatmapError, add_heatmap, heatmap_branch
-from nothotdog.export.images import decode_examples, generated_images, stratified_sample
+from nothotdog.export.heatmap import HeatmapError, add_heatmap
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
-from nothotdog.export.parity import ParityError, check_parity
-from nothotdog.training.layers import VGGPreprocess
+from nothotdog.export.parity import ParityError, check_parity, generated_images
+from nothotdog.training.int8 import decode_examples, side_branch
+from nothotdog.training.model import VGGPreprocess
+from nothotdog.training.sampling import stratified_sample
 
 THRESHOLD = 0.42
 VAL_METRICS = {"accuracy": 0.97, "precision": 0.96, "recall": 0.95, "f1": 0.955,
@@ -338,11 +339,11 @@ def test_cli_refuses_incomplete_requests(args: list[str]):
 
 
 def test_excluded_nodes_are_found_by_position(float32_export: Path):
-    from nothotdog.export.quantize import QuantizationError, excluded_nodes
+    from nothotdog.training.int8 import QuantizationError, excluded_nodes
 
     proto = onnx.load(str(float32_export))
     ops = {node.name: node.op_type for node in proto.graph.node}
-    branch = heatmap_branch(proto)  # kept float whatever the groups
+    branch = side_branch(proto)  # kept float whatever the groups
     assert [ops[name] for name in branch] == ["Mul", "ReduceSum", "Add"]
     assert excluded_nodes(proto, "none") == branch
 
@@ -411,7 +412,7 @@ def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.M
 
 
 def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export: Path):
-    from nothotdog.export.optimized import optimized_ops, stack_report
+    from nothotdog.export.pipeline import optimized_ops, stack_report
 
     graph = summary_of(int8_export)["quantization"]["onnxruntime_graph"]
     assert graph["inside_stack"] == []
@@ -472,7 +473,7 @@ def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
     int8 = load_onnx(int8_export)
     assert int8.has_heatmap and MetaKey.HEATMAP in int8.spec.extra
     proto = onnx.load(str(int8_export))
-    branch = set(heatmap_branch(proto))
+    branch = set(side_branch(proto))
     assert len(branch) == 3
     producers = {out: n for n in proto.graph.node for out in n.output}
     mul = next(n for n in proto.graph.node if n.name in branch and n.op_type == "Mul")

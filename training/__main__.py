@@ -8,8 +8,8 @@ from pathlib import Path
 
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError
-from nothotdog.training.augment import AugmentParams
 from nothotdog.training.devices import PRECISIONS, STRATEGIES
+from nothotdog.training.features import AugmentParams
 from nothotdog.training.train import TRUNK_RUNTIMES, UNFREEZE_CUTS, TrainConfig, run_training
 from nothotdog.training.weights import BUNDLED, WeightsError
 
@@ -73,18 +73,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    " Several runs: their weights are averaged (a model soup)")
     p.add_argument("--min-crop-area", type=float, default=AugmentParams.min_area,
                    help="augmentation: smallest fraction of the photo a random crop keeps")
-    a = p.parse_args(argv)
-    return TrainConfig(
-        data=a.data, out=a.out, val=a.val, val_split=a.val_split, weights=a.weights,
-        unfreeze=a.unfreeze, views=a.views, head_epochs=a.head_epochs, head_lr=a.head_lr,
-        finetune_epochs=a.finetune_epochs, finetune_lr=a.finetune_lr, patience=a.patience,
-        batch_size=a.batch_size, dropout=a.dropout, label_smoothing=a.label_smoothing,
-        precision=a.precision, strategy=a.strategy, seed=a.seed, input_size=a.input_size,
-        cache_dir=a.cache_dir, init_from=tuple(a.init_from),
-        augment=AugmentParams(min_area=a.min_crop_area),
-        finetune_samples=a.finetune_samples, feature_zoom=a.feature_zoom,
-        source_power=a.source_power, trunk_runtime=a.trunk_runtime, calibrate=not a.no_calibrate,
-    )  # fmt: skip
+    a = vars(p.parse_args(argv))
+    a.update(init_from=tuple(a["init_from"]), calibrate=not a.pop("no_calibrate"),
+             augment=AugmentParams(min_area=a.pop("min_crop_area")))  # fmt: skip
+    return TrainConfig(**a)  # every option is named like its TrainConfig field
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,13 +53,9 @@ class LoadedModel:
 
 
 def predict_examples(
-    predict_fn: PredictFn,
-    examples: Sequence[Example],
-    batch_size: int = 32,
-    progress: bool = True,
-    *,
-    size: int = INPUT_SIZE,
-) -> np.ndarray:
+    predict_fn: PredictFn, examples: Sequence[Example], batch_size: int = 32,
+    progress: bool = True, *, size: int = INPUT_SIZE,
+) -> np.ndarray:  # fmt: skip
     """Probabilities ``float32 [n, classes]`` for ``examples``, decoded by the contract in batches.
 
     ``predict_fn`` takes ``uint8 [b, size, size, 3]`` RGB; every image goes through
@@ -144,7 +140,7 @@ def _load_keras(keras_file: Path) -> LoadedModel:
 
     import keras  # lazily: the ONNX path must not pay for (or need) TensorFlow
 
-    import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
+    import nothotdog.training.model  # noqa: F401  registers VGGPreprocess for deserialisation
 
     try:
         model = keras.saving.load_model(keras_file, compile=False)
@@ -183,62 +179,31 @@ def default_out_dir(model_path: Path, data_dir: Path) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nothotdog-eval",
-        description=(
-            "Evaluate a Keras model or an ONNX file on a labelled folder (one sub-folder per "
-            "class) and write metrics.json plus plots, overall and per source tag."
-        ),
+        description="Evaluate a Keras model or an ONNX file on a labelled folder (one sub-folder "
+        "per class) and write metrics.json plus plots, overall and per source tag.",
     )
     add_version(parser)
-    parser.add_argument(
-        "model",
-        type=Path,
-        help="an .onnx file (labels and threshold from its metadata), a .keras file, or a "
-        "training run folder with model.keras, labels.json and metrics.json",
-    )
-    parser.add_argument(
-        "data_dir", type=Path, help="folder with one sub-folder per model label, e.g. hot_dog/"
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="where to write metrics.json and the plots (default: RUN/eval-DATA for a run "
-        "folder, MODEL-eval-DATA beside a model file)",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="decision threshold on P(positive) (default: the one the model carries, else 0.5)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=32, help="images per inference batch (default: 32)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--sources", metavar="TAG,TAG",
-        help="evaluate only photos of these source tags (e.g. the food sources, for a "
-        "worst-mistakes grid of food)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--stamp", choices=["val", "test"],
-        help="ONNX only: write these figures (overall and per source) into the file's metadata "
-        "as its val or test metrics, so /about and the card report what this file scored",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-accuracy", type=float, metavar="FRACTION",
-        help="exit with status 3 when overall accuracy is below this (e.g. 0.95)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-source-accuracy", type=float, metavar="FRACTION",
-        help="exit with status 3 when a source tag with at least --min-source-images images "
-        "scores below this (e.g. 0.93)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-source-images", type=int, default=100, metavar="N",
-        help="sources smaller than this are reported but not held to --min-source-accuracy "
-        "(default: %(default)s)",
-    )  # fmt: skip
+    add = parser.add_argument
+    add("model", type=Path, help="an .onnx file (labels and threshold from its metadata), a "
+        ".keras file, or a training run folder with model.keras, labels.json and metrics.json")
+    add("data_dir", type=Path, help="folder with one sub-folder per model label, e.g. hot_dog/")
+    add("--out", type=Path, help="where to write metrics.json and the plots (default: "
+        "RUN/eval-DATA for a run folder, MODEL-eval-DATA beside a model file)")
+    add("--threshold", type=float, help="decision threshold on P(positive) (default: the one "
+        "the model carries, else 0.5)")
+    add("--batch-size", type=int, default=32, help="images per inference batch (default: 32)")
+    add("--no-progress", action="store_true", help="hide the progress bar")
+    add("--sources", metavar="TAG,TAG", help="evaluate only photos of these source tags (e.g. "
+        "the food sources, for a worst-mistakes grid of food)")
+    add("--stamp", choices=["val", "test"], help="ONNX only: write these figures (overall and "
+        "per source) into the file's metadata as its val or test metrics, so /about and the "
+        "card report what this file scored")
+    add("--min-accuracy", type=float, metavar="FRACTION",
+        help="exit with status 3 when overall accuracy is below this (e.g. 0.95)")
+    add("--min-source-accuracy", type=float, metavar="FRACTION", help="exit with status 3 when "
+        "a source tag with at least --min-source-images images scores below this (e.g. 0.93)")
+    add("--min-source-images", type=int, default=100, metavar="N", help="sources smaller than "
+        "this are reported but not held to --min-source-accuracy (default: %(default)s)")
     return parser
 
 
@@ -250,7 +215,6 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     import onnx
 
     from nothotdog.contract import MetaKey
-    from nothotdog.export.metadata import set_metadata
 
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")
@@ -262,7 +226,8 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     record["per_source"] = {t: compact(m) for t, m in (metrics.get("per_source") or {}).items()}
     key = MetaKey.TEST_METRICS if split == "test" else MetaKey.METRICS
     proto = onnx.load(str(model_path))
-    set_metadata(proto, key, json.dumps(record, sort_keys=True))
+    props = {p.key: p.value for p in proto.metadata_props}  # the others stay, in their order
+    onnx.helper.set_model_props(proto, {**props, key: json.dumps(record, sort_keys=True)})
     tmp = model_path.with_suffix(".stamping")
     onnx.save(proto, str(tmp))
     tmp.replace(model_path)
@@ -316,28 +281,15 @@ def _run(args: argparse.Namespace) -> int:
     )
     if extra:
         _note(f"ignoring folders that are not model labels: {extra}")
-    probs = predict_examples(
-        model.predict,
-        examples,
-        args.batch_size,
-        progress=not args.no_progress,
-        size=model.input_size,
-    )
+    probs = predict_examples(model.predict, examples, args.batch_size,
+                             progress=not args.no_progress, size=model.input_size)  # fmt: skip
     if probs.shape[1] != len(model.labels):
         raise EvaluationError(
             f"the model returned {probs.shape[1]} columns for {len(model.labels)} labels"
         )
     out = args.out or default_out_dir(args.model, args.data_dir)
-    metrics = write_evaluation(
-        out,
-        [e.label for e in examples],
-        probs,
-        examples,
-        model.labels,
-        model.positive_label,
-        threshold,
-        heatmap=model.heatmap,
-    )
+    metrics = write_evaluation(out, [e.label for e in examples], probs, examples, model.labels,
+                               model.positive_label, threshold, heatmap=model.heatmap)  # fmt: skip
     np.save(out / "probabilities.npy", probs)  # per photo, in the order of files below
     (out / "files.txt").write_text("".join(f"{e.path}\n" for e in examples))
     print(f"{model.kind} model {args.model} on {args.data_dir}:")
@@ -346,9 +298,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.stamp:
         stamp(args.model, metrics, args.stamp, args.data_dir)
         print(f"recorded as the {args.stamp} metrics of {args.model}")
-    missed = shortfalls(
-        metrics, args.min_accuracy, args.min_source_accuracy, args.min_source_images
-    )
+    missed = shortfalls(metrics, args.min_accuracy, args.min_source_accuracy,
+                        args.min_source_images)  # fmt: skip
     for line in missed:
         print(f"nothotdog-eval: below the bar: {line}", file=sys.stderr)
     return BELOW_BAR if missed else 0

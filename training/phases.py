@@ -1,4 +1,4 @@
-"""The two training phases and their evaluation, all on cached trunk outputs."""
+"""The two training phases and their evaluation, all on cached trunk outputs (Features)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from nothotdog.training.distributed import local_predict
+from nothotdog.training.features import Features
 from nothotdog.training.model import HEAD_DROPOUT, HEAD_POOL, head_layers, stack
 
 FEATURE_BATCH = 64
@@ -37,21 +38,21 @@ def pooled_features(top: list, features: np.ndarray, classifier: keras.Model) ->
     return np.asarray(local_predict(pooler, features, FEATURE_BATCH), np.float32)
 
 
-def train_head(classifier, top, train_views, y_train, weights, val_x, y_val, cfg) -> dict:
+def train_head(classifier, top, data: Features, cfg) -> dict:
     """Phase 1: frozen VGG16, new softmax head, trained on pooled features of every view."""
     k = classifier.output.shape[-1]
     print("phase 1: training the new head on frozen features")
-    pooled = [pooled_features(top, v, classifier) for v in train_views]
+    pooled = [pooled_features(top, v, classifier) for v in data.train_views]
     x = np.concatenate(pooled)
-    y = np.concatenate([y_train] * len(pooled))
-    w = np.concatenate([weights] * len(pooled))
-    val_pooled = pooled_features(top, val_x, classifier)
+    y = np.concatenate([data.y_train] * len(pooled))
+    w = np.concatenate([data.weights] * len(pooled))
+    val_pooled = pooled_features(top, data.val_x, classifier)
     inp = keras.Input(x.shape[1:])
     head = keras.Model(inp, stack(head_layers(classifier)[1:], inp), name="head")
     head.compile(keras.optimizers.Adam(cfg.head_lr), _loss(cfg), metrics=["accuracy"])
     fit = head.fit(
         x, _one_hot(y, k), sample_weight=w, batch_size=FEATURE_BATCH,
-        epochs=cfg.head_epochs, validation_data=(val_pooled, _one_hot(y_val, k)),
+        epochs=cfg.head_epochs, validation_data=(val_pooled, _one_hot(data.y_val, k)),
         callbacks=[keep_best(max(cfg.patience, 5))], verbose=2,
     )  # fmt: skip
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
@@ -100,48 +101,45 @@ def feature_augmentation(zoom: float) -> list[keras.layers.Layer]:
     ]
 
 
-def finetune_top(classifier, top, train_views, y_train, weights, val_x, y_val, cfg) -> dict:
+def finetune_top(classifier, top, data: Features, cfg) -> dict:
     """Phase 2: the top blocks unfrozen, learning rate warming up then decaying (cosine)."""
     k = classifier.output.shape[-1]
     print(f"phase 2: fine-tuning {len(top)} layers ({top[0].name} ... {top[-1].name})")
-    inp = keras.Input(val_x.shape[1:])
+    inp = keras.Input(data.val_x.shape[1:])
     x = stack(feature_augmentation(cfg.feature_zoom), inp)
     model = keras.Model(inp, stack(head_layers(classifier), stack(top, x)), name="finetune")
-    data = ViewSampler(
-        train_views, y_train, weights, k, cfg.batch_size, cfg.finetune_samples, cfg.seed
-    )
-    steps = len(data) * cfg.finetune_epochs
+    sampler = ViewSampler(data.train_views, data.y_train, data.weights, k, cfg.batch_size,
+                          cfg.finetune_samples, cfg.seed)  # fmt: skip
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps, warmup_target=cfg.finetune_lr, warmup_steps=max(1, len(data) // 2)
-    )
+        0.0, len(sampler) * cfg.finetune_epochs, warmup_target=cfg.finetune_lr,
+        warmup_steps=max(1, len(sampler) // 2),
+    )  # fmt: skip
     model.compile(keras.optimizers.Adam(schedule), _loss(cfg), metrics=["accuracy"])
     fit = model.fit(
-        data, epochs=cfg.finetune_epochs, validation_data=(val_x, _one_hot(y_val, k)),
+        sampler, epochs=cfg.finetune_epochs, validation_data=(data.val_x, _one_hot(data.y_val, k)),
         validation_batch_size=FEATURE_BATCH, callbacks=[keep_best(cfg.patience)], verbose=2,
     )  # fmt: skip
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
-def evaluate_phase(name, classifier, top, val_x, y_val, val_ex, labels, positive, out: Path,
-                   history) -> dict:  # fmt: skip
+def evaluate_phase(name: str, classifier, top, data: Features, out: Path, history) -> dict:
     """Validation metrics, plots and the decision threshold chosen on validation."""
     from nothotdog.training.metrics import choose_threshold
     from nothotdog.training.report import write_evaluation
 
-    inp = keras.Input(val_x.shape[1:])
+    inp = keras.Input(data.val_x.shape[1:])
     layers = [layer for layer in head_layers(classifier) if layer.name != HEAD_DROPOUT]
     model = keras.Model(inp, stack(layers, stack(top, inp)))
-    probs = np.asarray(local_predict(model, val_x, FEATURE_BATCH), np.float64)
+    probs = np.asarray(local_predict(model, data.val_x, FEATURE_BATCH), np.float64)
+    labels, positive = data.labels, data.positive
     pos = labels.index(positive)
     if len(labels) == 2:
-        threshold, rule = choose_threshold(y_val == pos, probs[:, pos])
+        threshold, rule = choose_threshold(data.y_val == pos, probs[:, pos])
     else:
         threshold, rule = 0.5, "argmax: more than two classes"
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "val_probabilities.npy", probs)
-    metrics = write_evaluation(
-        folder, y_val, probs, val_ex, labels, positive, threshold,
-        history={name: history},
-    )  # fmt: skip
+    metrics = write_evaluation(folder, data.y_val, probs, data.val_ex, labels, positive, threshold,
+                               history={name: history})  # fmt: skip
     return {**metrics, "threshold": float(threshold), "threshold_rule": rule}
