@@ -1,10 +1,10 @@
-"""``python -m bench.heatmap [--model FILE]``: what the ``heatmap`` output costs (issue 13).
+"""``python -m bench.heatmap [--model FILE]``: what the ``heatmap`` output costs the verdict.
 
 Three ways of running one model file at batch 1, interleaved in one process (each round runs
 each once, in a rotating order, so a busy machine slows them alike):
 
-- *without heatmap*: the same graph with the heatmap branch taken out, as files were before
-  (the baseline: the verdict before issue 13);
+- *without heatmap*: the same graph with the heatmap branch taken out (the baseline: the
+  verdict of a file without the heatmap);
 - *verdict*: the file as shipped, asking for ``probabilities`` only (``OnnxModel.predict``,
   the bot's normal path);
 - *verdict + heatmap*: asking for both (``OnnxModel.explain``, the ``/why`` path).

@@ -420,7 +420,9 @@ def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export:
     assert stack_report(ops)["inside_stack"] == []
     first_conv = next(i for i, op in enumerate(ops) if op == "QLinearConv")
     assert "Cast" not in ops[:first_conv]  # the uint8 image goes straight into int8
-# --- the heatmap output (issue 13) ----------------------------------------------------------
+
+
+# --- the heatmap output ------------------------------------------------------------------------
 
 
 def cam_by_hand(model: keras.Model, images: np.ndarray) -> np.ndarray:

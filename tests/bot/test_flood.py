@@ -27,7 +27,7 @@ from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, encode, solid
 
 CHATS = 40
-SIDE = 1_792  # RGB noise: a 9.6 MB PNG, as in the issue, 12.8 MB once decoded
+SIDE = 1_792  # RGB noise: a 9.6 MB PNG (under MAX_FILE_MB's 10), 12.8 MB once decoded
 # Default budget (48 MB) plus the HTTP buffers, the decoded images, and the allocator's
 # slack. Holding every file at once, three copies each as before, would be over 1 GB.
 GROWTH_BOUND_MB = 160

@@ -208,7 +208,7 @@ async def test_why_writes_nothing_to_disk(
     assert list(workdir.iterdir()) == [] and list(scratch.iterdir()) == []
 
 
-# --- the same admission and byte budget as a verdict (issue 11) ---------------------------------
+# --- the same admission and byte budget as a verdict --------------------------------------------
 
 
 async def test_why_is_admitted_on_its_declared_size_or_told_busy(
