@@ -1,10 +1,6 @@
-"""``nothotdog-export RUN_DIR_or_MODEL --out models/NAME.onnx [--quantize int8 --calibration DIR]
-[--check DIR]``: convert, prove parity, optionally quantize behind an accuracy gate.
-
-Nothing is written at ``--out`` unless every check passed; the figures measured are written
-next to it (NAME.export.json) either way. With ``--quantize int8`` the int8 model goes to
-``--out`` and the float32 one stays beside it as NAME.float32.onnx.
-"""
+"""``nothotdog-export RUN --out models/NAME.onnx``: convert a trained Keras model to the bot's
+ONNX file, prove parity, optionally quantize it behind an accuracy gate (the epilog below says
+what is written where)."""
 
 from __future__ import annotations
 
@@ -83,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from nothotdog.contract.dataset import DatasetError
     from nothotdog.contract.layout import RunFolderError
     from nothotdog.contract.runtime import ModelLoadError
+    from nothotdog.export.checks import ParityError
     from nothotdog.export.convert import ConversionError
-    from nothotdog.export.parity import ParityError
     from nothotdog.export.pipeline import ExportOptions, run_export
 
     # What ends as a failed export (exit 1, the reason in the summary), not as a traceback.

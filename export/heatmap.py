@@ -30,10 +30,8 @@ PASS_THROUGH = frozenset({"Squeeze", "Reshape", "Flatten", "Identity", "Dropout"
 
 
 class HeatmapError(ModelLoadError):
-    """The graph has no global pooling -> dense -> softmax head, so no exact CAM exists.
-
-    A ModelLoadError (the model does not follow the contract), so the export CLI reports it
-    as a failed export rather than a crash."""
+    """The graph has no global pooling -> dense -> softmax head, so no exact CAM exists (a
+    ModelLoadError, so the export CLI reports a failed export rather than a crash)."""
 
 
 @dataclass(frozen=True)
@@ -67,18 +65,12 @@ def find_head(graph: onnx.GraphProto) -> Head:
 
 def _array(name: str, inits: dict[str, onnx.TensorProto], what: str) -> np.ndarray:
     if name not in inits:
-        raise HeatmapError(
-            f"the dense {what} {name!r} is not a constant of the file (a quantized head?); "
-            "export with the head kept float"
-        )
+        raise HeatmapError(f"the dense {what} {name!r} is not a constant of the graph")
     return numpy_helper.to_array(inits[name]).astype(np.float64)
 
 
-def _dense(
-    node: onnx.NodeProto | None,
-    producers: dict[str, onnx.NodeProto],
-    inits: dict[str, onnx.TensorProto],
-) -> tuple[np.ndarray, np.ndarray, str]:
+def _dense(node: onnx.NodeProto | None, producers: dict[str, onnx.NodeProto],
+           inits: dict[str, onnx.TensorProto]) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
     """(weights [C, K], bias [K], the pooled input's name) of a Gemm or MatMul(+Add)."""
     if node is not None and node.op_type == "Gemm":
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -143,13 +135,11 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     shape = [1, channels, 1, 1] if head.channel_axis == 1 else [1, 1, 1, channels]
     weights = (head.weights @ direction).astype(np.float32).reshape(shape)
     bias = np.float32(head.bias @ direction)
-    graph.initializer.extend(
-        [
-            numpy_helper.from_array(weights, f"{PREFIX}weights"),
-            numpy_helper.from_array(np.array(bias, np.float32), f"{PREFIX}bias"),
-            numpy_helper.from_array(np.array([head.channel_axis], np.int64), f"{PREFIX}axes"),
-        ]
-    )
+    graph.initializer.extend([
+        numpy_helper.from_array(weights, f"{PREFIX}weights"),
+        numpy_helper.from_array(np.array(bias, np.float32), f"{PREFIX}bias"),
+        numpy_helper.from_array(np.array([head.channel_axis], np.int64), f"{PREFIX}axes"),
+    ])  # fmt: skip
     nodes = [
         helper.make_node("Mul", [head.features, f"{PREFIX}weights"], [f"{PREFIX}weighted"],
                          name=f"{PREFIX}Mul"),
@@ -166,9 +156,7 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     batch = graph.output[0].type.tensor_type.shape.dim[0]
     dims = [batch.dim_param or batch.dim_value or "batch", *grid]
     graph.output.append(helper.make_tensor_value_info(HEATMAP_NAME, TensorProto.FLOAT, dims))
-    extra = dict(spec.extra)
-    extra[MetaKey.HEATMAP] = describe(spec, grid)
-    return dataclasses.replace(spec, extra=extra)
+    return dataclasses.replace(spec, extra={**spec.extra, MetaKey.HEATMAP: describe(spec, grid)})
 
 
 def _spatial_dims(proto: onnx.ModelProto, head: Head) -> list[int | str]:
@@ -192,16 +180,14 @@ def describe(spec: ModelSpec, grid: Sequence[int | str]) -> str:
         rest, mean = f"logit({others[0]})", f"log(P({pos}) / P({others[0]}))"
     else:
         rest, mean = f"the mean logit of {others}", "the same difference for the whole image"
-    return json.dumps(
-        {
-            "output": HEATMAP_NAME,
-            "shape": ["batch", *grid],
-            "label": pos,
-            "value": f"class activation map: per position, logit({pos}) - {rest} of the dense "
-            f"head applied to the feature map the global pooling averages; unbounded; its mean "
-            f"over positions is {mean}",
-            "drawn": "scaled per image to [0, 1], upsampled bicubically, inferno colours "
-            "(contract.heatmap)",
-        }
-    )
+    return json.dumps({
+        "output": HEATMAP_NAME,
+        "shape": ["batch", *grid],
+        "label": pos,
+        "value": f"class activation map: per position, logit({pos}) - {rest} of the dense head "
+        f"applied to the feature map the global pooling averages; unbounded; its mean over "
+        f"positions is {mean}",
+        "drawn": "scaled per image to [0, 1], upsampled bicubically, inferno colours "
+        "(contract.heatmap)",
+    })  # fmt: skip
 

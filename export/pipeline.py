@@ -21,38 +21,20 @@ import onnxruntime as ort
 from nothotdog.contract import ModelSpec
 from nothotdog.contract.dataset import list_examples
 from nothotdog.contract.runtime import ModelLoadError, load_onnx
-from nothotdog.export.convert import ConversionError, LoadedModel, load_float32, tidy, to_onnx
-from nothotdog.export.fold import PADDED, feed_uint8, fold_preprocessing
-from nothotdog.export.gate import compare_models, gate
+from nothotdog.export import checks, metadata
+from nothotdog.export.convert import (
+    PADDED,
+    ConversionError,
+    LoadedModel,
+    feed_uint8,
+    fold_preprocessing,
+    load_float32,
+    tidy,
+    to_onnx,
+)
 from nothotdog.export.heatmap import add_heatmap
-from nothotdog.export.metadata import (
-    REQUIRED_KEYS,
-    TrainedRun,
-    build_spec,
-    read_metadata,
-    read_run,
-    weights_sha256,
-    with_quantization,
-    write_metadata,
-)
-from nothotdog.export.parity import (
-    check_parity,
-    compare,
-    generated_images,
-    keras_probabilities,
-    onnx_probabilities,
-)
 from nothotdog.export.settings import DEFAULT_MAX_DROP, DEFAULT_PARITY_IMAGES, TOLERANCE
-from nothotdog.training.int8 import (
-    DEFAULT_OPSET,
-    ExampleReader,
-    QuantizationError,
-    QuantSettings,
-    decode_examples,
-    parse_exclude,
-    quantize_int8,
-)
-from nothotdog.training.sampling import stratified_sample
+from nothotdog.training import int8
 from nothotdog.training.weights import sha256_file
 
 # Layout or precision changes that would mean the int8 convolution stack is broken up.
@@ -73,8 +55,8 @@ class ExportOptions:
     max_drop: float = DEFAULT_MAX_DROP
     parity_images: int = DEFAULT_PARITY_IMAGES
     tolerance: float = TOLERANCE
-    quant: QuantSettings = field(default_factory=QuantSettings)
-    opset: int = DEFAULT_OPSET
+    quant: int8.QuantSettings = field(default_factory=int8.QuantSettings)
+    opset: int = int8.DEFAULT_OPSET
     model_version: str | None = None
 
     @property
@@ -90,7 +72,7 @@ class ExportOptions:
 def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -> None:
     if opts.quantize and (opts.calibration is None or opts.check is None):
         raise ValueError("int8 needs a calibration folder and a check folder")
-    run = read_run(opts.source)
+    run = metadata.read_run(opts.source)
     log(f"source {run.model_path} (labels {list(run.labels)}, threshold {run.threshold:g})")
     summary["source"] = {
         "model": str(run.model_path.resolve()),
@@ -115,7 +97,7 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
 
 
 def _convert(
-    run: TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
+    run: metadata.TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
 ) -> tuple[LoadedModel, onnx.ModelProto, ModelSpec]:
     """The Keras model as float32, converted to ONNX with preprocessing folded in, the
     heatmap output added and the contract's metadata written."""
@@ -131,10 +113,10 @@ def _convert(
     step = time.perf_counter()
     proto = to_onnx(model, opts.opset)
     fold_preprocessing(proto)
-    sha = weights_sha256(model.get_weights())
-    spec = build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
+    sha = metadata.weights_sha256(model.get_weights())
+    spec = metadata.build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
     spec = add_heatmap(proto, spec)  # the second output, for /why; probabilities untouched
-    write_metadata(proto, spec)
+    metadata.write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
     log(f"converted with tf2onnx (opset {opts.opset}), preprocessing folded into the first "
         f"convolution, in {time.perf_counter() - step:.1f}s; "
@@ -142,7 +124,7 @@ def _convert(
     summary["spec"] = spec.to_metadata()
     summary["conversion"] = {
         "path": "tf2onnx.convert.from_keras with an explicit uint8 input_signature; "
-        "preprocessing folded into the first convolution (export.fold)",
+        "preprocessing folded into the first convolution (export.convert)",
         "opset": opts.opset,
         "trained_policy": loaded.trained_policy,
     }
@@ -158,21 +140,21 @@ def _check_parity(
     step = time.perf_counter()
     if opts.check is not None:
         examples = _sample(opts.check, spec.labels, opts.parity_images)
-        images, _, skipped = decode_examples(examples)
+        images, _, skipped = int8.decode_examples(examples)
         bad = set(skipped)
         names: list[str] | None = [str(e.path) for e in examples if e.path not in bad]
         source = str(opts.check)
     else:
-        images, names, source = generated_images(), None, "generated"
+        images, names, source = checks.generated_images(), None, "generated"
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    parity = check_parity(loaded.model, session, images, spec, source, names, opts.tolerance)
+    parity = checks.check_parity(loaded.model, session, images, spec, source, names, opts.tolerance)
     summary["parity"] = parity.as_dict()
     log(f"parity ok on {parity.images} images ({source}): max |Δp| {parity.max_abs_diff:.2e} "
         f"(limit {opts.tolerance:g}), same label on all ({time.perf_counter() - step:.1f}s)")
     if loaded.trained is not None:
         # Information, not a gate: how far float32 serving sits from the model as trained.
-        drift = compare(keras_probabilities(loaded.trained, images),
-                        onnx_probabilities(session, images), spec, source, names)
+        drift = checks.compare(checks.keras_probabilities(loaded.trained, images),
+                               checks.onnx_probabilities(session, images), spec, source, names)
         summary["trained_precision_drift"] = drift.as_dict()
         log(f"vs the {loaded.trained_policy} model as trained: max |Δp| "
             f"{drift.max_abs_diff:.2e}, {drift.label_mismatches} label(s) differ (information)")
@@ -188,12 +170,12 @@ def quantize_and_gate(
     examples = _sample(opts.calibration, spec.labels, settings.calibration_images, settings.seed)
     log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
         f"from {opts.calibration} by class and source (seed {settings.seed})")
-    int8_first_conv = "first_conv" not in parse_exclude(settings.exclude)
-    proto, result = quantize_int8(opts.float32_path, ExampleReader(examples), settings, work,
-                                  pixels=PADDED)  # fmt: skip
+    int8_first_conv = "first_conv" not in int8.parse_exclude(settings.exclude)
+    reader = int8.ExampleReader(examples)
+    proto, result = int8.quantize_int8(opts.float32_path, reader, settings, work, pixels=PADDED)
     if int8_first_conv:
         feed_uint8(proto)  # the int8 convolutions read the uint8 image itself
-    write_metadata(proto, with_quantization(spec, result.description))
+    metadata.write_metadata(proto, metadata.with_quantization(spec, result.description))
     tidy(proto)
     onnx.checker.check_model(proto, full_check=True)
     staged = work / "int8.onnx"
@@ -206,16 +188,16 @@ def quantize_and_gate(
     log(f"onnxruntime's optimized graph: {stack['convolutions']} convolutions, "
         f"{stack['inside_stack'] or 'no Transpose, Cast or (De)QuantizeLinear'} between them")
     if stack["inside_stack"] and int8_first_conv:
-        raise QuantizationError(
+        raise int8.QuantizationError(
             f"the int8 convolution stack is broken up by {stack['inside_stack']}"
         )
 
     check = _sample(opts.check, spec.labels)
     log(f"comparing float32 and int8 on {len(check)} images from {opts.check}")
-    comparison = compare_models(opts.float32_path, staged, check, opts.max_drop)
+    comparison = checks.compare_models(opts.float32_path, staged, check, opts.max_drop)
     summary["comparison"] = comparison.as_dict()
     log("float32 vs int8, measured in this run:\n" + comparison.table())
-    gate(comparison)
+    checks.gate(comparison)
     os.replace(staged, opts.out)
     summary["files"]["int8"] = file_info(opts.out)
     summary["comparison"]["int8"]["path"] = str(opts.out)
@@ -225,7 +207,7 @@ def quantize_and_gate(
 def verify_file(path: Path) -> None:
     """Load the file exactly as the bot will and check every promised metadata key."""
     load_onnx(path, intra_op_threads=1)
-    missing = [key for key in REQUIRED_KEYS if key not in read_metadata(path)]
+    missing = [key for key in metadata.REQUIRED_KEYS if key not in metadata.read_metadata(path)]
     if missing:
         raise ModelLoadError(f"{path} lacks metadata {missing}")
 
@@ -236,7 +218,7 @@ def file_info(path: Path) -> dict[str, Any]:
 
 def _sample(root: Path, labels: Sequence[str], limit: int = 0, seed: int = 0) -> list:
     """A seeded sample of a labelled folder, stratified by class and source (0: all of it)."""
-    return stratified_sample(list_examples(root, labels), limit, seed)
+    return int8.stratified_sample(list_examples(root, labels), limit, seed)
 
 
 def optimized_ops(path: str | Path) -> list[str]:

@@ -33,13 +33,12 @@ from nothotdog.contract import (
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import load_onnx
 from nothotdog.export.__main__ import main
+from nothotdog.export.checks import ParityError, check_parity, generated_images
 from nothotdog.export.convert import load_float32, to_onnx
 from nothotdog.export.heatmap import HeatmapError, add_heatmap
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
-from nothotdog.export.parity import ParityError, check_parity, generated_images
-from nothotdog.training.int8 import decode_examples, side_branch
+from nothotdog.training.int8 import decode_examples, side_branch, stratified_sample
 from nothotdog.training.model import VGGPreprocess
-from nothotdog.training.sampling import stratified_sample
 
 THRESHOLD = 0.42
 VAL_METRICS = {"accuracy": 0.97, "precision": 0.96, "recall": 0.95, "f1": 0.955,
@@ -352,7 +351,7 @@ def test_excluded_nodes_are_found_by_position(float32_export: Path):
 
     head = group("head")
     assert head[0] == "GlobalAveragePool" and head[-1] == "Softmax" and "Conv" not in head
-    before = group("preprocess")  # folded (export.fold): the image padded with the mean colour
+    before = group("preprocess")  # folded (export.convert): the image padded with the mean colour
     assert before[0] == "Transpose" and "Pad" in before and "Conv" not in before
     assert "Sub" not in before and "ReverseSequence" not in before
     assert group("first_conv") == ["Conv", "Relu"]
@@ -399,7 +398,7 @@ def test_photos_that_cannot_be_read_or_decoded_are_skipped(tmp_path: Path):
 def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.Model):
     import copy
 
-    from nothotdog.export.fold import fold_preprocessing
+    from nothotdog.export.convert import fold_preprocessing
 
     proto = to_onnx(model)
     folded = copy.deepcopy(proto)

@@ -178,9 +178,8 @@ def test_the_onnx_trunk_is_float32_whatever_the_training_precision():
     import onnx
     import onnxruntime as ort
 
-    from nothotdog.training.devices import precision_policy
     from nothotdog.training.int8 import keras_to_onnx
-    from nothotdog.training.model import build_classifier, split_at
+    from nothotdog.training.model import build_classifier, precision_policy, split_at
 
     with precision_policy("mixed_bfloat16"):
         trunk, _ = split_at(build_classifier(2, 0.5, 32), "block2_pool")

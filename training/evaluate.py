@@ -17,20 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nothotdog.contract import INPUT_SIZE, decode_image
+from nothotdog.contract import INPUT_SIZE, ImageDecodeError, decode_image, layout
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError, Example, list_examples
-from nothotdog.contract.imaging import ImageDecodeError
-from nothotdog.contract.layout import (
-    LABELS_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    RunFolderError,
-    read_run_facts,
-)
 from nothotdog.contract.runtime import ModelLoadError, load_onnx
-from nothotdog.training.plots import HeatmapFn
-from nothotdog.training.report import format_summary, write_evaluation
+from nothotdog.training.report import HeatmapFn, format_summary, write_evaluation
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
@@ -68,8 +59,7 @@ def predict_examples(
     if batch_size < 1:
         raise EvaluationError(f"batch size must be at least 1, got {batch_size}")
     outputs: list[np.ndarray] = []
-    bar = tqdm(total=len(examples), desc="evaluating", unit="img", disable=not progress)
-    with bar:
+    with tqdm(total=len(examples), desc="evaluating", unit="img", disable=not progress) as bar:
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
             batch = np.stack([_decode(e.path, size) for e in chunk])
@@ -98,9 +88,9 @@ def load_model(path: str | Path) -> LoadedModel:
     if path.suffix.lower() == ".onnx":
         return _load_onnx(path)
     if path.is_dir():
-        keras_file = path / MODEL_FILE
+        keras_file = path / layout.MODEL_FILE
         if not keras_file.is_file():
-            raise EvaluationError(f"{path} is a folder without {MODEL_FILE}")
+            raise EvaluationError(f"{path} is a folder without {layout.MODEL_FILE}")
         return _load_keras(keras_file)
     if path.suffix.lower() == ".keras":
         return _load_keras(path)
@@ -129,14 +119,14 @@ def _load_keras(keras_file: Path) -> LoadedModel:
     the contract's defaults (with a note) when a bare ``.keras`` file comes without them."""
     folder = keras_file.parent
     try:
-        facts = read_run_facts(folder)
-    except RunFolderError as exc:
+        facts = layout.read_run_facts(folder)
+    except layout.RunFolderError as exc:
         raise EvaluationError(str(exc)) from exc
     labels, positive, threshold = facts.labels, facts.positive_label, facts.threshold
-    if not (folder / LABELS_FILE).is_file():
-        _note(f"no {LABELS_FILE} beside {keras_file.name}; assuming labels {list(labels)}")
-    if not (folder / METRICS_FILE).is_file():
-        _note(f"no {METRICS_FILE} beside {keras_file.name}; using threshold {threshold}")
+    if not (folder / layout.LABELS_FILE).is_file():
+        _note(f"no {layout.LABELS_FILE} beside {keras_file.name}; assuming labels {list(labels)}")
+    if not (folder / layout.METRICS_FILE).is_file():
+        _note(f"no {layout.METRICS_FILE} beside {keras_file.name}; using threshold {threshold}")
 
     import keras  # lazily: the ONNX path must not pay for (or need) TensorFlow
 
@@ -274,11 +264,8 @@ def _run(args: argparse.Namespace) -> int:
         examples = [e for e in examples if e.source in wanted]
         if not examples:
             raise EvaluationError(f"no photo in {args.data_dir} has a source in {sorted(wanted)}")
-    extra = sorted(
-        p.name
-        for p in args.data_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name not in model.labels
-    )
+    extra = sorted(p.name for p in args.data_dir.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and p.name not in model.labels)
     if extra:
         _note(f"ignoring folders that are not model labels: {extra}")
     probs = predict_examples(model.predict, examples, args.batch_size,

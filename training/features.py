@@ -6,6 +6,14 @@ name is a hash of everything that decides its content (file bytes, view, seed, a
 preprocessing, trunk weights), so a rerun with the same inputs reuses it and anything else
 misses it. View 0 is the plain photo; views 1..K are augmented (random resized crop, flip,
 colour jitter) from the contract's decoded pixels, exactly those the bot would see.
+
+How much each photo counts: the training folder is about one quarter hot dogs, and a few large
+sources (dtu, hse, kaggle-yashvrdnjain, imagenet1k: mostly not food) hold as many negatives as
+all the food sources together. Weighting each photo by ``1 / n_group ** power`` (a group is
+one class of one source), then scaling every class to the same total, keeps the classes equal
+and lets a source of 150 food photos count for more than a fifth of a source of 950 room and
+pet photos, without throwing any photo away. ``power=0`` is plain class balancing;
+``power=1`` gives every source of a class the same total weight.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -26,6 +35,7 @@ from nothotdog.contract import INPUT_SIZE, RESIZE_METHOD, ImageDecodeError, deco
 from nothotdog.contract.dataset import DatasetError, Example
 
 CLEAN_VIEW = 0
+DEFAULT_SOURCE_POWER = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,28 @@ def load_view(
         return image
     name_key = int(hashlib.sha256(example.path.name.encode()).hexdigest()[:8], 16)
     return augment(image, np.random.default_rng([seed, view, name_key]), params)
+
+
+def example_weights(examples: Sequence[Example], power: float = DEFAULT_SOURCE_POWER) -> np.ndarray:
+    """One weight per example, mean 1, every class summing to the same total."""
+    if not examples:
+        return np.zeros(0, np.float32)
+    groups = Counter((e.label, e.source) for e in examples)
+    w = np.array([groups[(e.label, e.source)] ** -power for e in examples], np.float64)
+    labels = np.array([e.label for e in examples])
+    classes = np.unique(labels)
+    for c in classes:
+        w[labels == c] /= w[labels == c].sum()
+    return (w * len(examples) / len(classes)).astype(np.float32)
+
+
+def source_shares(examples: Sequence[Example], weights: np.ndarray) -> dict[str, float]:
+    """Each (class, source) group's share of the total weight: what the run records."""
+    totals: Counter[str] = Counter()
+    for e, w in zip(examples, weights, strict=True):
+        totals[f"{e.label}:{e.source}"] += float(w)
+    whole = sum(totals.values()) or 1.0
+    return {k: round(v / whole, 4) for k, v in sorted(totals.items())}
 
 
 @dataclass(frozen=True)
@@ -142,7 +174,7 @@ class Features:
     val_ex: list[Example]
     train_views: list[np.ndarray]  # one clean view, then cfg.views augmented ones
     val_x: np.ndarray
-    weights: np.ndarray  # each training photo's sampling weight (training.sampling)
+    weights: np.ndarray  # each training photo's sampling weight (example_weights)
     train_digests: list[str]
     val_digests: list[str]
     seconds: float

@@ -14,8 +14,10 @@ Heavy imports wait inside the functions, so the commands can show these defaults
 
 from __future__ import annotations
 
+import random
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +31,15 @@ from nothotdog.contract.dataset import Example
 DEFAULT_OPSET = 17
 DEFAULT_CALIBRATION_IMAGES = 300
 # Node groups that can stay float when quantizing, combined with "+" (or "none"):
-# "preprocess": everything before the first convolution. After export.fold that is only the
-#   mean-colour padding of the image, which fold.feed_uint8 then redoes on uint8, so int8
-#   starts at the image itself;
+# "preprocess": everything before the first convolution. In the exported graph that is only
+#   the mean-colour padding of the image (export.convert folds the rest into the convolution),
+#   which export.convert.feed_uint8 redoes on uint8, so int8 starts at the image itself;
 # "first_conv": block1_conv1 and its ReLU (3 input channels: ~0.6% of VGG16's work);
 # "head": global pooling, Dense and softmax after the last convolution.
 EXCLUDE_GROUPS = ("preprocess", "first_conv", "head")
-# The shipped default: every convolution int8 from the uint8 image (a float first convolution
-# costs a float block1, 4x the activation memory, and Transposes inside the stack); the head
-# float, where it halves the probability error at no measurable cost.
+# The default: every convolution int8 from the uint8 image (a float first convolution costs a
+# float block1, 4x the activation memory, and Transposes inside the stack); the head float,
+# where it halves the probability error.
 DEFAULT_EXCLUDE = "preprocess+head"
 # The trunk keeps its preprocessing and first convolution float: changing that would change
 # every feature cached so far.
@@ -118,6 +120,26 @@ def batches(
     """Decode lazily, so a pass over thousands of photos holds one batch in memory."""
     for start in range(0, len(examples), batch_size):
         yield decode_examples(examples[start : start + batch_size], size)
+
+
+def stratified_sample(examples: Sequence[Example], n: int, seed: int = 0) -> list[Example]:
+    """``n`` examples for calibration or a check, in proportion to each (class, source) group,
+    so no class or source is left out the way "the first n files" would. ``n <= 0``: all."""
+    if n <= 0 or n >= len(examples):
+        return list(examples)
+    groups: dict[tuple[int, str], list[Example]] = defaultdict(list)
+    for example in examples:
+        groups[(example.label, example.source)].append(example)
+    keys = sorted(groups)
+    shares = {k: n * len(groups[k]) / len(examples) for k in keys}
+    quota = {k: int(shares[k]) for k in keys}
+    # Largest remainder: the seats left go to the groups that lost most to rounding down.
+    by_loss = sorted(keys, key=lambda k: shares[k] - quota[k], reverse=True)
+    for k in by_loss[: n - sum(quota.values())]:
+        quota[k] += 1
+    rng = random.Random(seed)
+    picked = [e for k in keys for e in rng.sample(groups[k], quota[k])]
+    return sorted(picked, key=lambda e: (e.label, str(e.path)))
 
 
 class ExampleReader:
@@ -213,7 +235,7 @@ def quantize_int8(
 ) -> tuple[Any, QuantResult]:  # fmt: skip
     """The int8 model, in memory, so the caller adds its metadata and writes the file once.
 
-    ``pixels``: a float tensor that holds plain pixel values (export.fold's padded image);
+    ``pixels``: a float tensor that holds plain pixel values (export.convert's padded image);
     it is quantized as itself (scale 1, zero point 0), so the caller can feed it uint8.
     onnxruntime's shape inference writes the prepared model to ``workdir``; quantize_static
     writes to a temporary folder inside ``workdir``, gone on return.
@@ -259,8 +281,8 @@ def _quantize_static(
     extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
     if pixels and weights:
         # The convolution reading pixel values: quantize them as themselves, so the
-        # QuantizeLinear is the identity that fold.feed_uint8 can remove. Its weights get 7
-        # bits: CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two
+        # QuantizeLinear is the identity that export.convert.feed_uint8 removes. Its weights get
+        # 7 bits: CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two
         # bright pixels (255) times two full-range weights (127) overflow it; 255 * 63 * 2 does
         # not. Later layers read ReLU outputs spread over the uint8 range: 8-bit weights.
         one = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
@@ -280,8 +302,6 @@ def int8_trunk(trunk, calibration: Sequence[Example], workdir: Path,
     sample of ``calibration``: its predict function, float16 out as the cache stores it."""
     import onnx
     import onnxruntime as ort
-
-    from nothotdog.training.sampling import stratified_sample
 
     workdir.mkdir(parents=True, exist_ok=True)
     float_path, int8_path = workdir / "trunk-float32.onnx", workdir / "trunk-int8.onnx"

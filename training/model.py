@@ -4,6 +4,8 @@ and a trainable top, and its float32 copy for saving and for ONNX."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import keras
@@ -104,8 +106,6 @@ def float32_copy(model: keras.Model) -> keras.Model:
     trunk need it: onnxruntime's CPU convolutions take no bfloat16, and a saved file must not
     pass the training precision on. Always a new model, outside any distribution strategy.
     """
-    from nothotdog.training.devices import precision_policy
-
     with precision_policy("float32"):
         clean = model.__class__.from_config(_float32_config(model.get_config()))
     weights = model.get_weights()
@@ -113,6 +113,17 @@ def float32_copy(model: keras.Model) -> keras.Model:
         raise ValueError("the float32 rebuild does not match the model's weights")
     clean.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
     return clean
+
+
+@contextmanager
+def precision_policy(name: str) -> Iterator[None]:
+    """Keras's precision policy is global: set it for one run and put the old one back."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _float32_config(config: Any) -> Any:

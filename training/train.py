@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import os
 import platform
 import random
 import time
@@ -21,28 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL
+from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL, layout
 from nothotdog.contract.dataset import DatasetError, Example, class_names, list_examples
-from nothotdog.contract.layout import (
-    CONFIG_FILE,
-    FILES_FILE,
-    HISTORY_FILE,
-    LABELS_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-)
-from nothotdog.training.features import (
-    CLEAN_VIEW,
-    AugmentParams,
-    FeatureCache,
-    Features,
-    file_digests,
-)
-from nothotdog.training.sampling import DEFAULT_SOURCE_POWER, example_weights, source_shares
+from nothotdog.training import features
 
 # What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
 UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
 TRUNK_RUNTIMES = ("onnx-int8", "keras")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PACKAGES = ("tensorflow", "keras", "numpy", "pillow", "onnx", "tf2onnx", "onnxruntime")
 
 
@@ -61,7 +49,7 @@ class TrainConfig:
     finetune_lr: float = 1e-4
     finetune_samples: int = 3500
     feature_zoom: float = 0.2
-    source_power: float = DEFAULT_SOURCE_POWER
+    source_power: float = features.DEFAULT_SOURCE_POWER
     trunk_runtime: str = "onnx-int8"
     calibrate: bool = True
     patience: int = 3
@@ -74,7 +62,7 @@ class TrainConfig:
     input_size: int = INPUT_SIZE
     cache_dir: Path | None = None
     init_from: tuple[Path, ...] = ()
-    augment: AugmentParams = field(default_factory=AugmentParams)
+    augment: features.AugmentParams = field(default_factory=features.AugmentParams)
 
 
 def split_examples(examples: list[Example], fraction: float, seed: int):
@@ -106,9 +94,53 @@ def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]
     return labels, train, val
 
 
+def cpu_has_bf16() -> bool:
+    """AMX or AVX512-BF16: where bfloat16 convolutions run several times faster than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def choose_precision(requested: str = "auto") -> str:
+    """mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 units, else float32."""
+    if requested != "auto":
+        if requested not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
+        return requested
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def choose_strategy(requested: str = "auto"):
+    """One device by default; all local GPUs when there are several; TF_CONFIG means workers."""
+    import tensorflow as tf
+
+    if requested == "auto":
+        if os.environ.get("TF_CONFIG") and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+            requested = "multiworker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            requested = "mirrored"
+        else:
+            requested = "default"
+    if requested == "multiworker":
+        from nothotdog.training.distributed import multi_worker_strategy
+
+        return multi_worker_strategy()
+    if requested == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if requested == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"strategy must be one of {STRATEGIES}")
+
+
 def run_training(cfg: TrainConfig) -> dict:
     """Train, evaluate and save; returns what metrics.json holds."""
-    from nothotdog.training.devices import choose_precision, precision_policy
+    from nothotdog.training.model import precision_policy
 
     precision = choose_precision(cfg.precision)
     with precision_policy(precision):
@@ -126,7 +158,6 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
 
     import keras
 
-    from nothotdog.training.devices import choose_strategy
     from nothotdog.training.model import build_classifier, split_at
     from nothotdog.training.weights import load_backbone_weights
 
@@ -140,20 +171,17 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     print(f"backbone weights: {weights_source}")
     if cfg.init_from:
         _start_from(classifier, cfg.init_from)
-    trunk, top = split_at(classifier, UNFREEZE_CUTS[cfg.unfreeze])
     cut = UNFREEZE_CUTS[cfg.unfreeze]
+    trunk, top = split_at(classifier, cut)
     print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
     t0 = time.time()
     cache = _feature_cache(cfg, trunk, f"{weights_source}|{cut}", precision, train_ex)
-    train_digests, val_digests = file_digests(train_ex), file_digests(val_ex)
-    data = Features(
-        labels, positive, train_ex, val_ex,
-        val_x=cache.outputs(val_ex, val_digests, CLEAN_VIEW, "val"),
-        train_views=[cache.outputs(train_ex, train_digests, v, "train")
-                     for v in range(cfg.views + 1)],
-        weights=example_weights(train_ex, cfg.source_power),
-        train_digests=train_digests, val_digests=val_digests, seconds=time.time() - t0,
-    )  # fmt: skip
+    train_digests, val_digests = features.file_digests(train_ex), features.file_digests(val_ex)
+    val_x = cache.outputs(val_ex, val_digests, 0, "val")  # view 0: the plain photos
+    views = [cache.outputs(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
+    weights = features.example_weights(train_ex, cfg.source_power)
+    data = features.Features(labels, positive, train_ex, val_ex, views, val_x, weights,
+                             train_digests, val_digests, seconds=time.time() - t0)  # fmt: skip
     phases, history, final = _train_phases(cfg, strategy, classifier, top, data)
     return _finish(cfg, classifier, phases, history, final, data, {
         "started": started, "weights_source": weights_source, "precision": precision,
@@ -162,7 +190,7 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
 
 
 def _feature_cache(cfg: TrainConfig, trunk, trunk_id: str, precision: str,
-                   train_ex: list[Example]) -> FeatureCache:  # fmt: skip
+                   train_ex: list[Example]) -> features.FeatureCache:  # fmt: skip
     """The frozen trunk's cache: Keras as trained, or int8 onnxruntime built from float32."""
     folder = Path(cfg.cache_dir) if cfg.cache_dir else cfg.out / "cache"
     shape = tuple(int(d) for d in trunk.output.shape[1:])
@@ -184,11 +212,11 @@ def _feature_cache(cfg: TrainConfig, trunk, trunk_id: str, precision: str,
             return int8[0](images)
 
         trunk_id += f"|onnx-int8-{DEFAULT_CALIBRATION_IMAGES}"
-    return FeatureCache(predict, shape, folder, f"{trunk_id}|{cfg.input_size}", cfg.seed,
-                        cfg.augment, cfg.batch_size, cfg.input_size)  # fmt: skip
+    return features.FeatureCache(predict, shape, folder, f"{trunk_id}|{cfg.input_size}",
+                                 cfg.seed, cfg.augment, cfg.batch_size, cfg.input_size)  # fmt: skip
 
 
-def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: Features):
+def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: features.Features):
     """Phase 1 (the head), then phase 2 (the top block) if asked and if it lowers val loss;
     returns each phase's metrics, the histories and the phase whose weights stay."""
     from nothotdog.training.phases import evaluate_phase, finetune_top, train_head
@@ -215,7 +243,7 @@ def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: Features):
 
 
 def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: str,
-            data: Features, run: dict) -> dict:  # fmt: skip
+            data: features.Features, run: dict) -> dict:  # fmt: skip
     """Calibrate the kept phase, evaluate and save it, and write the run folder's records."""
     from nothotdog.training.model import float32_copy
     from nothotdog.training.report import format_summary, write_evaluation
@@ -225,7 +253,7 @@ def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: st
     probs = np.load(out / final / "val_probabilities.npy")
     calibration = None
     if cfg.calibrate and len(labels) == 2:
-        from nothotdog.training.calibration import calibrate_classifier
+        from nothotdog.training.metrics import calibrate_classifier
 
         probs, calibration = calibrate_classifier(
             classifier, probs, data.y_val, labels.index(positive)
@@ -235,14 +263,14 @@ def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: st
         out, data.y_val, probs, data.val_ex, labels, positive, threshold, history=history
     )
     # float32: export and evaluation must not inherit the training precision.
-    float32_copy(classifier).save(out / MODEL_FILE)
+    float32_copy(classifier).save(out / layout.MODEL_FILE)
     wall = time.time() - run.pop("started")
     summary = {
         "threshold": threshold,
         "threshold_rule": rule,
         "calibration": calibration,
         "sampling": {"source_power": cfg.source_power,
-                     "shares": source_shares(data.train_ex, data.weights)},
+                     "shares": features.source_shares(data.train_ex, data.weights)},
         "final_phase": final,
         "val": metrics,
         **phases,
@@ -259,7 +287,7 @@ def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: st
     return summary
 
 
-def _write_records(cfg: TrainConfig, summary: dict, history: dict, data: Features,
+def _write_records(cfg: TrainConfig, summary: dict, history: dict, data: features.Features,
                    run: dict) -> None:  # fmt: skip
     """The JSON files beside model.keras: what export, evaluation and a reader need to trace
     and reproduce the result."""
@@ -279,16 +307,16 @@ def _write_records(cfg: TrainConfig, summary: dict, history: dict, data: Feature
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    write_json(cfg.out / METRICS_FILE, summary)
-    write_json(cfg.out / LABELS_FILE, {"labels": labels, "positive_label": data.positive})
-    write_json(cfg.out / HISTORY_FILE, history)
-    write_json(cfg.out / CONFIG_FILE, {
+    write_json(cfg.out / layout.METRICS_FILE, summary)
+    write_json(cfg.out / layout.LABELS_FILE, {"labels": labels, "positive_label": data.positive})
+    write_json(cfg.out / layout.HISTORY_FILE, history)
+    write_json(cfg.out / layout.CONFIG_FILE, {
         "config": asdict(cfg),  # write_json turns paths, alone or in init_from's tuple, into str
         **run,
         "versions": versions,
         "data_summary": {"train": counts(data.train_ex), "val": counts(data.val_ex)},
     })  # fmt: skip
-    write_json(cfg.out / FILES_FILE, {"train": files(data.train_ex, data.train_digests),
+    write_json(cfg.out / layout.FILES_FILE, {"train": files(data.train_ex, data.train_digests),
                                       "val": files(data.val_ex, data.val_digests)})  # fmt: skip
 
 
@@ -307,7 +335,7 @@ def _start_from(classifier, runs: tuple[Path, ...]) -> None:
     """
     weights = []
     for run in map(Path, runs):
-        classifier.load_weights(run / MODEL_FILE if run.is_dir() else run)
+        classifier.load_weights(run / layout.MODEL_FILE if run.is_dir() else run)
         weights.append(classifier.get_weights())
     if len(weights) > 1:
         mean = [np.mean(w, axis=0, dtype=w[0].dtype) for w in zip(*weights, strict=True)]

@@ -1,7 +1,10 @@
-"""float32 and int8 side by side on held-out photos, and the accuracy gate int8 must pass.
+"""The checks an exported file passes before it is written.
 
-Both files are loaded the way the bot loads them (contract.runtime.load_onnx) and timed in one
-run, so their figures are comparable; each model's verdict uses its own metadata's threshold.
+Parity: Keras and the float32 ONNX graph on the same pixels (real photos when there are some,
+generated images otherwise), the proof that conversion lost nothing. The int8 gate: float32 and
+int8 side by side on held-out photos, both loaded the way the bot loads them
+(contract.runtime.load_onnx) and timed in one run, each deciding by its own metadata's
+threshold; int8 ships only if it loses at most ``--max-drop`` accuracy points.
 """
 
 from __future__ import annotations
@@ -15,13 +18,114 @@ from typing import Any
 
 import numpy as np
 
-from nothotdog.contract import MetaKey
+from nothotdog.contract import INPUT_NAME, INPUT_SIZE, MetaKey, ModelSpec
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import OnnxModel, load_onnx
-from nothotdog.export.parity import generated_images
-from nothotdog.export.settings import DEFAULT_MAX_DROP
+from nothotdog.export.settings import DEFAULT_MAX_DROP, TOLERANCE
 from nothotdog.training.int8 import QuantizationError, batches
 from nothotdog.training.metrics import accuracy
+
+BATCH = 16
+
+
+def generated_images(n: int = 32, seed: int = 0, size: int = INPUT_SIZE) -> np.ndarray:
+    """Stand-ins for photos when no folder is given: flat colours (including pure black and
+    white), smooth gradients and noise, so both saturated and typical pixels are exercised."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            colour = (0, 0, 0) if i == 0 else (255, 255, 255) if i == 4 else rng.integers(0, 256, 3)
+            out[i] = np.asarray(colour, dtype=np.uint8)
+        elif kind == 1:
+            lo, hi = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            grad = ramp[:, None, None] if i % 8 == 1 else ramp[None, :, None]
+            out[i] = np.clip(lo + (hi.astype(np.float32) - lo) * grad, 0, 255).astype(np.uint8)
+        elif kind == 2:
+            out[i] = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        else:
+            base = rng.integers(0, 256, 3).astype(np.float32)
+            noise = rng.normal(0.0, 30.0, (size, size, 3))
+            out[i] = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+class ParityError(RuntimeError):
+    """ONNX and Keras disagree by more than the tolerance, or on some image's label."""
+
+
+@dataclass
+class ParityReport:
+    images: int
+    source: str  # the folder sampled, or "generated"
+    max_abs_diff: float
+    mean_abs_diff: float
+    label_mismatches: int
+    tolerance: float
+    worst: list[dict[str, Any]] = field(default_factory=list)  # the images that differ most
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.label_mismatches == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+
+def keras_probabilities(model: Any, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """``model``: a keras.Model taking the contract's uint8 input."""
+    return np.concatenate([np.asarray(model.predict_on_batch(images[i : i + batch]), np.float32)
+                           for i in range(0, len(images), batch)])  # fmt: skip
+
+
+def onnx_probabilities(session: Any, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """``session``: an onnxruntime.InferenceSession taking the contract's uint8 input."""
+    feeds = ({INPUT_NAME: np.ascontiguousarray(images[i : i + batch])}
+             for i in range(0, len(images), batch))  # fmt: skip
+    return np.concatenate([session.run(None, feed)[0] for feed in feeds])
+
+
+def compare(
+    reference: np.ndarray, candidate: np.ndarray, spec: ModelSpec, source: str,
+    names: list[str] | None = None, tolerance: float = TOLERANCE,
+) -> ParityReport:  # fmt: skip
+    """Probabilities and labels (by the spec's threshold) of two models on the same images."""
+    if reference.shape != candidate.shape:
+        raise ParityError(f"output shapes differ: Keras {reference.shape}, ONNX {candidate.shape}")
+    diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64)).max(axis=1)
+    ref_labels = [spec.verdict(row)[0] for row in reference]
+    cand_labels = [spec.verdict(row)[0] for row in candidate]
+    mismatched = [i for i, (a, b) in enumerate(zip(ref_labels, cand_labels, strict=True)) if a != b]
+    shown = sorted({*np.argsort(-diff)[:3].tolist(), *mismatched[:5]}, key=lambda i: -diff[i])
+    worst = [{"image": names[i] if names else i, "abs_diff": float(diff[i]),
+              "keras": ref_labels[i], "onnx": cand_labels[i]} for i in shown]  # fmt: skip
+    mean = float(diff.mean()) if len(diff) else 0.0
+    return ParityReport(len(reference), source, float(diff.max(initial=0.0)), mean,
+                        len(mismatched), tolerance, worst)  # fmt: skip
+
+
+def check_parity(
+    model: Any, session: Any, images: np.ndarray, spec: ModelSpec, source: str,
+    names: list[str] | None = None, tolerance: float = TOLERANCE,
+) -> ParityReport:  # fmt: skip
+    """Run both and raise ParityError, with the worst images named, when they disagree."""
+    if len(images) == 0:
+        raise ParityError("no images to check parity on")
+    reference = keras_probabilities(model, images)
+    report = compare(reference, onnx_probabilities(session, images), spec, source, names,
+                     tolerance)  # fmt: skip
+    if not report.ok:
+        raise ParityError(
+            f"ONNX does not match Keras on {source} ({report.images} images): max |Δp| "
+            f"{report.max_abs_diff:.3g} (limit {tolerance:g}), {report.label_mismatches} "
+            f"label(s) differ; worst: {report.worst}"
+        )
+    return report
+
+
+# --- the int8 gate --------------------------------------------------------------------------
 
 
 class AccuracyGateError(QuantizationError):
