@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nothotdog.export as d
 from nothotdog.contract.commands import add_version
-from nothotdog.export import settings as d
 from nothotdog.training import int8
 
 PROG = "nothotdog-export"
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except expected as exc:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         write_summary(opts.summary_path, summary, started)
-        print(f"[export] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        print(f"[export] FAILED: {summary['error']}", file=sys.stderr, flush=True)
         log(f"nothing written at {opts.out}; figures in {opts.summary_path}")
         return 1
     summary["status"] = "ok"

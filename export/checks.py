@@ -21,7 +21,7 @@ import numpy as np
 from nothotdog.contract import INPUT_NAME, INPUT_SIZE, MetaKey, ModelSpec
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import OnnxModel, load_onnx
-from nothotdog.export.settings import DEFAULT_MAX_DROP, TOLERANCE
+from nothotdog.export import DEFAULT_MAX_DROP, TOLERANCE
 from nothotdog.training.int8 import QuantizationError, batches
 from nothotdog.training.metrics import accuracy
 
@@ -221,15 +221,10 @@ def compare_models(
         max_abs_diff=float(np.abs(probs["float32"] - probs["int8"]).max()),
         max_drop_points=max_drop_points,
         drop_points=100.0 * (scores["float32"].accuracy - scores["int8"].accuracy),
-        per_class_accuracy={
-            name: {
-                label: accuracy(truth[truth == i], picked[name][truth == i])
-                for i, label in enumerate(labels)
-                if (truth == i).any()
-            }
-            for name in models
-        },
-    )
+        per_class_accuracy={name: {label: accuracy(truth[truth == i], picked[name][truth == i])
+                                   for i, label in enumerate(labels) if (truth == i).any()}
+                            for name in models},
+    )  # fmt: skip
 
 
 @dataclass
@@ -243,9 +238,8 @@ class _Pass:
     sample: np.ndarray = field(default_factory=lambda: generated_images(1))
 
 
-def _predict_all(
-    models: dict[str, OnnxModel], examples: Sequence[Example], batch_size: int, latency_runs: int
-) -> _Pass:
+def _predict_all(models: dict[str, OnnxModel], examples: Sequence[Example], batch_size: int,
+                 latency_runs: int) -> _Pass:  # fmt: skip
     """Every decodable image through both models, each model's batches timed."""
     run = _Pass({name: [] for name in models}, dict.fromkeys(models, 0.0))
     for images, truth, bad in batches(examples, batch_size):

@@ -26,7 +26,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nothotdog.contract import IMAGENET_MEAN_BGR, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME
-from nothotdog.export.settings import MIN_OPSET
+from nothotdog.export import MIN_OPSET
 from nothotdog.training.int8 import DEFAULT_OPSET, ancestors, keras_to_onnx
 from nothotdog.training.model import all_layers, float32_copy, low_precision
 
@@ -72,21 +72,17 @@ def load_float32(path: str | Path) -> LoadedModel:
 
 
 def _check_float32(model: keras.Model) -> None:
-    for layer in all_layers(model):
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if layer.dtype_policy.compute_dtype != "float32":
-            raise ConversionError(
-                f"layer {layer.name} computes in {layer.dtype_policy.compute_dtype}, not float32"
-            )
-    for weight in model.weights:
-        if weight.dtype != "float32":
-            raise ConversionError(f"weight {weight.path} is {weight.dtype}, not float32")
+    """What the file will hold: float32 everywhere, one uint8 [batch, size, size, 3] input."""
+    low = [f"layer {x.name} ({x.dtype_policy.compute_dtype})" for x in all_layers(model)
+           if not isinstance(x, keras.layers.InputLayer)
+           and x.dtype_policy.compute_dtype != "float32"]  # fmt: skip
+    low += [f"weight {w.path} ({w.dtype})" for w in model.weights if w.dtype != "float32"]
+    if low:
+        raise ConversionError(f"not float32: {', '.join(low)}")
     spec = model.inputs[0]
     if len(model.inputs) != 1 or tuple(spec.shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
-        raise ConversionError(
-            f"model input {spec.shape} is not [batch, {INPUT_SIZE}, {INPUT_SIZE}, 3]"
-        )
+        raise ConversionError(f"model input {spec.shape} is not [batch, {INPUT_SIZE}, "
+                              f"{INPUT_SIZE}, 3]")  # fmt: skip
     if spec.dtype != "uint8":
         raise ConversionError(
             f"model input is {spec.dtype}; the contract wants uint8 with preprocessing in the graph"

@@ -38,80 +38,46 @@ class HeatmapError(ModelLoadError):
 class Head:
     """Where the head reads its features, and its dense layer as plain arrays."""
 
-    pool_index: int  # position of the pooling node in graph.node
-    features: str  # the tensor the global pooling averages
-    channel_axis: int  # 1 (NCHW) or 3 (NHWC)
-    weights: np.ndarray  # [channels, classes], Gemm's alpha folded in
-    bias: np.ndarray  # [classes], Gemm's beta folded in
+    pool_index: int  # position of the GlobalAveragePool node in graph.node
+    features: str  # the NCHW tensor it averages
+    weights: np.ndarray  # [channels, classes]
+    bias: np.ndarray  # [classes]
 
 
 def find_head(graph: onnx.GraphProto) -> Head:
-    """Walk back from ``probabilities``: Softmax <- dense <- pass-through ops <- pooling."""
+    """Walk back from ``probabilities`` through what tf2onnx makes of the Keras head:
+    Softmax <- [Add <-] MatMul <- pass-through ops <- GlobalAveragePool."""
     producers = {out: node for node in graph.node for out in node.output}
     inits = {t.name: t for t in graph.initializer}
     softmax = producers.get(graph.output[0].name)
     if softmax is None or softmax.op_type != "Softmax":
         raise HeatmapError("the first output is not computed by a Softmax")
-    weights, bias, pooled = _dense(producers.get(softmax.input[0]), producers, inits)
-    pool = producers.get(pooled)
+    dense, bias_name = producers.get(softmax.input[0]), None
+    if dense is not None and dense.op_type == "Add":
+        matmuls = [producers.get(name) for name in dense.input]
+        at = next((i for i, m in enumerate(matmuls) if m and m.op_type == "MatMul"), None)
+        if at is None:
+            raise HeatmapError("the logits come from an Add without a MatMul")
+        bias_name, dense = dense.input[1 - at], matmuls[at]
+    if dense is None or dense.op_type != "MatMul":
+        raise HeatmapError("the Softmax does not read a dense layer (MatMul)")
+    weights = _array(dense.input[1], inits, "weights")
+    bias = np.zeros(weights.shape[1])
+    if bias_name is not None:
+        bias = np.broadcast_to(_array(bias_name, inits, "bias").reshape(-1), bias.shape)
+    pool = producers.get(dense.input[0])
     while pool is not None and pool.op_type in PASS_THROUGH:
         pool = producers.get(pool.input[0])
-    if pool is None:
-        raise HeatmapError("found no global pooling before the dense layer")
-    axis = _channel_axis(pool, inits)
+    if pool is None or pool.op_type != "GlobalAveragePool":
+        raise HeatmapError("found no global average pooling before the dense layer")
     index = next(i for i, node in enumerate(graph.node) if node is pool)
-    return Head(index, pool.input[0], axis, weights, bias)
+    return Head(index, pool.input[0], weights, bias)
 
 
 def _array(name: str, inits: dict[str, onnx.TensorProto], what: str) -> np.ndarray:
     if name not in inits:
         raise HeatmapError(f"the dense {what} {name!r} is not a constant of the graph")
     return numpy_helper.to_array(inits[name]).astype(np.float64)
-
-
-def _dense(node: onnx.NodeProto | None, producers: dict[str, onnx.NodeProto],
-           inits: dict[str, onnx.TensorProto]) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
-    """(weights [C, K], bias [K], the pooled input's name) of a Gemm or MatMul(+Add)."""
-    if node is not None and node.op_type == "Gemm":
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attrs.get("transA", 0):
-            raise HeatmapError("a Gemm with transA is not a dense layer over pooled features")
-        weights = _array(node.input[1], inits, "weights")
-        weights = (weights.T if attrs.get("transB", 0) else weights) * attrs.get("alpha", 1.0)
-        bias = np.zeros(weights.shape[1])
-        if len(node.input) > 2 and node.input[2]:
-            raw = _array(node.input[2], inits, "bias")
-            bias = np.broadcast_to(raw.reshape(-1), bias.shape) * attrs.get("beta", 1.0)
-        return weights, bias, node.input[0]
-    bias_name = None
-    if node is not None and node.op_type == "Add":
-        matmuls = [producers.get(name) for name in node.input]
-        at = next((i for i, m in enumerate(matmuls) if m and m.op_type == "MatMul"), None)
-        if at is None:
-            raise HeatmapError("the logits come from an Add without a MatMul")
-        bias_name, node = node.input[1 - at], matmuls[at]
-    if node is None or node.op_type != "MatMul":
-        raise HeatmapError("the Softmax does not read a dense layer (Gemm or MatMul)")
-    weights = _array(node.input[1], inits, "weights")
-    bias = np.zeros(weights.shape[1])
-    if bias_name is not None:
-        bias = np.broadcast_to(_array(bias_name, inits, "bias").reshape(-1), bias.shape)
-    return weights, bias, node.input[0]
-
-
-def _channel_axis(pool: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> int:
-    if pool.op_type == "GlobalAveragePool":
-        return 1
-    if pool.op_type == "ReduceMean":
-        axes = next((list(a.ints) for a in pool.attribute if a.name == "axes"), None)
-        if axes is None and len(pool.input) > 1 and pool.input[1] in inits:
-            axes = numpy_helper.to_array(inits[pool.input[1]]).tolist()
-        spatial = sorted(int(a) % 4 for a in axes or [])
-        if spatial == [1, 2]:
-            return 3
-        if spatial == [2, 3]:
-            return 1
-    raise HeatmapError(f"{pool.op_type} {pool.name!r} is not a global average pooling")
 
 
 def class_direction(classes: int, positive: int) -> np.ndarray:
@@ -132,13 +98,12 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     if classes != len(spec.labels):
         raise HeatmapError(f"the dense layer has {classes} outputs for {len(spec.labels)} labels")
     direction = class_direction(classes, spec.positive_index)
-    shape = [1, channels, 1, 1] if head.channel_axis == 1 else [1, 1, 1, channels]
-    weights = (head.weights @ direction).astype(np.float32).reshape(shape)
+    weights = (head.weights @ direction).astype(np.float32).reshape([1, channels, 1, 1])
     bias = np.float32(head.bias @ direction)
     graph.initializer.extend([
         numpy_helper.from_array(weights, f"{PREFIX}weights"),
         numpy_helper.from_array(np.array(bias, np.float32), f"{PREFIX}bias"),
-        numpy_helper.from_array(np.array([head.channel_axis], np.int64), f"{PREFIX}axes"),
+        numpy_helper.from_array(np.array([1], np.int64), f"{PREFIX}axes"),  # channels
     ])  # fmt: skip
     nodes = [
         helper.make_node("Mul", [head.features, f"{PREFIX}weights"], [f"{PREFIX}weighted"],
@@ -167,9 +132,7 @@ def _spatial_dims(proto: onnx.ModelProto, head: Head) -> list[int | str]:
     dims = list(found.type.tensor_type.shape.dim) if found is not None else []
     if len(dims) != 4:
         return ["height", "width"]
-    spatial = (2, 3) if head.channel_axis == 1 else (1, 2)
-    named = ("height", "width")
-    return [dims[i].dim_value or named[k] for k, i in enumerate(spatial)]
+    return [dims[2].dim_value or "height", dims[3].dim_value or "width"]
 
 
 def describe(spec: ModelSpec, grid: Sequence[int | str]) -> str:

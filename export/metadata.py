@@ -89,15 +89,9 @@ def build_spec(
         MetaKey.WEIGHTS_SHA256: weights_sha,
         MetaKey.QUANTIZATION: quantization,
     }
-    return ModelSpec(
-        labels=tuple(run.labels),
-        positive_label=run.positive_label,
-        threshold=run.threshold,
-        name=name,
-        version=version or f"{run.name}-{weights_sha[:12]}",
-        metrics=dict(run.val_metrics),
-        extra=extra,
-    )
+    return ModelSpec(tuple(run.labels), run.positive_label, run.threshold, name=name,
+                     version=version or f"{run.name}-{weights_sha[:12]}",
+                     metrics=dict(run.val_metrics), extra=extra)  # fmt: skip
 
 
 def with_quantization(spec: ModelSpec, quantization: str) -> ModelSpec:

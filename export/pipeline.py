@@ -18,22 +18,12 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
+from nothotdog import export
 from nothotdog.contract import ModelSpec
 from nothotdog.contract.dataset import list_examples
 from nothotdog.contract.runtime import ModelLoadError, load_onnx
-from nothotdog.export import checks, metadata
-from nothotdog.export.convert import (
-    PADDED,
-    ConversionError,
-    LoadedModel,
-    feed_uint8,
-    fold_preprocessing,
-    load_float32,
-    tidy,
-    to_onnx,
-)
+from nothotdog.export import checks, convert, metadata
 from nothotdog.export.heatmap import add_heatmap
-from nothotdog.export.settings import DEFAULT_MAX_DROP, DEFAULT_PARITY_IMAGES, TOLERANCE
 from nothotdog.training import int8
 from nothotdog.training.weights import sha256_file
 
@@ -52,9 +42,9 @@ class ExportOptions:
     quantize: str | None = None  # "int8" or None
     calibration: Path | None = None
     check: Path | None = None
-    max_drop: float = DEFAULT_MAX_DROP
-    parity_images: int = DEFAULT_PARITY_IMAGES
-    tolerance: float = TOLERANCE
+    max_drop: float = export.DEFAULT_MAX_DROP
+    parity_images: int = export.DEFAULT_PARITY_IMAGES
+    tolerance: float = export.TOLERANCE
     quant: int8.QuantSettings = field(default_factory=int8.QuantSettings)
     opset: int = int8.DEFAULT_OPSET
     model_version: str | None = None
@@ -74,11 +64,9 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
         raise ValueError("int8 needs a calibration folder and a check folder")
     run = metadata.read_run(opts.source)
     log(f"source {run.model_path} (labels {list(run.labels)}, threshold {run.threshold:g})")
-    summary["source"] = {
-        "model": str(run.model_path.resolve()),
-        "run_dir": str(run.run_dir.resolve()) if run.run_dir else None,
-        "model_file_sha256": sha256_file(run.model_path),
-    }
+    summary["source"] = {"model": str(run.model_path.resolve()),
+                         "run_dir": str(run.run_dir.resolve()) if run.run_dir else None,
+                         "model_file_sha256": sha256_file(run.model_path)}  # fmt: skip
 
     loaded, proto, spec = _convert(run, opts, summary, log)
     _check_parity(loaded, proto, spec, opts, summary, log)
@@ -98,29 +86,28 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
 
 def _convert(
     run: metadata.TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
-) -> tuple[LoadedModel, onnx.ModelProto, ModelSpec]:
+) -> tuple[convert.LoadedModel, onnx.ModelProto, ModelSpec]:
     """The Keras model as float32, converted to ONNX with preprocessing folded in, the
     heatmap output added and the contract's metadata written."""
     step = time.perf_counter()
-    loaded = load_float32(run.model_path)
+    loaded = convert.load_float32(run.model_path)
     model = loaded.model
     classes = model.outputs[0].shape[-1]
     if classes != len(run.labels):
-        raise ConversionError(f"model has {classes} outputs but {len(run.labels)} labels")
+        raise convert.ConversionError(f"model has {classes} outputs but {len(run.labels)} labels")
     log(f"loaded Keras model as float32 (trained as {loaded.trained_policy}) "
         f"in {time.perf_counter() - step:.1f}s")
 
     step = time.perf_counter()
-    proto = to_onnx(model, opts.opset)
-    fold_preprocessing(proto)
+    proto = convert.to_onnx(model, opts.opset)
+    convert.fold_preprocessing(proto)
     sha = metadata.weights_sha256(model.get_weights())
     spec = metadata.build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
     spec = add_heatmap(proto, spec)  # the second output, for /why; probabilities untouched
     metadata.write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
     log(f"converted with tf2onnx (opset {opts.opset}), preprocessing folded into the first "
-        f"convolution, in {time.perf_counter() - step:.1f}s; "
-        f"version {spec.version}")
+        f"convolution, in {time.perf_counter() - step:.1f}s; version {spec.version}")
     summary["spec"] = spec.to_metadata()
     summary["conversion"] = {
         "path": "tf2onnx.convert.from_keras with an explicit uint8 input_signature; "
@@ -132,7 +119,7 @@ def _convert(
 
 
 def _check_parity(
-    loaded: LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
+    loaded: convert.LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
     summary: dict[str, Any], log: Log,
 ) -> None:
     """The ONNX graph must give Keras's probabilities and labels (raises ParityError)."""
@@ -171,12 +158,12 @@ def quantize_and_gate(
     log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
         f"from {opts.calibration} by class and source (seed {settings.seed})")
     int8_first_conv = "first_conv" not in int8.parse_exclude(settings.exclude)
-    reader = int8.ExampleReader(examples)
-    proto, result = int8.quantize_int8(opts.float32_path, reader, settings, work, pixels=PADDED)
+    reader, pixels = int8.ExampleReader(examples), convert.PADDED
+    proto, result = int8.quantize_int8(opts.float32_path, reader, settings, work, pixels=pixels)
     if int8_first_conv:
-        feed_uint8(proto)  # the int8 convolutions read the uint8 image itself
+        convert.feed_uint8(proto)  # the int8 convolutions read the uint8 image itself
     metadata.write_metadata(proto, metadata.with_quantization(spec, result.description))
-    tidy(proto)
+    convert.tidy(proto)
     onnx.checker.check_model(proto, full_check=True)
     staged = work / "int8.onnx"
     onnx.save(proto, str(staged))  # the int8 file's one write; the gate decides if it moves
@@ -222,11 +209,8 @@ def _sample(root: Path, labels: Sequence[str], limit: int = 0, seed: int = 0) ->
 
 
 def optimized_ops(path: str | Path) -> list[str]:
-    """Op types, in order, of the graph onnxruntime builds from ``path`` on this CPU.
-
-    Whether onnxruntime keeps the whole convolution stack in int8 NHWC (the point of folding
-    the preprocessing) is a property of its optimized graph, not of our file.
-    """
+    """Op types, in order, of the graph onnxruntime builds from ``path`` on this CPU: whether it
+    keeps the convolution stack in int8 NHWC (the point of the fold) shows there, not in ours."""
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
         options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
@@ -239,8 +223,5 @@ def stack_report(ops: list[str]) -> dict[str, object]:
     """Counts of all ops, and the intruders found between the first and last convolution."""
     convs = [i for i, op in enumerate(ops) if op in CONV_OPS]
     inside = ops[convs[0] : convs[-1] + 1] if convs else []
-    return {
-        "ops": dict(sorted(Counter(ops).items())),
-        "convolutions": len(convs),
-        "inside_stack": [op for op in inside if op in INTRUDERS],
-    }
+    return {"ops": dict(sorted(Counter(ops).items())), "convolutions": len(convs),
+            "inside_stack": [op for op in inside if op in INTRUDERS]}  # fmt: skip

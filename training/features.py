@@ -7,13 +7,12 @@ preprocessing, trunk weights), so a rerun with the same inputs reuses it and any
 misses it. View 0 is the plain photo; views 1..K are augmented (random resized crop, flip,
 colour jitter) from the contract's decoded pixels, exactly those the bot would see.
 
-How much each photo counts: the training folder is about one quarter hot dogs, and a few large
-sources (dtu, hse, kaggle-yashvrdnjain, imagenet1k: mostly not food) hold as many negatives as
-all the food sources together. Weighting each photo by ``1 / n_group ** power`` (a group is
-one class of one source), then scaling every class to the same total, keeps the classes equal
-and lets a source of 150 food photos count for more than a fifth of a source of 950 room and
-pet photos, without throwing any photo away. ``power=0`` is plain class balancing;
-``power=1`` gives every source of a class the same total weight.
+How much each photo counts: ``1 / n_group ** power`` (a group: one class of one source), each
+class then scaled to the same total. The training folder is about one quarter hot dogs, and a
+few large, mostly non-food sources hold as many negatives as all the food sources together:
+this keeps the classes equal and lets 150 food photos count for more than a fifth of 950 room
+and pet photos, without throwing any away (power 0: classes balanced only; 1: every source of
+a class the same total).
 """
 
 from __future__ import annotations

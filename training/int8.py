@@ -1,15 +1,13 @@
 """Keras to ONNX, and static int8 quantization: the frozen trunk's feature cache runs on them,
 and export builds the shipped file with them (export imports training, never the reverse).
 
-The cache holds every training photo seen through the trunk, once per view. On a 2-core
-AVX-512 VNNI CPU, VGG16 up to ``block4_pool`` costs about 260 ms a photo in Keras and 97 ms
-as int8 onnxruntime: the difference between a run that fits in an hour and one that does not,
-hence ``--trunk-runtime onnx-int8`` by default. The shipped model is int8 too, calibrated the
-same way, so the layers trained on top learn from activations close to those the bot computes.
-
-onnxruntime's recipe: ``quant_pre_process`` (shape inference, graph optimisation), then
-``quantize_static`` (QDQ, per-channel int8 weights) calibrated on real training photos.
-Heavy imports wait inside the functions, so the commands can show these defaults quickly.
+Why the cache uses int8 by default (``--trunk-runtime onnx-int8``): on a 2-core AVX-512 VNNI
+CPU, VGG16 up to ``block4_pool`` costs about 260 ms a photo in Keras and 97 ms as int8
+onnxruntime, the difference between a run that fits in an hour and one that does not; and the
+shipped model is int8 too, calibrated the same way, so the layers trained on top learn from
+activations close to the bot's. The recipe is onnxruntime's: ``quant_pre_process``, then
+``quantize_static`` (QDQ, per-channel int8 weights) calibrated on real training photos. Heavy
+imports wait inside the functions, so the commands show these defaults quickly.
 """
 
 from __future__ import annotations

@@ -84,14 +84,10 @@ def compute_metrics(
     y_true: Sequence[int] | np.ndarray, probs: np.ndarray, labels: Sequence[str],
     positive_label: str, threshold: float, sources: Sequence[str] | None = None,
 ) -> dict[str, object]:  # fmt: skip
-    """Accuracy, balanced accuracy, precision/recall/F1 of the positive class, ROC-AUC, log loss
-    and the confusion matrix, overall and (when ``sources`` is given) per source tag.
-
-    Per-source figures show whether a model is good at hotdogs or only at one site's photos.
-    A figure with nothing to count is None rather than a misleading 0: precision when nothing
-    is predicted positive, recall and F1 when there is no positive example, ROC-AUC when only
-    one class is present. Everything returned is plain Python (int, float, None, list, dict),
-    ready for ``json.dump``.
+    """Accuracy, balanced accuracy, precision/recall/F1 of the positive class, ROC-AUC, log loss,
+    ECE and the confusion matrix, overall and (with ``sources``) per source tag, which shows
+    whether a model is good at hotdogs or only at one site's photos. A figure with nothing to
+    count is None, not a misleading 0. Plain Python throughout, ready for ``json.dump``.
     """
     labels = list(labels)
     if positive_label not in labels:

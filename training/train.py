@@ -219,7 +219,7 @@ def _feature_cache(cfg: TrainConfig, trunk, trunk_id: str, precision: str,
 def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: features.Features):
     """Phase 1 (the head), then phase 2 (the top block) if asked and if it lowers val loss;
     returns each phase's metrics, the histories and the phase whose weights stay."""
-    from nothotdog.training.phases import evaluate_phase, finetune_top, train_head
+    from nothotdog.training.model import evaluate_phase, finetune_top, train_head
 
     history1: dict = {}
     if cfg.head_epochs > 0:
@@ -245,8 +245,8 @@ def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: features.Fe
 def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: str,
             data: features.Features, run: dict) -> dict:  # fmt: skip
     """Calibrate the kept phase, evaluate and save it, and write the run folder's records."""
+    from nothotdog.training.evaluate import format_summary, write_evaluation
     from nothotdog.training.model import float32_copy
-    from nothotdog.training.report import format_summary, write_evaluation
 
     labels, positive, out = data.labels, data.positive, cfg.out
     threshold, rule = phases[final]["threshold"], phases[final]["threshold_rule"]
