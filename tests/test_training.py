@@ -194,3 +194,15 @@ def test_the_onnx_trunk_is_float32_whatever_the_training_precision():
     session = ort.InferenceSession(proto.SerializeToString())  # where the bug raised
     assert session.run(None, {"image": np.zeros((1, 32, 32, 3), np.uint8)})[0].shape == (
         1, 8, 8, 128)  # fmt: skip
+
+
+def test_a_mixed_bfloat16_run_fills_the_int8_cache_and_saves_float32(data, tmp_path: Path):
+    """What ``--precision auto`` picks on an AVX512-BF16 or AMX CPU, end to end."""
+    import keras
+
+    out = tmp_path / "run"
+    args = ["--data", str(data[0]), "--val", str(data[1]), "--out", str(out), *SMALL]
+    assert train_main([x if x != "float32" else "mixed_bfloat16" for x in args]) == 0
+    assert (out / "trunk" / "trunk-int8.onnx").is_file()
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.get_layer("block1_conv1").compute_dtype == "float32"
