@@ -2,8 +2,9 @@
 
 Each benchmark runs in its own fresh interpreter (so TensorFlow loaded by the inference bench
 cannot inflate the others), prints its tables and writes bench/results/NAME.json. Then the
-issue's goals are checked against those figures and written, with a Markdown table for the
-README, to bench/results/summary.json and summary.md.
+performance goals (``goals()``: what the bot must hold to on a small CPU) are checked against
+those figures and written, with a Markdown table for the README, to
+bench/results/summary.json and summary.md.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ FLOOR_GOAL = 1.1  # the shipped model at batch 1: at most this many times the in
 MODEL_RATE_GOAL = 90.0  # the bot at 50 chats: at least this % of its model's own rate
 
 # Order matters: inference exports the int8 model that startup, load and flood run. Each has
-# its own limit, and all together stop by TOTAL_LIMIT_S (the issue's 10 minutes, less the
-# set-up); flood comes last so that it never squeezes the others' time.
+# its own limit, and all together stop by TOTAL_LIMIT_S (10 minutes for the whole bench, less
+# the set-up); flood comes last so that it never squeezes the others' time.
 BENCHMARKS: tuple[tuple[str, float], ...] = (
     ("inference", 300.0),
     ("decode", 60.0),
@@ -60,7 +61,7 @@ def load(name: str) -> dict[str, Any] | None:
 
 
 def goals() -> list[dict[str, Any]]:
-    """The issue's goals, each with the figure measured in this run and whether it holds."""
+    """The performance goals, each with the figure measured in this run and whether it holds."""
     out: list[dict[str, Any]] = []
     inf, ld, fl = load("inference"), load("load"), load("flood")
     if inf:

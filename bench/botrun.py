@@ -1,4 +1,4 @@
-"""The real bot as a subprocess, talking to fakebot.FakeTelegram on 127.0.0.1.
+"""The real bot as a subprocess, talking to tests.fakebot.FakeTelegram on 127.0.0.1.
 
 Shared by bench.load and bench.startup. The fake server is the test suite's own (reused, not
 copied); ``BenchTelegram`` only adds a timestamp and a waiting future for each reply, so
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import child_env, peak_rss_mb
-from nothotdog.fakebot import FakeTelegram
+from tests.fakebot import FakeTelegram
 
 VERDICT_PREFIXES = ("🌭", "🚫")  # anything else the bot says about a photo is an error reply
 READY_TIMEOUT_S = 90.0

@@ -1,7 +1,8 @@
 """``python -m bench.flood``: image files from many chats at once: the bot's memory, answers.
 
-Issue 11's hostile test, measured: the stock ``python -m nothotdog.bot`` (default settings, the
-shipped model, AIORateLimiter as shipped) against the fake Bot API server (fakebot) on 127.0.0.1.
+A flood of large files from many chats, measured: the stock ``python -m nothotdog.bot`` (default
+settings, the shipped model, AIORateLimiter as shipped) against the fake Bot API server
+(tests/fakebot.py) on 127.0.0.1.
 Each row starts a fresh bot, warms it up with four photos, then pushes N image files from N
 private chats in one go and waits for every answer. Reported per row: the bot's peak RSS
 (VmHWM, whole life: start-up, warm-up and flood) and RSS before the flood, the answers by kind

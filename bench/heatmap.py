@@ -1,10 +1,10 @@
-"""``python -m bench.heatmap [--model FILE]``: what the ``heatmap`` output costs (issue 13).
+"""``python -m bench.heatmap [--model FILE]``: what the ``heatmap`` output costs the verdict.
 
 Three ways of running one model file at batch 1, interleaved in one process (each round runs
 each once, in a rotating order, so a busy machine slows them alike):
 
-- *without heatmap*: the same graph with the heatmap branch taken out, as files were before
-  (the baseline: the verdict before issue 13);
+- *without heatmap*: the same graph with the heatmap branch taken out (the baseline: the
+  verdict of a file without the heatmap);
 - *verdict*: the file as shipped, asking for ``probabilities`` only (``OnnxModel.predict``,
   the bot's normal path);
 - *verdict + heatmap*: asking for both (``OnnxModel.explain``, the ``/why`` path).
@@ -27,7 +27,7 @@ import onnx
 from bench.common import SHIPPED_MODEL, median, percentile, table, write_result
 from nothotdog.contract import HEATMAP_NAME, decode_image
 from nothotdog.contract.runtime import OnnxModel, load_onnx
-from nothotdog.export.heatmap import heatmap_branch
+from nothotdog.training.int8 import side_branch
 
 ROUNDS = 60
 WARMUP = 3
@@ -38,7 +38,7 @@ GOAL = 1.05
 def without_heatmap(path: Path, out: Path) -> Path:
     """``path`` as it was before the heatmap: its output, nodes and constants removed."""
     proto = onnx.load(str(path))
-    branch = set(heatmap_branch(proto))
+    branch = set(side_branch(proto))
     kept = [node for node in proto.graph.node if node.name not in branch]
     del proto.graph.node[:]
     proto.graph.node.extend(kept)

@@ -1,8 +1,8 @@
 """``python -m bench.load``: the real bot process under load, one inference thread vs two.
 
 The bot runs as a subprocess (``python -m bench.botproc``: ``python -m nothotdog.bot`` with
-python-telegram-bot's 30 sends/s cap lifted, see that module) against the fake
-Bot API server (fakebot) on 127.0.0.1, with the int8 model (the shipped one if present, else the one
+python-telegram-bot's 30 sends/s cap lifted, see that module) against the fake Bot API server
+(tests/fakebot.py) on 127.0.0.1, with the int8 model (the shipped one if present, else the one
 bench.inference exported). Every photo is the 320x240 JPEG of a generated 1280x960 photo,
 offered in Telegram's four sizes, so the bot picks, downloads and decodes what it would in
 production.

@@ -79,7 +79,7 @@ def export_models(workdir: Path, run: Path | None = None, log: Any = print) -> M
     the very steps ``nothotdog-export --quantize int8`` takes (conversion, parity check,
     metadata, quant_pre_process, static QDQ with the default node exclusions)."""
     from nothotdog.export.pipeline import ExportOptions, run_export
-    from nothotdog.export.quantize import QuantSettings
+    from nothotdog.training.int8 import QuantSettings
 
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ def probe(kind: str, model_path: Path, image_path: Path) -> dict[str, object]:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
-        import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess
+        import nothotdog.training.model  # noqa: F401  registers VGGPreprocess
         from nothotdog.contract import decode_image
 
         model = keras.saving.load_model(model_path, compile=False)

@@ -28,23 +28,8 @@ from nothotdog.contract.spec import (
 )
 
 __all__ = [
-    "DEFAULT_THRESHOLD",
-    "HEATMAP_NAME",
-    "IMAGENET_MEAN_BGR",
-    "INPUT_NAME",
-    "INPUT_SIZE",
-    "LABELS",
-    "OUTPUT_NAME",
-    "POSITIVE_LABEL",
-    "RESIZE_METHOD",
-    "ImageDecodeError",
-    "ImageTooLarge",
-    "MetaKey",
-    "ModelSpec",
-    "NotAnImage",
-    "OpenedImage",
-    "decode_image",
-    "finish_decode",
-    "load_image_file",
-    "open_image",
-]
+    "DEFAULT_THRESHOLD", "HEATMAP_NAME", "IMAGENET_MEAN_BGR", "INPUT_NAME", "INPUT_SIZE",
+    "LABELS", "OUTPUT_NAME", "POSITIVE_LABEL", "RESIZE_METHOD", "ImageDecodeError",
+    "ImageTooLarge", "MetaKey", "ModelSpec", "NotAnImage", "OpenedImage", "decode_image",
+    "finish_decode", "load_image_file", "open_image",
+]  # fmt: skip

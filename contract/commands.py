@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 DISTRIBUTION = "nothotdog"
-OWN_PACKAGES = frozenset({"nothotdog"})  # bot, contract, training, export, fakebot live under it
+OWN_PACKAGES = frozenset({"nothotdog"})  # bot, contract, training, export live under it
 EXIT_USAGE = 2  # argparse's status for a command that cannot run as asked
 
 

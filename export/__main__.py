@@ -1,10 +1,6 @@
-"""``nothotdog-export RUN_DIR_or_MODEL --out models/NAME.onnx [--quantize int8 --calibration DIR]
-[--check DIR]``: convert, prove parity, optionally quantize behind an accuracy gate.
-
-Nothing is written at ``--out`` unless every check passed; the figures measured are written
-next to it (NAME.export.json) either way. With ``--quantize int8`` the int8 model goes to
-``--out`` and the float32 one stays beside it as NAME.float32.onnx.
-"""
+"""``nothotdog-export RUN --out models/NAME.onnx``: convert a trained Keras model to the bot's
+ONNX file, prove parity, optionally quantize it behind an accuracy gate (the epilog below says
+what is written where)."""
 
 from __future__ import annotations
 
@@ -16,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nothotdog.export as d
 from nothotdog.contract.commands import add_version
-from nothotdog.export import settings as d
+from nothotdog.training import int8
 
 PROG = "nothotdog-export"
 
@@ -42,30 +39,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-drop", type=float, metavar="POINTS", default=d.DEFAULT_MAX_DROP,
                    help="accuracy points int8 may lose against float32 (default %(default)s)")
     p.add_argument("--calibration-images", type=int, metavar="N",
-                   default=d.DEFAULT_CALIBRATION_IMAGES,
+                   default=int8.DEFAULT_CALIBRATION_IMAGES,
                    help="stratified, seeded sample size (default %(default)s; 0 = all)")
     p.add_argument("--parity-images", type=int, metavar="N", default=d.DEFAULT_PARITY_IMAGES,
                    help="stratified sample of --check for Keras vs ONNX (default %(default)s; "
                         "0 = all)")
     p.add_argument("--tolerance", type=float, default=d.TOLERANCE,
                    help="max |Δprobability| Keras vs ONNX (default %(default)g)")
-    p.add_argument("--exclude", default=d.DEFAULT_EXCLUDE, metavar="GROUPS",
+    p.add_argument("--exclude", default=int8.DEFAULT_EXCLUDE, metavar="GROUPS",
                    help="node groups kept float when quantizing: 'none' or "
-                        f"{'+'.join(d.EXCLUDE_GROUPS)} or a part of it (default %(default)s)")
-    p.add_argument("--activations", choices=d.ACTIVATION_CHOICES,
-                   default=d.DEFAULT_ACTIVATIONS,
+                        f"{'+'.join(int8.EXCLUDE_GROUPS)} or a part of it (default %(default)s)")
+    p.add_argument("--activations", choices=int8.ACTIVATION_CHOICES,
+                   default=int8.DEFAULT_ACTIVATIONS,
                    help="int8 activation type (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="for the calibration sample")
-    p.add_argument("--opset", type=int, default=d.DEFAULT_OPSET)
+    p.add_argument("--opset", type=int, default=int8.DEFAULT_OPSET)
     p.add_argument("--model-version", help="default: RUN-NAME-<weights sha256 prefix>")
     args = p.parse_args(argv)
     if args.out.suffix != ".onnx":
         p.error("--out must name a .onnx file")
     if args.quantize and (args.calibration is None or args.check is None):
         p.error("--quantize int8 needs --calibration DIR (to calibrate) and --check DIR (the gate)")
-    groups = [] if args.exclude == "none" else args.exclude.split("+")
-    if set(groups) - set(d.EXCLUDE_GROUPS):
-        p.error(f"--exclude takes 'none' or groups of {d.EXCLUDE_GROUPS} joined by '+'")
+    try:
+        int8.parse_exclude(args.exclude)
+    except int8.QuantizationError as exc:
+        p.error(f"--exclude: {exc}")
     if args.opset < d.MIN_OPSET:
         p.error(f"--opset must be {d.MIN_OPSET} or newer")
     return args
@@ -78,36 +76,31 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's chatter off progress
-    from nothotdog.export.errors import EXPECTED
+    from nothotdog.contract.dataset import DatasetError
+    from nothotdog.contract.layout import RunFolderError
+    from nothotdog.contract.runtime import ModelLoadError
+    from nothotdog.export.checks import ParityError
+    from nothotdog.export.convert import ConversionError
     from nothotdog.export.pipeline import ExportOptions, run_export
-    from nothotdog.export.quantize import QuantSettings
 
+    # What ends as a failed export (exit 1, the reason in the summary), not as a traceback.
+    expected = (RunFolderError, DatasetError, ConversionError, ParityError,
+                int8.QuantizationError, ModelLoadError)  # fmt: skip
     opts = ExportOptions(
-        source=args.source,
-        out=args.out,
-        quantize=args.quantize,
-        calibration=args.calibration,
-        check=args.check,
-        max_drop=args.max_drop,
-        parity_images=args.parity_images,
-        tolerance=args.tolerance,
-        quant=QuantSettings(
-            calibration_images=args.calibration_images,
-            seed=args.seed,
-            exclude=args.exclude,
-            activations=args.activations,
-        ),
-        opset=args.opset,
-        model_version=args.model_version,
-    )
+        source=args.source, out=args.out, quantize=args.quantize, calibration=args.calibration,
+        check=args.check, max_drop=args.max_drop, parity_images=args.parity_images,
+        tolerance=args.tolerance, opset=args.opset, model_version=args.model_version,
+        quant=int8.QuantSettings(calibration_images=args.calibration_images, seed=args.seed,
+                                 exclude=args.exclude, activations=args.activations),
+    )  # fmt: skip
     summary: dict[str, Any] = {"command": [PROG, *(sys.argv[1:] if argv is None else argv)]}
     started = time.perf_counter()
     try:
         run_export(opts, summary, log)
-    except EXPECTED as exc:
+    except expected as exc:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         write_summary(opts.summary_path, summary, started)
-        print(f"[export] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        print(f"[export] FAILED: {summary['error']}", file=sys.stderr, flush=True)
         log(f"nothing written at {opts.out}; figures in {opts.summary_path}")
         return 1
     summary["status"] = "ok"

@@ -6,130 +6,78 @@ contract.heatmap for its definition and range). Three nodes beside the head comp
 the tensor the pooling reads: Mul by the positive-minus-negative dense weights, ReduceSum over
 channels, Add the bias difference. Nothing on the way to ``probabilities`` changes.
 
-Two users: export/pipeline.py adds it to the float32 graph before quantizing (quantize.py keeps
-these nodes float), and ``python -m nothotdog.export.heatmap FILE.onnx`` adds it to a file exported
-before this existed (float32, or int8 with the head kept float), checking that the
-probabilities stay bit-identical.
+export/pipeline.py adds it to the float32 graph before quantizing, which keeps these nodes
+float (training.int8.side_branch). A file exported without it simply has no /why.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, MetaKey, ModelSpec, load_image_file
+from nothotdog.contract import HEATMAP_NAME, MetaKey, ModelSpec
 from nothotdog.contract.runtime import ModelLoadError
-from nothotdog.export.graph import ancestors
-from nothotdog.export.metadata import set_metadata
 
 PREFIX = "heatmap/"
 # Between the pooling and the dense layer tf2onnx leaves at most these (dropout included).
 PASS_THROUGH = frozenset({"Squeeze", "Reshape", "Flatten", "Identity", "Dropout"})
-MIN_OPSET = 13  # ReduceSum takes its axes as an input from opset 13 on
 
 
 class HeatmapError(ModelLoadError):
-    """The graph has no global pooling -> dense -> softmax head, so no exact CAM exists.
-
-    A ModelLoadError (the model does not follow the contract), so the export CLI reports it
-    as a failed export rather than a crash."""
+    """The graph has no global pooling -> dense -> softmax head, so no exact CAM exists (a
+    ModelLoadError, so the export CLI reports a failed export rather than a crash)."""
 
 
 @dataclass(frozen=True)
 class Head:
     """Where the head reads its features, and its dense layer as plain arrays."""
 
-    pool_index: int  # position of the pooling node in graph.node
-    features: str  # the tensor the global pooling averages
-    channel_axis: int  # 1 (NCHW) or 3 (NHWC)
-    weights: np.ndarray  # [channels, classes], Gemm's alpha folded in
-    bias: np.ndarray  # [classes], Gemm's beta folded in
+    pool_index: int  # position of the GlobalAveragePool node in graph.node
+    features: str  # the NCHW tensor it averages
+    weights: np.ndarray  # [channels, classes]
+    bias: np.ndarray  # [classes]
 
 
 def find_head(graph: onnx.GraphProto) -> Head:
-    """Walk back from ``probabilities``: Softmax <- dense <- pass-through ops <- pooling."""
+    """Walk back from ``probabilities`` through what tf2onnx makes of the Keras head:
+    Softmax <- [Add <-] MatMul <- pass-through ops <- GlobalAveragePool."""
     producers = {out: node for node in graph.node for out in node.output}
     inits = {t.name: t for t in graph.initializer}
     softmax = producers.get(graph.output[0].name)
     if softmax is None or softmax.op_type != "Softmax":
         raise HeatmapError("the first output is not computed by a Softmax")
-    weights, bias, pooled = _dense(producers.get(softmax.input[0]), producers, inits)
-    pool = producers.get(pooled)
+    dense, bias_name = producers.get(softmax.input[0]), None
+    if dense is not None and dense.op_type == "Add":
+        matmuls = [producers.get(name) for name in dense.input]
+        at = next((i for i, m in enumerate(matmuls) if m and m.op_type == "MatMul"), None)
+        if at is None:
+            raise HeatmapError("the logits come from an Add without a MatMul")
+        bias_name, dense = dense.input[1 - at], matmuls[at]
+    if dense is None or dense.op_type != "MatMul":
+        raise HeatmapError("the Softmax does not read a dense layer (MatMul)")
+    weights = _array(dense.input[1], inits, "weights")
+    bias = np.zeros(weights.shape[1])
+    if bias_name is not None:
+        bias = np.broadcast_to(_array(bias_name, inits, "bias").reshape(-1), bias.shape)
+    pool = producers.get(dense.input[0])
     while pool is not None and pool.op_type in PASS_THROUGH:
         pool = producers.get(pool.input[0])
-    if pool is None:
-        raise HeatmapError("found no global pooling before the dense layer")
-    axis = _channel_axis(pool, inits)
+    if pool is None or pool.op_type != "GlobalAveragePool":
+        raise HeatmapError("found no global average pooling before the dense layer")
     index = next(i for i, node in enumerate(graph.node) if node is pool)
-    return Head(index, pool.input[0], axis, weights, bias)
+    return Head(index, pool.input[0], weights, bias)
 
 
 def _array(name: str, inits: dict[str, onnx.TensorProto], what: str) -> np.ndarray:
     if name not in inits:
-        raise HeatmapError(
-            f"the dense {what} {name!r} is not a constant of the file (a quantized head?); "
-            "export with the head kept float"
-        )
+        raise HeatmapError(f"the dense {what} {name!r} is not a constant of the graph")
     return numpy_helper.to_array(inits[name]).astype(np.float64)
-
-
-def _dense(
-    node: onnx.NodeProto | None,
-    producers: dict[str, onnx.NodeProto],
-    inits: dict[str, onnx.TensorProto],
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """(weights [C, K], bias [K], the pooled input's name) of a Gemm or MatMul(+Add)."""
-    if node is not None and node.op_type == "Gemm":
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attrs.get("transA", 0):
-            raise HeatmapError("a Gemm with transA is not a dense layer over pooled features")
-        weights = _array(node.input[1], inits, "weights")
-        weights = (weights.T if attrs.get("transB", 0) else weights) * attrs.get("alpha", 1.0)
-        bias = np.zeros(weights.shape[1])
-        if len(node.input) > 2 and node.input[2]:
-            raw = _array(node.input[2], inits, "bias")
-            bias = np.broadcast_to(raw.reshape(-1), bias.shape) * attrs.get("beta", 1.0)
-        return weights, bias, node.input[0]
-    bias_name = None
-    if node is not None and node.op_type == "Add":
-        matmuls = [producers.get(name) for name in node.input]
-        at = next((i for i, m in enumerate(matmuls) if m and m.op_type == "MatMul"), None)
-        if at is None:
-            raise HeatmapError("the logits come from an Add without a MatMul")
-        bias_name, node = node.input[1 - at], matmuls[at]
-    if node is None or node.op_type != "MatMul":
-        raise HeatmapError("the Softmax does not read a dense layer (Gemm or MatMul)")
-    weights = _array(node.input[1], inits, "weights")
-    bias = np.zeros(weights.shape[1])
-    if bias_name is not None:
-        bias = np.broadcast_to(_array(bias_name, inits, "bias").reshape(-1), bias.shape)
-    return weights, bias, node.input[0]
-
-
-def _channel_axis(pool: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> int:
-    if pool.op_type == "GlobalAveragePool":
-        return 1
-    if pool.op_type == "ReduceMean":
-        axes = next((list(a.ints) for a in pool.attribute if a.name == "axes"), None)
-        if axes is None and len(pool.input) > 1 and pool.input[1] in inits:
-            axes = numpy_helper.to_array(inits[pool.input[1]]).tolist()
-        spatial = sorted(int(a) % 4 for a in axes or [])
-        if spatial == [1, 2]:
-            return 3
-        if spatial == [2, 3]:
-            return 1
-    raise HeatmapError(f"{pool.op_type} {pool.name!r} is not a global average pooling")
 
 
 def class_direction(classes: int, positive: int) -> np.ndarray:
@@ -145,24 +93,18 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     graph = proto.graph
     if any(o.name == HEATMAP_NAME for o in graph.output):
         raise HeatmapError(f"the graph already has a {HEATMAP_NAME!r} output")
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < MIN_OPSET:
-        raise HeatmapError(f"opset {opset} is too old for the heatmap; {MIN_OPSET}+ is needed")
     head = find_head(graph)
     channels, classes = head.weights.shape
     if classes != len(spec.labels):
         raise HeatmapError(f"the dense layer has {classes} outputs for {len(spec.labels)} labels")
     direction = class_direction(classes, spec.positive_index)
-    shape = [1, channels, 1, 1] if head.channel_axis == 1 else [1, 1, 1, channels]
-    weights = (head.weights @ direction).astype(np.float32).reshape(shape)
+    weights = (head.weights @ direction).astype(np.float32).reshape([1, channels, 1, 1])
     bias = np.float32(head.bias @ direction)
-    graph.initializer.extend(
-        [
-            numpy_helper.from_array(weights, f"{PREFIX}weights"),
-            numpy_helper.from_array(np.array(bias, np.float32), f"{PREFIX}bias"),
-            numpy_helper.from_array(np.array([head.channel_axis], np.int64), f"{PREFIX}axes"),
-        ]
-    )
+    graph.initializer.extend([
+        numpy_helper.from_array(weights, f"{PREFIX}weights"),
+        numpy_helper.from_array(np.array(bias, np.float32), f"{PREFIX}bias"),
+        numpy_helper.from_array(np.array([1], np.int64), f"{PREFIX}axes"),  # channels
+    ])  # fmt: skip
     nodes = [
         helper.make_node("Mul", [head.features, f"{PREFIX}weights"], [f"{PREFIX}weighted"],
                          name=f"{PREFIX}Mul"),
@@ -171,7 +113,7 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
         helper.make_node("Add", [f"{PREFIX}sum", f"{PREFIX}bias"], [HEATMAP_NAME],
                          name=f"{PREFIX}Add"),
     ]  # fmt: skip
-    # Right after the pooling: topologically sound, and inside the block that quantize.py
+    # Right after the pooling: topologically sound, and inside the block that training.int8
     # finds as "the head", ahead of the Softmax that ends it.
     for offset, node in enumerate(nodes, start=1):
         graph.node.insert(head.pool_index + offset, node)
@@ -179,9 +121,7 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     batch = graph.output[0].type.tensor_type.shape.dim[0]
     dims = [batch.dim_param or batch.dim_value or "batch", *grid]
     graph.output.append(helper.make_tensor_value_info(HEATMAP_NAME, TensorProto.FLOAT, dims))
-    extra = dict(spec.extra)
-    extra[MetaKey.HEATMAP] = describe(spec, grid)
-    return dataclasses.replace(spec, extra=extra)
+    return dataclasses.replace(spec, extra={**spec.extra, MetaKey.HEATMAP: describe(spec, grid)})
 
 
 def _spatial_dims(proto: onnx.ModelProto, head: Head) -> list[int | str]:
@@ -192,9 +132,7 @@ def _spatial_dims(proto: onnx.ModelProto, head: Head) -> list[int | str]:
     dims = list(found.type.tensor_type.shape.dim) if found is not None else []
     if len(dims) != 4:
         return ["height", "width"]
-    spatial = (2, 3) if head.channel_axis == 1 else (1, 2)
-    named = ("height", "width")
-    return [dims[i].dim_value or named[k] for k, i in enumerate(spatial)]
+    return [dims[2].dim_value or "height", dims[3].dim_value or "width"]
 
 
 def describe(spec: ModelSpec, grid: Sequence[int | str]) -> str:
@@ -205,115 +143,14 @@ def describe(spec: ModelSpec, grid: Sequence[int | str]) -> str:
         rest, mean = f"logit({others[0]})", f"log(P({pos}) / P({others[0]}))"
     else:
         rest, mean = f"the mean logit of {others}", "the same difference for the whole image"
-    return json.dumps(
-        {
-            "output": HEATMAP_NAME,
-            "shape": ["batch", *grid],
-            "label": pos,
-            "value": f"class activation map: per position, logit({pos}) - {rest} of the dense "
-            f"head applied to the feature map the global pooling averages; unbounded; its mean "
-            f"over positions is {mean}",
-            "drawn": "scaled per image to [0, 1], upsampled bicubically, inferno colours "
-            "(contract.heatmap)",
-        }
-    )
+    return json.dumps({
+        "output": HEATMAP_NAME,
+        "shape": ["batch", *grid],
+        "label": pos,
+        "value": f"class activation map: per position, logit({pos}) - {rest} of the dense head "
+        f"applied to the feature map the global pooling averages; unbounded; its mean over "
+        f"positions is {mean}",
+        "drawn": "scaled per image to [0, 1], upsampled bicubically, inferno colours "
+        "(contract.heatmap)",
+    })  # fmt: skip
 
-
-def heatmap_branch(proto: onnx.ModelProto) -> list[str]:
-    """Names of the nodes only the ``heatmap`` output needs (quantize.py keeps them float)."""
-    outputs = [o.name for o in proto.graph.output]
-    if HEATMAP_NAME not in outputs:
-        return []
-    nodes = list(proto.graph.node)
-    heat = ancestors(nodes, [HEATMAP_NAME])
-    rest = ancestors(nodes, [name for name in outputs if name != HEATMAP_NAME])
-    return [nodes[i].name for i in sorted(heat - rest)]
-
-
-# --- retrofitting an exported file ------------------------------------------------------------
-
-
-@dataclass
-class Retrofit:
-    images: int
-    identical: bool  # probabilities bit-identical, batch 1 and batched, with and without heatmap
-    max_mean_vs_logit: float  # |mean(heatmap) - logit(P)|: the CAM's exactness, in logits
-    grid: list[int | str]
-
-
-def add_to_file(source: Path, out: Path, images: np.ndarray, *, threads: int = 0) -> Retrofit:
-    """Write ``source`` plus the heatmap to ``out`` (may be the same path) only when the
-    probabilities on ``images`` are bit-identical before and after."""
-    import onnxruntime as ort
-
-    proto = onnx.load(str(source))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    spec = add_heatmap(proto, ModelSpec.from_metadata(meta))
-    set_metadata(proto, MetaKey.HEATMAP, spec.extra[MetaKey.HEATMAP])
-    onnx.checker.check_model(proto, full_check=True)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    cpu = ["CPUExecutionProvider"]
-    before = ort.InferenceSession(str(source), options, providers=cpu)
-    after = ort.InferenceSession(proto.SerializeToString(), options, providers=cpu)
-    prob = before.get_outputs()[0].name
-    feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
-    identical = True
-    for batch in (feed, *({INPUT_NAME: x[None]} for x in feed[INPUT_NAME])):
-        (reference,) = before.run([prob], batch)
-        (alone,) = after.run([prob], batch)
-        both, _ = after.run([prob, HEATMAP_NAME], batch)
-        identical &= np.array_equal(reference, alone) and np.array_equal(reference, both)
-    probs, heatmaps = after.run([prob, HEATMAP_NAME], feed)
-    pos = spec.positive_index
-    logit = np.log(probs[:, pos].astype(np.float64)) - np.log(1.0 - probs[:, pos])
-    finite = np.isfinite(logit)  # saturated probabilities have no measurable logit
-    gap = np.abs(heatmaps.reshape(len(probs), -1).mean(axis=1) - logit)[finite]
-    report = Retrofit(
-        images=len(images),
-        identical=bool(identical),
-        max_mean_vs_logit=float(gap.max(initial=0.0)),
-        grid=json.loads(spec.extra[MetaKey.HEATMAP])["shape"][1:],
-    )
-    if not report.identical:
-        raise HeatmapError("adding the heatmap changed the probabilities; nothing written")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}-") as tmp:
-        staged = Path(tmp) / out.name
-        onnx.save(proto, str(staged))
-        os.replace(staged, out)
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    from nothotdog.export.images import generated_images
-
-    parser = argparse.ArgumentParser(
-        prog="python -m nothotdog.export.heatmap",
-        description="Add the heatmap output to an exported nothotdog .onnx file (no "
-        "re-export), writing it only if the probabilities stay bit-identical.",
-    )
-    parser.add_argument("model", type=Path, help="the exported .onnx file")
-    parser.add_argument("--out", type=Path, help="where to write (default: in place)")
-    parser.add_argument("--images", type=int, default=32, help="generated check images")
-    parser.add_argument("--photos", type=Path, nargs="*", default=[],
-                        help="photo files to check on as well")  # fmt: skip
-    args = parser.parse_args(argv)
-    images = generated_images(args.images)
-    if args.photos:
-        images = np.concatenate([images, np.stack([load_image_file(p) for p in args.photos])])
-    try:
-        report = add_to_file(args.model, args.out or args.model, images)
-    except (HeatmapError, onnx.checker.ValidationError) as exc:
-        print(f"nothotdog.export.heatmap: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {args.out or args.model}: heatmap {report.grid}; probabilities bit-identical "
-        f"on {report.images} images (batched and one by one); max |mean(heatmap) - logit| "
-        f"{report.max_mean_vs_logit:.2e}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

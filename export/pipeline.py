@@ -6,10 +6,10 @@ model even when a later step fails.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,39 +18,20 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
+from nothotdog import export
 from nothotdog.contract import ModelSpec
+from nothotdog.contract.dataset import list_examples
 from nothotdog.contract.runtime import ModelLoadError, load_onnx
-from nothotdog.export.convert import ConversionError, LoadedModel, load_float32, tidy, to_onnx
-from nothotdog.export.fold import fold_preprocessing
+from nothotdog.export import checks, convert, metadata
 from nothotdog.export.heatmap import add_heatmap
-from nothotdog.export.images import decode_examples, generated_images, labelled_examples
-from nothotdog.export.metadata import (
-    REQUIRED_KEYS,
-    build_spec,
-    read_metadata,
-    weights_sha256,
-    with_quantization,
-    write_metadata,
-)
-from nothotdog.export.optimized import optimized_ops, stack_report
-from nothotdog.export.parity import check_parity, compare, keras_probabilities, onnx_probabilities
-from nothotdog.export.quantize import (
-    ExampleReader,
-    QuantizationError,
-    QuantSettings,
-    compare_models,
-    gate,
-    parse_exclude,
-    quantize_int8,
-)
-from nothotdog.export.settings import (
-    DEFAULT_MAX_DROP,
-    DEFAULT_OPSET,
-    DEFAULT_PARITY_IMAGES,
-    TOLERANCE,
-)
-from nothotdog.export.source import TrainedRun, read_run
+from nothotdog.training import int8
+from nothotdog.training.weights import sha256_file
 
+# Layout or precision changes that would mean the int8 convolution stack is broken up.
+CONV_OPS = frozenset({"Conv", "QLinearConv", "FusedConv", "NhwcFusedConv", "NhwcConv"})
+INTRUDERS = frozenset(
+    {"Transpose", "Cast", "QuantizeLinear", "DequantizeLinear", "ReorderInput", "ReorderOutput"}
+)
 Log = Callable[[str], None]
 
 
@@ -61,11 +42,11 @@ class ExportOptions:
     quantize: str | None = None  # "int8" or None
     calibration: Path | None = None
     check: Path | None = None
-    max_drop: float = DEFAULT_MAX_DROP
-    parity_images: int = DEFAULT_PARITY_IMAGES
-    tolerance: float = TOLERANCE
-    quant: QuantSettings = field(default_factory=QuantSettings)
-    opset: int = DEFAULT_OPSET
+    max_drop: float = export.DEFAULT_MAX_DROP
+    parity_images: int = export.DEFAULT_PARITY_IMAGES
+    tolerance: float = export.TOLERANCE
+    quant: int8.QuantSettings = field(default_factory=int8.QuantSettings)
+    opset: int = int8.DEFAULT_OPSET
     model_version: str | None = None
 
     @property
@@ -81,16 +62,14 @@ class ExportOptions:
 def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -> None:
     if opts.quantize and (opts.calibration is None or opts.check is None):
         raise ValueError("int8 needs a calibration folder and a check folder")
-    run = read_run(opts.source)
+    run = metadata.read_run(opts.source)
     log(f"source {run.model_path} (labels {list(run.labels)}, threshold {run.threshold:g})")
-    summary["source"] = {
-        "model": str(run.model_path.resolve()),
-        "run_dir": str(run.run_dir.resolve()) if run.run_dir else None,
-        "model_file_sha256": file_sha256(run.model_path),
-    }
+    summary["source"] = {"model": str(run.model_path.resolve()),
+                         "run_dir": str(run.run_dir.resolve()) if run.run_dir else None,
+                         "model_file_sha256": sha256_file(run.model_path)}  # fmt: skip
 
     loaded, proto, spec = _convert(run, opts, summary, log)
-    _check_parity(loaded, proto, spec, opts, run.labels, summary, log)
+    _check_parity(loaded, proto, spec, opts, summary, log)
 
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=opts.out.parent, prefix=f".{opts.out.stem}-") as tmp:
@@ -106,34 +85,33 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
 
 
 def _convert(
-    run: TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
-) -> tuple[LoadedModel, onnx.ModelProto, ModelSpec]:
+    run: metadata.TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
+) -> tuple[convert.LoadedModel, onnx.ModelProto, ModelSpec]:
     """The Keras model as float32, converted to ONNX with preprocessing folded in, the
     heatmap output added and the contract's metadata written."""
     step = time.perf_counter()
-    loaded = load_float32(run.model_path)
+    loaded = convert.load_float32(run.model_path)
     model = loaded.model
     classes = model.outputs[0].shape[-1]
     if classes != len(run.labels):
-        raise ConversionError(f"model has {classes} outputs but {len(run.labels)} labels")
+        raise convert.ConversionError(f"model has {classes} outputs but {len(run.labels)} labels")
     log(f"loaded Keras model as float32 (trained as {loaded.trained_policy}) "
         f"in {time.perf_counter() - step:.1f}s")
 
     step = time.perf_counter()
-    proto = to_onnx(model, opts.opset)
-    fold_preprocessing(proto)
-    sha = weights_sha256(model.get_weights())
-    spec = build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
+    proto = convert.to_onnx(model, opts.opset)
+    convert.fold_preprocessing(proto)
+    sha = metadata.weights_sha256(model.get_weights())
+    spec = metadata.build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
     spec = add_heatmap(proto, spec)  # the second output, for /why; probabilities untouched
-    write_metadata(proto, spec)
+    metadata.write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
     log(f"converted with tf2onnx (opset {opts.opset}), preprocessing folded into the first "
-        f"convolution, in {time.perf_counter() - step:.1f}s; "
-        f"version {spec.version}")
+        f"convolution, in {time.perf_counter() - step:.1f}s; version {spec.version}")
     summary["spec"] = spec.to_metadata()
     summary["conversion"] = {
         "path": "tf2onnx.convert.from_keras with an explicit uint8 input_signature; "
-        "preprocessing folded into the first convolution (export.fold)",
+        "preprocessing folded into the first convolution (export.convert)",
         "opset": opts.opset,
         "trained_policy": loaded.trained_policy,
     }
@@ -141,29 +119,29 @@ def _convert(
 
 
 def _check_parity(
-    loaded: LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
-    labels: Sequence[str], summary: dict[str, Any], log: Log,
+    loaded: convert.LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
+    summary: dict[str, Any], log: Log,
 ) -> None:
     """The ONNX graph must give Keras's probabilities and labels (raises ParityError)."""
     # Real photos when there are some: generated images can miss real activation ranges.
     step = time.perf_counter()
     if opts.check is not None:
-        examples = labelled_examples(opts.check, labels, opts.parity_images)
-        images, _, skipped = decode_examples(examples)
+        examples = _sample(opts.check, spec.labels, opts.parity_images)
+        images, _, skipped = int8.decode_examples(examples)
         bad = set(skipped)
         names: list[str] | None = [str(e.path) for e in examples if e.path not in bad]
         source = str(opts.check)
     else:
-        images, names, source = generated_images(), None, "generated"
+        images, names, source = checks.generated_images(), None, "generated"
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    parity = check_parity(loaded.model, session, images, spec, source, names, opts.tolerance)
+    parity = checks.check_parity(loaded.model, session, images, spec, source, names, opts.tolerance)
     summary["parity"] = parity.as_dict()
     log(f"parity ok on {parity.images} images ({source}): max |Δp| {parity.max_abs_diff:.2e} "
         f"(limit {opts.tolerance:g}), same label on all ({time.perf_counter() - step:.1f}s)")
     if loaded.trained is not None:
         # Information, not a gate: how far float32 serving sits from the model as trained.
-        drift = compare(keras_probabilities(loaded.trained, images),
-                        onnx_probabilities(session, images), spec, source, names)
+        drift = checks.compare(checks.keras_probabilities(loaded.trained, images),
+                               checks.onnx_probabilities(session, images), spec, source, names)
         summary["trained_precision_drift"] = drift.as_dict()
         log(f"vs the {loaded.trained_policy} model as trained: max |Δp| "
             f"{drift.max_abs_diff:.2e}, {drift.label_mismatches} label(s) differ (information)")
@@ -176,14 +154,16 @@ def quantize_and_gate(
     settings = opts.quant
     if opts.calibration.resolve() == opts.check.resolve():
         log("warning: calibrating on the check folder makes the gate optimistic")
-    examples = labelled_examples(
-        opts.calibration, spec.labels, settings.calibration_images, settings.seed
-    )
+    examples = _sample(opts.calibration, spec.labels, settings.calibration_images, settings.seed)
     log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
         f"from {opts.calibration} by class and source (seed {settings.seed})")
-    proto, result = quantize_int8(opts.float32_path, ExampleReader(examples), settings, work)
-    write_metadata(proto, with_quantization(spec, result.description))
-    tidy(proto)
+    int8_first_conv = "first_conv" not in int8.parse_exclude(settings.exclude)
+    reader, pixels = int8.ExampleReader(examples), convert.PADDED
+    proto, result = int8.quantize_int8(opts.float32_path, reader, settings, work, pixels=pixels)
+    if int8_first_conv:
+        convert.feed_uint8(proto)  # the int8 convolutions read the uint8 image itself
+    metadata.write_metadata(proto, metadata.with_quantization(spec, result.description))
+    convert.tidy(proto)
     onnx.checker.check_model(proto, full_check=True)
     staged = work / "int8.onnx"
     onnx.save(proto, str(staged))  # the int8 file's one write; the gate decides if it moves
@@ -194,17 +174,17 @@ def quantize_and_gate(
     summary["quantization"]["onnxruntime_graph"] = stack
     log(f"onnxruntime's optimized graph: {stack['convolutions']} convolutions, "
         f"{stack['inside_stack'] or 'no Transpose, Cast or (De)QuantizeLinear'} between them")
-    if stack["inside_stack"] and "first_conv" not in parse_exclude(settings.exclude):
-        raise QuantizationError(
+    if stack["inside_stack"] and int8_first_conv:
+        raise int8.QuantizationError(
             f"the int8 convolution stack is broken up by {stack['inside_stack']}"
         )
 
-    check = labelled_examples(opts.check, spec.labels)
+    check = _sample(opts.check, spec.labels)
     log(f"comparing float32 and int8 on {len(check)} images from {opts.check}")
-    comparison = compare_models(opts.float32_path, staged, check, opts.max_drop)
+    comparison = checks.compare_models(opts.float32_path, staged, check, opts.max_drop)
     summary["comparison"] = comparison.as_dict()
     log("float32 vs int8, measured in this run:\n" + comparison.table())
-    gate(comparison)
+    checks.gate(comparison)
     os.replace(staged, opts.out)
     summary["files"]["int8"] = file_info(opts.out)
     summary["comparison"]["int8"]["path"] = str(opts.out)
@@ -214,18 +194,34 @@ def quantize_and_gate(
 def verify_file(path: Path) -> None:
     """Load the file exactly as the bot will and check every promised metadata key."""
     load_onnx(path, intra_op_threads=1)
-    missing = [key for key in REQUIRED_KEYS if key not in read_metadata(path)]
+    missing = [key for key in metadata.REQUIRED_KEYS if key not in metadata.read_metadata(path)]
     if missing:
         raise ModelLoadError(f"{path} lacks metadata {missing}")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_info(path: Path) -> dict[str, Any]:
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _sample(root: Path, labels: Sequence[str], limit: int = 0, seed: int = 0) -> list:
+    """A seeded sample of a labelled folder, stratified by class and source (0: all of it)."""
+    return int8.stratified_sample(list_examples(root, labels), limit, seed)
+
+
+def optimized_ops(path: str | Path) -> list[str]:
+    """Op types, in order, of the graph onnxruntime builds from ``path`` on this CPU: whether it
+    keeps the convolution stack in int8 NHWC (the point of the fold) shows there, not in ours."""
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3  # its "hardware-specific graph" warning is expected here
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def stack_report(ops: list[str]) -> dict[str, object]:
+    """Counts of all ops, and the intruders found between the first and last convolution."""
+    convs = [i for i, op in enumerate(ops) if op in CONV_OPS]
+    inside = ops[convs[0] : convs[-1] + 1] if convs else []
+    return {"ops": dict(sorted(Counter(ops).items())), "convolutions": len(convs),
+            "inside_stack": [op for op in inside if op in INTRUDERS]}  # fmt: skip

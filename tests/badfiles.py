@@ -53,7 +53,7 @@ DAMAGED = "the file is not an image I can read, or it is damaged"
 
 
 def corpus() -> list[BadFile]:
-    """Every file of issue 7's corpus, with the answer it must get."""
+    """Every file of the corpus of bad and unusual files, with the answer it must get."""
     return list(_corpus())
 
 

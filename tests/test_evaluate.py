@@ -14,9 +14,14 @@ from PIL import Image
 
 from nothotdog.contract import LABELS, POSITIVE_LABEL
 from nothotdog.contract.dataset import list_examples
-from nothotdog.training.evaluate import EvaluationError, main, predict_examples
+from nothotdog.training.evaluate import (
+    EvaluationError,
+    format_summary,
+    main,
+    predict_examples,
+    write_evaluation,
+)
 from nothotdog.training.metrics import compute_metrics
-from nothotdog.training.report import format_summary, write_evaluation
 from tests.tinymodel import build_tiny_model, redness_probability
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -271,7 +276,7 @@ def build_tiny_keras(path: Path, size: int) -> Path:
     """VGGPreprocess + mean colour + softmax: the same redness rule as the tiny ONNX model."""
     keras = pytest.importorskip("keras")
     from nothotdog.contract import IMAGENET_MEAN_BGR
-    from nothotdog.training.layers import VGGPreprocess
+    from nothotdog.training.model import VGGPreprocess
     from tests.tinymodel import SCALE
 
     inputs = keras.Input((size, size, 3), dtype="uint8", name="image")

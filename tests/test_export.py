@@ -33,12 +33,12 @@ from nothotdog.contract import (
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import load_onnx
 from nothotdog.export.__main__ import main
+from nothotdog.export.checks import ParityError, check_parity, generated_images
 from nothotdog.export.convert import load_float32, to_onnx
-from nothotdog.export.heatmap import HeatmapError, add_heatmap, add_to_file, heatmap_branch
-from nothotdog.export.images import decode_examples, generated_images, stratified_sample
+from nothotdog.export.heatmap import HeatmapError, add_heatmap
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
-from nothotdog.export.parity import ParityError, check_parity
-from nothotdog.training.layers import VGGPreprocess
+from nothotdog.training.int8 import decode_examples, side_branch, stratified_sample
+from nothotdog.training.model import VGGPreprocess
 
 THRESHOLD = 0.42
 VAL_METRICS = {"accuracy": 0.97, "precision": 0.96, "recall": 0.95, "f1": 0.955,
@@ -338,11 +338,11 @@ def test_cli_refuses_incomplete_requests(args: list[str]):
 
 
 def test_excluded_nodes_are_found_by_position(float32_export: Path):
-    from nothotdog.export.quantize import QuantizationError, excluded_nodes
+    from nothotdog.training.int8 import QuantizationError, excluded_nodes
 
     proto = onnx.load(str(float32_export))
     ops = {node.name: node.op_type for node in proto.graph.node}
-    branch = heatmap_branch(proto)  # kept float whatever the groups
+    branch = side_branch(proto)  # kept float whatever the groups
     assert [ops[name] for name in branch] == ["Mul", "ReduceSum", "Add"]
     assert excluded_nodes(proto, "none") == branch
 
@@ -351,7 +351,7 @@ def test_excluded_nodes_are_found_by_position(float32_export: Path):
 
     head = group("head")
     assert head[0] == "GlobalAveragePool" and head[-1] == "Softmax" and "Conv" not in head
-    before = group("preprocess")  # folded (export.fold): the image padded with the mean colour
+    before = group("preprocess")  # folded (export.convert): the image padded with the mean colour
     assert before[0] == "Transpose" and "Pad" in before and "Conv" not in before
     assert "Sub" not in before and "ReverseSequence" not in before
     assert group("first_conv") == ["Conv", "Relu"]
@@ -398,7 +398,7 @@ def test_photos_that_cannot_be_read_or_decoded_are_skipped(tmp_path: Path):
 def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.Model):
     import copy
 
-    from nothotdog.export.fold import fold_preprocessing
+    from nothotdog.export.convert import fold_preprocessing
 
     proto = to_onnx(model)
     folded = copy.deepcopy(proto)
@@ -411,7 +411,7 @@ def test_folded_first_convolution_matches_the_preprocessing_graph(model: keras.M
 
 
 def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export: Path):
-    from nothotdog.export.optimized import optimized_ops, stack_report
+    from nothotdog.export.pipeline import optimized_ops, stack_report
 
     graph = summary_of(int8_export)["quantization"]["onnxruntime_graph"]
     assert graph["inside_stack"] == []
@@ -419,7 +419,9 @@ def test_int8_convolutions_read_the_image_with_nothing_between_them(int8_export:
     assert stack_report(ops)["inside_stack"] == []
     first_conv = next(i for i, op in enumerate(ops) if op == "QLinearConv")
     assert "Cast" not in ops[:first_conv]  # the uint8 image goes straight into int8
-# --- the heatmap output (issue 13) ----------------------------------------------------------
+
+
+# --- the heatmap output ------------------------------------------------------------------------
 
 
 def cam_by_hand(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -472,7 +474,7 @@ def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
     int8 = load_onnx(int8_export)
     assert int8.has_heatmap and MetaKey.HEATMAP in int8.spec.extra
     proto = onnx.load(str(int8_export))
-    branch = set(heatmap_branch(proto))
+    branch = set(side_branch(proto))
     assert len(branch) == 3
     producers = {out: n for n in proto.graph.node for out in n.output}
     mul = next(n for n in proto.graph.node if n.name in branch and n.op_type == "Mul")
@@ -490,20 +492,3 @@ def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
         if np.ptp(a) > 1.0:
             assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
 
-
-def test_an_old_file_gets_the_heatmap_added_in_place(workdir: Path, model: keras.Model):
-    old = workdir / "old.onnx"
-    proto = to_onnx(model)
-    onnx.helper.set_model_props(
-        proto, ModelSpec(extra={MetaKey.QUANTIZATION: "none (float32)"}).to_metadata()
-    )
-    onnx.save(proto, str(old))
-    assert not load_onnx(old).has_heatmap  # old files keep loading
-    report = add_to_file(old, old, generated_images(4, seed=17))
-    assert report.identical and report.grid == [28, 28] and report.max_mean_vs_logit < 1e-4
-    loaded = load_onnx(old)
-    assert loaded.has_heatmap
-    meta = read_metadata(old)
-    assert meta[MetaKey.QUANTIZATION] == "none (float32)" and MetaKey.HEATMAP in meta
-    with pytest.raises(HeatmapError, match="already"):
-        add_to_file(old, old, generated_images(2))

@@ -20,8 +20,9 @@ from tests.imagefiles import RED, solid
 
 REPO = Path(__file__).resolve().parents[1]
 # What a clone has that `pip install .` reads; copied so the build never writes into the repo.
+# tests/ is not among them: it is not part of the product (its fake Bot API included).
 SOURCES = ["pyproject.toml", "README.md", "LICENSE", "bot", "contract", "training", "export",
-           "fakebot", "models/nothotdog.onnx", "models/nothotdog.export.json"]  # fmt: skip
+           "models/nothotdog.onnx", "models/nothotdog.export.json"]  # fmt: skip
 NO_INDEX = ("No matching distribution", "Could not find a version", "NewConnectionError",
             "Failed to establish", "Temporary failure in name resolution",
             "Network is unreachable")  # fmt: skip
@@ -89,14 +90,18 @@ def test_classify_runs_the_shipped_model_from_any_folder(installed: Path, elsewh
 
 
 def test_one_namespace_in_site_packages(installed: Path):
-    """Everything installs under nothotdog/: no top-level bot, contract, training, export or
-    fakebot to collide with another project's modules (issue 12)."""
+    """Everything installs under nothotdog/: no top-level bot, contract, training or export to
+    collide with another project's modules. The fake Bot API (tests/fakebot.py) is a test tool
+    and is not installed at all."""
     site = next((installed.parent / "lib").glob("python*/site-packages"))
     record = next(site.glob("nothotdog-*.dist-info")) / "RECORD"
     files = [line.split(",")[0] for line in record.read_text().splitlines() if line]
     tops = {name.split("/")[0] for name in files if not name.startswith("../")}  # not bin/
     assert {top for top in tops if not top.endswith(".dist-info")} == {"nothotdog"}
     assert not (site / "nothotdog" / "__init__.py").exists()  # an implicit namespace package
+    assert not [name for name in files if "fakebot" in name]
+    packages = {p.name for p in (site / "nothotdog").iterdir()} - {"__pycache__"}
+    assert packages == {"bot", "contract", "export", "training"}
 
 
 def test_help_and_version_need_no_token(installed: Path, elsewhere: Path):

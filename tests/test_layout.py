@@ -1,16 +1,23 @@
-"""Our packages install under one namespace, ``nothotdog`` (pyproject.toml, issue 12): the
-folders ``bot/``, ``contract/``, ``training/``, ``export/`` and ``fakebot/`` are imported as
-``nothotdog.bot`` and so on. A bare ``import bot`` would work from the repository root by
-accident (the folder is on sys.path) and fail in an install, so it is caught here."""
+"""How the folders fit together.
+
+Our packages install under one namespace, ``nothotdog`` (pyproject.toml): the folders ``bot/``,
+``contract/``, ``training/`` and ``export/`` are imported as ``nothotdog.bot`` and so on. A bare
+``import bot`` would work from the repository root by accident (the folder is on sys.path) and
+fail in an install, so it is caught here. The fake Bot API is a test tool, not installed: it is
+``tests.fakebot``, imported from the checkout by the tests and the benchmarks.
+
+Imports between the rooms go one way: contract <- training <- export (and contract <- bot).
+"""
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("bot", "contract", "training", "export", "fakebot", "tests", "bench")
+FOLDERS = ("bot", "contract", "training", "export", "tests", "bench")
 BARE = re.compile(r"^\s*(from|import)\s+(bot|contract|training|export|fakebot)\b", re.MULTILINE)
 BARE_MODULE = re.compile(r"""(-m["',\s]+)(bot|contract|training|export|fakebot)\b""")
 
@@ -27,7 +34,9 @@ def test_no_bare_imports_of_our_packages():
         for text in [path.read_text(encoding="utf-8")]
         for hit in BARE.finditer(text)
     ]
-    assert not found, "import these as nothotdog.<package>:\n" + "\n".join(found)
+    assert not found, "import these as nothotdog.<package> (and tests.fakebot):\n" + "\n".join(
+        found
+    )
 
 
 def test_no_bare_python_dash_m():
@@ -53,3 +62,42 @@ def test_the_namespace_is_implicit():
     assert getattr(nothotdog, "__file__", None) is None  # a namespace package has no file
     assert Path(nothotdog.bot.__file__).name == "__init__.py"
     assert "bot" not in sys.modules  # nothing imported the folder under its bare name
+
+
+def _imports(folder: str) -> dict[str, set[str]]:
+    """Every module each file of ``folder`` imports, at the top or inside a function."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / folder).rglob("*.py")):
+        names = found.setdefault(str(path.relative_to(REPO)), set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+    return found
+
+
+def _offending(folder: str, allowed) -> list[str]:
+    return [f"{path}: {name}" for path, names in _imports(folder).items()
+            for name in sorted(names) if not allowed(name)]  # fmt: skip
+
+
+def test_training_imports_nothing_from_export():
+    """The direction is training -> export: export converts and quantizes what training made
+    and may use training's code (the model, the int8 quantizer, the metrics); training never
+    imports export, so the shared helpers live in training and the rooms form no cycle."""
+    assert not _offending("training", lambda name: not name.startswith(("nothotdog.export",
+                                                                        "nothotdog.bot")))
+
+
+def test_contract_stays_light():
+    """contract is what the bot and every room share: numpy, Pillow and onnxruntime only (no
+    TensorFlow, onnx or matplotlib), and none of the rooms above it."""
+    third_party = ("numpy", "PIL", "onnxruntime", "pillow_heif")
+
+    def allowed(name: str) -> bool:
+        root = name.partition(".")[0]
+        return (root in sys.stdlib_module_names or root in third_party
+                or name.startswith("nothotdog.contract") or name == "__future__")  # fmt: skip
+
+    assert not _offending("contract", allowed)

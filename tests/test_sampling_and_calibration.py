@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from nothotdog.contract.dataset import Example
-from nothotdog.training.calibration import (
+from nothotdog.training.features import example_weights
+from nothotdog.training.metrics import (
     Platt,
     expected_calibration_error,
     fit_platt,
     fold_into_dense,
 )
-from nothotdog.training.sampling import example_weights
 
 
 def examples(groups: dict[tuple[int, str], int]) -> list[Example]:

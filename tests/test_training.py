@@ -13,7 +13,7 @@ from PIL import Image
 pytest.importorskip("tensorflow")
 
 from nothotdog.training.__main__ import main as train_main
-from nothotdog.training.augment import AugmentParams, augment
+from nothotdog.training.features import AugmentParams, augment
 
 SMALL = ["--weights", "none", "--input-size", "32", "--views", "1", "--precision", "float32",
          "--head-epochs", "1", "--finetune-epochs", "1", "--finetune-samples", "64",
@@ -82,9 +82,11 @@ def test_saved_model_takes_uint8_and_is_float32(run: Path):
     assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_a_model_saved_before_the_namespace_still_loads(run: Path, tmp_path: Path):
-    """Files saved before issue 12 name the layer's module ``training.layers``; Keras finds
-    VGGPreprocess by its registered name, ``nothotdog>VGGPreprocess``, so they still load."""
+@pytest.mark.parametrize("module", ["training.layers", "nothotdog.training.layers"])
+def test_a_model_saved_by_an_older_layout_still_loads(run: Path, tmp_path: Path, module: str):
+    """Older files name VGGPreprocess's module as it was then: ``training.layers`` (before the
+    ``nothotdog`` namespace) or ``nothotdog.training.layers`` (before it joined
+    training.model). Keras finds it by its registered name, ``nothotdog>VGGPreprocess``."""
     import zipfile
 
     from nothotdog.training.evaluate import load_model
@@ -95,8 +97,8 @@ def test_a_model_saved_before_the_namespace_still_loads(run: Path, tmp_path: Pat
             data = src.read(item.filename)
             if item.filename == "config.json":
                 text = data.decode()
-                assert '"module": "nothotdog.training.layers"' in text
-                data = text.replace('"nothotdog.training.layers"', '"training.layers"').encode()
+                assert '"module": "nothotdog.training.model"' in text
+                data = text.replace('"nothotdog.training.model"', f'"{module}"').encode()
             dst.writestr(item, data)
     loaded = load_model(old)
     probs = loaded.predict(np.zeros((2, 32, 32, 3), np.uint8))
@@ -166,3 +168,41 @@ def test_augment_keeps_shape_and_is_seeded():
     assert a.shape == image.shape and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, image)
+
+
+def test_the_onnx_trunk_is_float32_whatever_the_training_precision():
+    """On CPUs with AVX512-BF16 or AMX, training runs under mixed_bfloat16; the trunk it
+    converts for the int8 feature cache must still be float32 (onnxruntime has no bfloat16
+    Conv on CPU: "Type 'tensor(bfloat16)' of input parameter ... of operator (Conv) ... is
+    invalid")."""
+    import onnx
+    import onnxruntime as ort
+
+    from nothotdog.training.int8 import keras_to_onnx
+    from nothotdog.training.model import build_classifier, precision_policy, split_at
+
+    with precision_policy("mixed_bfloat16"):
+        trunk, _ = split_at(build_classifier(2, 0.5, 32), "block2_pool")
+        assert trunk.get_layer("block1_conv1").compute_dtype == "bfloat16"
+        proto = keras_to_onnx(trunk, 32)
+    graph = proto.graph
+    values = [*graph.input, *graph.output, *graph.value_info]
+    types = {t.data_type for t in graph.initializer}
+    types |= {v.type.tensor_type.elem_type for v in values}
+    types |= {a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
+    assert onnx.TensorProto.BFLOAT16 not in types
+    session = ort.InferenceSession(proto.SerializeToString())  # where the bug raised
+    assert session.run(None, {"image": np.zeros((1, 32, 32, 3), np.uint8)})[0].shape == (
+        1, 8, 8, 128)  # fmt: skip
+
+
+def test_a_mixed_bfloat16_run_fills_the_int8_cache_and_saves_float32(data, tmp_path: Path):
+    """What ``--precision auto`` picks on an AVX512-BF16 or AMX CPU, end to end."""
+    import keras
+
+    out = tmp_path / "run"
+    args = ["--data", str(data[0]), "--val", str(data[1]), "--out", str(out), *SMALL]
+    assert train_main([x if x != "float32" else "mixed_bfloat16" for x in args]) == 0
+    assert (out / "trunk" / "trunk-int8.onnx").is_file()
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.get_layer("block1_conv1").compute_dtype == "float32"

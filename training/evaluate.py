@@ -1,38 +1,44 @@
-"""``nothotdog-eval MODEL DATA_DIR``: the same metrics and plots for a Keras model or an ONNX file.
+"""Evaluation: the report (metrics JSON, PNG plots, a text summary) and ``nothotdog-eval``.
 
-One command for every form of the model (Keras after training, float ONNX, int8 ONNX) is what
-makes their numbers comparable. The ONNX path never imports TensorFlow: it must run where only
-the bot's dependencies are installed; Keras is imported lazily, only for a Keras model.
+Training (after each phase) and ``nothotdog-eval MODEL DATA_DIR`` (any model form: Keras after
+training, float32 ONNX, int8 ONNX, on any labelled folder) both call ``write_evaluation``, so
+their numbers and pictures are comparable by construction. The ONNX path never imports
+TensorFlow: it must run where only the bot's dependencies are installed; Keras is imported
+lazily, only for a Keras model. Figures are built on ``matplotlib.figure.Figure`` and saved with
+the Agg renderer, never through pyplot: no global backend state, no display, thread-safe. Small
+PNGs (100 dpi), for a glance in a file browser or a pull request.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+from sklearn.metrics import roc_curve
 from tqdm import tqdm
 
-from nothotdog.contract import INPUT_SIZE, decode_image
+from nothotdog.contract import INPUT_SIZE, ImageDecodeError, decode_image, layout
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError, Example, list_examples
-from nothotdog.contract.imaging import ImageDecodeError
-from nothotdog.contract.layout import (
-    LABELS_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    RunFolderError,
-    read_run_facts,
-)
+from nothotdog.contract.heatmap import overlay
 from nothotdog.contract.runtime import ModelLoadError, load_onnx
-from nothotdog.training.plots import HeatmapFn
-from nothotdog.training.report import format_summary, write_evaluation
+from nothotdog.contract.spec import says_positive
+from nothotdog.training.metrics import compute_metrics, predict_labels, roc_auc
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
+# One image's file to the model's raw heatmap (contract.heatmap), when the model has one.
+HeatmapFn = Callable[[Path], np.ndarray]
+DPI = 100
+THUMBNAIL = 128  # pixels; thumbnails go through the contract's decode, like the model's input
+WORST_MISTAKES_SHOWN = 16
 
 
 class EvaluationError(RuntimeError):
@@ -53,27 +59,18 @@ class LoadedModel:
 
 
 def predict_examples(
-    predict_fn: PredictFn,
-    examples: Sequence[Example],
-    batch_size: int = 32,
-    progress: bool = True,
-    *,
-    size: int = INPUT_SIZE,
-) -> np.ndarray:
-    """Probabilities ``float32 [n, classes]`` for ``examples``, decoded by the contract in batches.
-
-    ``predict_fn`` takes ``uint8 [b, size, size, 3]`` RGB; every image goes through
-    ``contract.decode_image``, the bot's own decode, so measured and served pixels are identical.
-    An unreadable image raises ``EvaluationError`` naming the file: silently skipping it would
-    change what the figures describe.
-    """
+    predict_fn: PredictFn, examples: Sequence[Example], batch_size: int = 32,
+    progress: bool = True, *, size: int = INPUT_SIZE,
+) -> np.ndarray:  # fmt: skip
+    """Probabilities ``float32 [n, classes]`` for ``examples``, decoded in batches by the bot's
+    own decode (measured and served pixels are identical). An unreadable image raises
+    ``EvaluationError`` naming the file: silently skipping it would change the figures."""
     if not examples:
         raise EvaluationError("no examples to evaluate")
     if batch_size < 1:
         raise EvaluationError(f"batch size must be at least 1, got {batch_size}")
     outputs: list[np.ndarray] = []
-    bar = tqdm(total=len(examples), desc="evaluating", unit="img", disable=not progress)
-    with bar:
+    with tqdm(total=len(examples), desc="evaluating", unit="img", disable=not progress) as bar:
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
             batch = np.stack([_decode(e.path, size) for e in chunk])
@@ -102,9 +99,9 @@ def load_model(path: str | Path) -> LoadedModel:
     if path.suffix.lower() == ".onnx":
         return _load_onnx(path)
     if path.is_dir():
-        keras_file = path / MODEL_FILE
+        keras_file = path / layout.MODEL_FILE
         if not keras_file.is_file():
-            raise EvaluationError(f"{path} is a folder without {MODEL_FILE}")
+            raise EvaluationError(f"{path} is a folder without {layout.MODEL_FILE}")
         return _load_keras(keras_file)
     if path.suffix.lower() == ".keras":
         return _load_keras(path)
@@ -122,10 +119,8 @@ def _load_onnx(path: Path) -> LoadedModel:
         image = decode_image(Path(path).read_bytes(), size=spec.input_size)
         return model.explain(image[None])[1][0]
 
-    return LoadedModel(
-        model.predict, spec.labels, spec.positive_label, spec.threshold, spec.input_size, "onnx",
-        heatmap if model.has_heatmap else None,
-    )
+    return LoadedModel(model.predict, spec.labels, spec.positive_label, spec.threshold,
+                       spec.input_size, "onnx", heatmap if model.has_heatmap else None)  # fmt: skip
 
 
 def _load_keras(keras_file: Path) -> LoadedModel:
@@ -133,18 +128,18 @@ def _load_keras(keras_file: Path) -> LoadedModel:
     the contract's defaults (with a note) when a bare ``.keras`` file comes without them."""
     folder = keras_file.parent
     try:
-        facts = read_run_facts(folder)
-    except RunFolderError as exc:
+        facts = layout.read_run_facts(folder)
+    except layout.RunFolderError as exc:
         raise EvaluationError(str(exc)) from exc
     labels, positive, threshold = facts.labels, facts.positive_label, facts.threshold
-    if not (folder / LABELS_FILE).is_file():
-        _note(f"no {LABELS_FILE} beside {keras_file.name}; assuming labels {list(labels)}")
-    if not (folder / METRICS_FILE).is_file():
-        _note(f"no {METRICS_FILE} beside {keras_file.name}; using threshold {threshold}")
+    if not (folder / layout.LABELS_FILE).is_file():
+        _note(f"no {layout.LABELS_FILE} beside {keras_file.name}; assuming labels {list(labels)}")
+    if not (folder / layout.METRICS_FILE).is_file():
+        _note(f"no {layout.METRICS_FILE} beside {keras_file.name}; using threshold {threshold}")
 
     import keras  # lazily: the ONNX path must not pay for (or need) TensorFlow
 
-    import nothotdog.training.layers  # noqa: F401  registers VGGPreprocess for deserialisation
+    import nothotdog.training.model  # noqa: F401  registers VGGPreprocess for deserialisation
 
     try:
         model = keras.saving.load_model(keras_file, compile=False)
@@ -183,62 +178,31 @@ def default_out_dir(model_path: Path, data_dir: Path) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nothotdog-eval",
-        description=(
-            "Evaluate a Keras model or an ONNX file on a labelled folder (one sub-folder per "
-            "class) and write metrics.json plus plots, overall and per source tag."
-        ),
+        description="Evaluate a Keras model or an ONNX file on a labelled folder (one sub-folder "
+        "per class) and write metrics.json plus plots, overall and per source tag.",
     )
     add_version(parser)
-    parser.add_argument(
-        "model",
-        type=Path,
-        help="an .onnx file (labels and threshold from its metadata), a .keras file, or a "
-        "training run folder with model.keras, labels.json and metrics.json",
-    )
-    parser.add_argument(
-        "data_dir", type=Path, help="folder with one sub-folder per model label, e.g. hot_dog/"
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="where to write metrics.json and the plots (default: RUN/eval-DATA for a run "
-        "folder, MODEL-eval-DATA beside a model file)",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="decision threshold on P(positive) (default: the one the model carries, else 0.5)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=32, help="images per inference batch (default: 32)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--sources", metavar="TAG,TAG",
-        help="evaluate only photos of these source tags (e.g. the food sources, for a "
-        "worst-mistakes grid of food)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--stamp", choices=["val", "test"],
-        help="ONNX only: write these figures (overall and per source) into the file's metadata "
-        "as its val or test metrics, so /about and the card report what this file scored",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-accuracy", type=float, metavar="FRACTION",
-        help="exit with status 3 when overall accuracy is below this (e.g. 0.95)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-source-accuracy", type=float, metavar="FRACTION",
-        help="exit with status 3 when a source tag with at least --min-source-images images "
-        "scores below this (e.g. 0.93)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-source-images", type=int, default=100, metavar="N",
-        help="sources smaller than this are reported but not held to --min-source-accuracy "
-        "(default: %(default)s)",
-    )  # fmt: skip
+    add = parser.add_argument
+    add("model", type=Path, help="an .onnx file (labels and threshold from its metadata), a "
+        ".keras file, or a training run folder with model.keras, labels.json and metrics.json")
+    add("data_dir", type=Path, help="folder with one sub-folder per model label, e.g. hot_dog/")
+    add("--out", type=Path, help="where to write metrics.json and the plots (default: "
+        "RUN/eval-DATA for a run folder, MODEL-eval-DATA beside a model file)")
+    add("--threshold", type=float, help="decision threshold on P(positive) (default: the one "
+        "the model carries, else 0.5)")
+    add("--batch-size", type=int, default=32, help="images per inference batch (default: 32)")
+    add("--no-progress", action="store_true", help="hide the progress bar")
+    add("--sources", metavar="TAG,TAG", help="evaluate only photos of these source tags (e.g. "
+        "the food sources, for a worst-mistakes grid of food)")
+    add("--stamp", choices=["val", "test"], help="ONNX only: write these figures (overall and "
+        "per source) into the file's metadata as its val or test metrics, so /about and the "
+        "card report what this file scored")
+    add("--min-accuracy", type=float, metavar="FRACTION",
+        help="exit with status 3 when overall accuracy is below this (e.g. 0.95)")
+    add("--min-source-accuracy", type=float, metavar="FRACTION", help="exit with status 3 when "
+        "a source tag with at least --min-source-images images scores below this (e.g. 0.93)")
+    add("--min-source-images", type=int, default=100, metavar="N", help="sources smaller than "
+        "this are reported but not held to --min-source-accuracy (default: %(default)s)")
     return parser
 
 
@@ -250,7 +214,6 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     import onnx
 
     from nothotdog.contract import MetaKey
-    from nothotdog.export.metadata import set_metadata
 
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")
@@ -262,7 +225,8 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     record["per_source"] = {t: compact(m) for t, m in (metrics.get("per_source") or {}).items()}
     key = MetaKey.TEST_METRICS if split == "test" else MetaKey.METRICS
     proto = onnx.load(str(model_path))
-    set_metadata(proto, key, json.dumps(record, sort_keys=True))
+    props = {p.key: p.value for p in proto.metadata_props}  # the others stay, in their order
+    onnx.helper.set_model_props(proto, {**props, key: json.dumps(record, sort_keys=True)})
     tmp = model_path.with_suffix(".stamping")
     onnx.save(proto, str(tmp))
     tmp.replace(model_path)
@@ -309,35 +273,19 @@ def _run(args: argparse.Namespace) -> int:
         examples = [e for e in examples if e.source in wanted]
         if not examples:
             raise EvaluationError(f"no photo in {args.data_dir} has a source in {sorted(wanted)}")
-    extra = sorted(
-        p.name
-        for p in args.data_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name not in model.labels
-    )
+    extra = sorted(p.name for p in args.data_dir.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and p.name not in model.labels)
     if extra:
         _note(f"ignoring folders that are not model labels: {extra}")
-    probs = predict_examples(
-        model.predict,
-        examples,
-        args.batch_size,
-        progress=not args.no_progress,
-        size=model.input_size,
-    )
+    probs = predict_examples(model.predict, examples, args.batch_size,
+                             progress=not args.no_progress, size=model.input_size)  # fmt: skip
     if probs.shape[1] != len(model.labels):
         raise EvaluationError(
             f"the model returned {probs.shape[1]} columns for {len(model.labels)} labels"
         )
     out = args.out or default_out_dir(args.model, args.data_dir)
-    metrics = write_evaluation(
-        out,
-        [e.label for e in examples],
-        probs,
-        examples,
-        model.labels,
-        model.positive_label,
-        threshold,
-        heatmap=model.heatmap,
-    )
+    metrics = write_evaluation(out, [e.label for e in examples], probs, examples, model.labels,
+                               model.positive_label, threshold, heatmap=model.heatmap)  # fmt: skip
     np.save(out / "probabilities.npy", probs)  # per photo, in the order of files below
     (out / "files.txt").write_text("".join(f"{e.path}\n" for e in examples))
     print(f"{model.kind} model {args.model} on {args.data_dir}:")
@@ -346,12 +294,234 @@ def _run(args: argparse.Namespace) -> int:
     if args.stamp:
         stamp(args.model, metrics, args.stamp, args.data_dir)
         print(f"recorded as the {args.stamp} metrics of {args.model}")
-    missed = shortfalls(
-        metrics, args.min_accuracy, args.min_source_accuracy, args.min_source_images
-    )
+    missed = shortfalls(metrics, args.min_accuracy, args.min_source_accuracy,
+                        args.min_source_images)  # fmt: skip
     for line in missed:
         print(f"nothotdog-eval: below the bar: {line}", file=sys.stderr)
     return BELOW_BAR if missed else 0
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def write_evaluation(
+    out_dir: str | Path, y_true: Sequence[int] | np.ndarray, probs: np.ndarray,
+    examples: Sequence[Example], labels: Sequence[str], positive_label: str, threshold: float,
+    history: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    heatmap: HeatmapFn | None = None,
+) -> dict[str, object]:  # fmt: skip
+    """Compute the metrics (overall and per source tag), write them and the plots, return them.
+
+    Writes ``metrics.json``, ``confusion_matrix.png``, ``roc_curve.png``, ``worst_mistakes.png``
+    and, when ``history`` is given, ``training_curves.png`` into ``out_dir`` (created if needed).
+    With ``heatmap`` (a model with a heatmap output) the worst mistakes show where it looked.
+    The returned dict is exactly what ``metrics.json`` holds.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(labels)
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    if len(examples) != y.size:
+        raise ValueError(f"got {len(examples)} examples for {y.size} labels")
+    metrics = compute_metrics(
+        y, p, labels, positive_label, threshold, sources=[e.source for e in examples]
+    )
+    (out / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    pos = labels.index(positive_label)
+    plot_confusion_matrix(metrics["confusion_matrix"], labels, out / layout.CONFUSION_PNG)
+    plot_roc(y == pos, p[:, pos], out / layout.ROC_PNG, positive_label, threshold)
+    plot_worst_mistakes(examples, p, labels, positive_label, threshold, out / layout.MISTAKES_PNG,
+                        WORST_MISTAKES_SHOWN, heatmap=heatmap)  # fmt: skip
+    if history is not None:
+        plot_history(history, out / layout.HISTORY_PNG)
+    return metrics
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_summary(metrics: Mapping[str, object]) -> str:
+    """A short plain-text table: the overall line, then one line per source tag.
+
+    ``-`` marks a figure that is undefined for that group (e.g. recall with no positive example).
+    """
+    rows = [("overall", metrics)]
+    rows += sorted(dict(metrics.get("per_source") or {}).items())
+    width = max(len("source"), *(len(name) for name, _ in rows))
+    header = f"{'source':<{width}}  {'n':>6}  {'accuracy':>8}  {'precision':>9}  {'recall':>6}"
+    lines = [header]
+    for name, m in rows:
+        lines.append(
+            f"{name:<{width}}  {m['n']:>6}  {_cell(m['accuracy']):>8}  "
+            f"{_cell(m['precision']):>9}  {_cell(m['recall']):>6}"
+        )
+    extras = [f"positive label {metrics.get('positive_label', '?')}",
+              f"threshold {metrics['threshold']:.4g}"]
+    for name, key in (("balanced accuracy", "balanced_accuracy"), ("ROC-AUC", "roc_auc"),
+                      ("log loss", "log_loss"), ("ECE", "ece")):
+        extras.append(f"{name} {_cell(metrics.get(key))}")  # fmt: skip
+    return "\n".join([*lines, ", ".join(extras)])
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _message(path: str | Path, text: str, size: tuple[float, float] = (4, 3)) -> Path:
+    """A figure that says why there is no plot, so the report always has the same files."""
+    fig = Figure(figsize=size)
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return _save(fig, path)
+
+
+def plot_history(history: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path) -> Path:
+    """Loss and accuracy per epoch, phases end to end, a dashed line where each later phase starts.
+
+    ``history`` is ``{"phase1": {"loss": [...], "val_loss": [...], ...}, "phase2": {...}}``;
+    phases are drawn in the mapping's order, missing series are skipped.
+    """
+    panels = [("loss", "loss"), ("accuracy", "accuracy")]
+    panels = [p for p in panels if any(p[0] in h or f"val_{p[0]}" in h for h in history.values())]
+    if not panels:
+        return _message(path, "no loss or accuracy recorded")
+    fig = Figure(figsize=(5 * len(panels), 3.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    starts: list[tuple[int, str]] = []
+    offset = 0
+    for phase, series in history.items():
+        length = max((len(v) for v in series.values()), default=0)
+        if offset:
+            starts.append((offset, phase))
+        for ax, (key, _) in zip(axes, panels, strict=True):
+            for name, style in ((key, "-"), (f"val_{key}", "--")):
+                values = series.get(name)
+                if values:
+                    x = offset + 1 + np.arange(len(values))
+                    color = "C0" if name == key else "C1"
+                    label = name if not starts else None  # one legend entry per series
+                    ax.plot(x, values, style, color=color, marker=".", label=label)
+        offset += length
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for start, phase in starts:
+            ax.axvline(start + 0.5, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"{phase} starts", (start + 0.5, 1.0), xycoords=("data", "axes fraction"),
+                        fontsize=8, color="grey", ha="left", va="top", rotation=90)  # fmt: skip
+        ax.set(title=title, xlabel="epoch", ylabel=key)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path
+) -> Path:
+    """Counts with each row's share: rows are the true class, columns the prediction."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    k = len(labels)
+    fig = Figure(figsize=(1.6 * k + 1.6, 1.4 * k + 1.2))
+    ax = fig.add_subplot()
+    row_sums = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    share = cm / row_sums
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(k):
+        for j in range(k):
+            color = "white" if share[i, j] > 0.6 else "black"
+            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", color=color)
+    ax.set_xticks(range(k), labels, rotation=20)
+    ax.set_yticks(range(k), labels)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    return _save(fig, path)
+
+
+def plot_roc(
+    is_positive: Sequence[bool] | np.ndarray, p_pos: Sequence[float] | np.ndarray,
+    path: str | Path, positive_label: str = "positive", threshold: float | None = None,
+) -> Path:  # fmt: skip
+    """ROC curve of P(positive) with its AUC, and the operating point of ``threshold``."""
+    y = np.asarray(is_positive, dtype=bool)
+    p = np.asarray(p_pos, dtype=np.float64)
+    auc = roc_auc(y, p)
+    if auc is None:
+        return _message(path, "ROC curve undefined:\nonly one class present")
+    fpr, tpr, _ = roc_curve(y, p)
+    fig = Figure(figsize=(4.2, 4))
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, color="C0", label=f"AUC = {auc:.3f}")
+    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+    if threshold is not None:
+        pred = says_positive(p, threshold)
+        point = ((pred & ~y).sum() / (~y).sum(), (pred & y).sum() / y.sum())
+        ax.plot(*point, "o", color="C3", label=f"threshold {threshold:.3g}")
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="false positive rate",
+           ylabel="true positive rate", title=f"ROC: {positive_label} vs rest")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def _thumbnail(path: Path) -> np.ndarray:
+    try:
+        return decode_image(Path(path).read_bytes(), size=THUMBNAIL)
+    except (OSError, ImageDecodeError):
+        return np.full((THUMBNAIL, THUMBNAIL, 3), 128, dtype=np.uint8)
+
+
+def _with_heatmap(path: Path, heatmap: HeatmapFn) -> np.ndarray:
+    thumbnail = _thumbnail(path)
+    try:
+        heat = heatmap(Path(path))
+    except (OSError, ImageDecodeError):
+        return thumbnail
+    return np.asarray(overlay(Image.fromarray(thumbnail), heat))
+
+
+def worst_mistakes(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str],
+                   positive_label: str, threshold: float, n: int) -> np.ndarray:  # fmt: skip
+    """Indices of up to ``n`` misclassified examples, most confident first (lowest P(true))."""
+    probs = np.asarray(probs, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    wrong = np.flatnonzero(predict_labels(probs, labels, positive_label, threshold) != y_true)
+    p_true = probs[wrong, y_true[wrong]]
+    return wrong[np.argsort(p_true, kind="stable")][:n]
+
+
+def plot_worst_mistakes(
+    examples: Sequence[Example], probs: np.ndarray, labels: Sequence[str], positive_label: str,
+    threshold: float, path: str | Path, n: int = 16, heatmap: HeatmapFn | None = None,
+) -> Path:  # fmt: skip
+    """A grid of the ``n`` most confidently wrong images: what the model needs to learn next.
+
+    Each title gives the true label, P(positive) and the source tag; unreadable files show grey.
+    With ``heatmap`` each image carries it, drawn as /why draws it: what fooled the model.
+    """
+    y_true = np.array([e.label for e in examples], dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    chosen = worst_mistakes(y_true, probs, labels, positive_label, threshold, n)
+    if chosen.size == 0:
+        return _message(path, f"no mistakes among {len(examples)} images")
+    pos = list(labels).index(positive_label)
+    cols = min(4, chosen.size)
+    rows = math.ceil(chosen.size / cols)
+    fig = Figure(figsize=(2.3 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, i in zip(axes, chosen, strict=False):
+        example = examples[i]
+        ax.imshow(_with_heatmap(example.path, heatmap) if heatmap else _thumbnail(example.path))
+        ax.set_title(f"true: {labels[example.label]}\nP({positive_label})={probs[i, pos]:.2f} · "
+                     f"{example.source}", fontsize=8)  # fmt: skip
+    how = "; bright: what looked most like " + positive_label if heatmap else ""
+    fig.suptitle(f"most confident mistakes ({chosen.size} shown{how})", fontsize=10)
+    return _save(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,30 @@
-"""Classification metrics: scikit-learn's, with None where a figure has nothing to count.
+"""Classification metrics, and probabilities that mean what they say.
 
-The prediction rule is the bot's (``contract.ModelSpec.decide``): metrics computed any other
-way would describe a model nobody ships.
+Metrics are scikit-learn's, with None where a figure has nothing to count, and the prediction
+rule is the bot's (``contract.ModelSpec.decide``): metrics computed any other way would
+describe a model nobody ships.
+
+Calibration: the bot shows the probability of its verdict. With a tuned threshold (say 0.537) a
+verdict of "not hotdog" could come with "48%". Platt scaling fits ``P = sigmoid(a * logit + b)``
+to the validation labels; because the head is one Dense layer and a two-class softmax, the same
+map is exact when folded into that layer's weights, so the exported graph outputs calibrated
+probabilities, the threshold is 0.5, and the shown number is never below 50%.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn import metrics as skm
 
-from nothotdog.contract import ModelSpec
+from nothotdog.contract import OUTPUT_NAME, ModelSpec
+from nothotdog.contract.spec import says_positive
 
 LOG_LOSS_EPS = 1e-7  # the probability floor for log loss, so one certain mistake is not infinite
 THRESHOLD_TOL = 1e-12  # balanced accuracies closer than this count as a tie
+ECE_BINS = 15
 
 
 def predict_labels(
@@ -43,10 +53,8 @@ def _ratio_or_none(num: float, den: float) -> float | None:
     return float(num / den) if den else None
 
 
-def _metrics(
-    y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray, pos: int, k: int,
-    threshold: float = 0.5,
-) -> dict[str, object]:
+def _metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray, pos: int, k: int,
+             threshold: float = 0.5) -> dict[str, object]:  # fmt: skip
     n = int(y_true.size)
     cm = skm.confusion_matrix(y_true, y_pred, labels=range(k))
     support = cm.sum(axis=1)
@@ -66,33 +74,20 @@ def _metrics(
         "f1": f1,
         "roc_auc": roc_auc(y_true == pos, probs[:, pos]),
         "log_loss": float(-np.log(p_true).mean()),
-        "ece": _ece(y_true, probs, pos, threshold) if k == 2 else None,
+        "ece": (expected_calibration_error(y_true == pos, probs[:, pos], threshold)
+                if k == 2 else None),
         "confusion_matrix": cm.tolist(),
     }
 
 
-def _ece(y_true: np.ndarray, probs: np.ndarray, pos: int, threshold: float) -> float:
-    from nothotdog.training.calibration import expected_calibration_error
-
-    return expected_calibration_error(y_true == pos, probs[:, pos], threshold)
-
-
 def compute_metrics(
-    y_true: Sequence[int] | np.ndarray,
-    probs: np.ndarray,
-    labels: Sequence[str],
-    positive_label: str,
-    threshold: float,
-    sources: Sequence[str] | None = None,
-) -> dict[str, object]:
-    """Accuracy, balanced accuracy, precision/recall/F1 of the positive class, ROC-AUC, log loss
-    and the confusion matrix, overall and (when ``sources`` is given) per source tag.
-
-    Per-source figures show whether a model is good at hotdogs or only at one site's photos.
-    A figure with nothing to count is None rather than a misleading 0: precision when nothing
-    is predicted positive, recall and F1 when there is no positive example, ROC-AUC when only
-    one class is present. Everything returned is plain Python (int, float, None, list, dict),
-    ready for ``json.dump``.
+    y_true: Sequence[int] | np.ndarray, probs: np.ndarray, labels: Sequence[str],
+    positive_label: str, threshold: float, sources: Sequence[str] | None = None,
+) -> dict[str, object]:  # fmt: skip
+    """Accuracy, balanced accuracy, precision/recall/F1 of the positive class, ROC-AUC, log loss,
+    ECE and the confusion matrix, overall and (with ``sources``) per source tag, which shows
+    whether a model is good at hotdogs or only at one site's photos. A figure with nothing to
+    count is None, not a misleading 0. Plain Python throughout, ready for ``json.dump``.
     """
     labels = list(labels)
     if positive_label not in labels:
@@ -113,12 +108,10 @@ def compute_metrics(
         tags = np.asarray(list(sources), dtype=object)
         if tags.size != y.size:
             raise ValueError(f"got {tags.size} source tags for {y.size} examples")
-        per_source: dict[str, object] = {}
-        for tag in sorted(set(tags.tolist())):
-            mask = tags == tag
-            part = _metrics(y[mask], p[mask], y_pred[mask], pos, len(labels), threshold)
-            per_source[str(tag)] = {**part, **shared}
-        result["per_source"] = per_source
+        result["per_source"] = {
+            str(tag): {**_metrics(y[m], p[m], y_pred[m], pos, len(labels), threshold), **shared}
+            for tag in sorted(set(tags.tolist())) for m in [tags == tag]
+        }  # fmt: skip
     return result
 
 
@@ -159,3 +152,88 @@ def choose_threshold(
         "nearest 0.5."
     )
     return t, rule
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Platt:
+    a: float
+    b: float
+
+    def apply(self, p_pos: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a * _logit(p_pos) + self.b)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    return np.log(p / (1 - p))
+
+
+def fit_platt(is_positive: np.ndarray, p_pos: np.ndarray) -> Platt:
+    """Maximum-likelihood ``a`` and ``b`` (scikit-learn's logistic regression, no penalty)."""
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(C=np.inf).fit(_logit(p_pos)[:, None], np.asarray(is_positive, int))
+    return Platt(a=float(fit.coef_[0, 0]), b=float(fit.intercept_[0]))
+
+
+def fold_into_dense(kernel: np.ndarray, bias: np.ndarray, pos: int, platt: Platt):
+    """New (kernel, bias) of a two-class softmax Dense layer with ``platt`` built in.
+
+    P(pos) = sigmoid(z_pos - z_neg); scaling both logits by ``a`` and moving them ``b/2``
+    apart turns that difference into ``a * (z_pos - z_neg) + b``.
+    """
+    if kernel.shape[-1] != 2:
+        raise ValueError("Platt scaling folds only into a two-class head")
+    shift = np.where(np.arange(2) == pos, platt.b / 2, -platt.b / 2)
+    return (kernel * platt.a).astype(kernel.dtype), (bias * platt.a + shift).astype(bias.dtype)
+
+
+def expected_calibration_error(
+    is_positive: np.ndarray, p_pos: np.ndarray, threshold: float = 0.5, bins: int = ECE_BINS
+) -> float:
+    """ECE of the number the bot shows: the verdict's probability against its hit rate.
+
+    The shown confidence is ``p`` for "hotdog" and ``1 - p`` otherwise, in equal-width bins
+    over [0.5, 1] (a confidence below 0.5 falls in the first bin).
+    """
+    y = np.asarray(is_positive, bool)
+    p = np.asarray(p_pos, np.float64)
+    says_pos = says_positive(p, threshold)
+    confidence = np.where(says_pos, p, 1 - p)
+    correct = says_pos == y
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
+def calibrate_classifier(classifier, val_probs: np.ndarray, y_val: np.ndarray, pos: int):
+    """Fit Platt on val, fold it into the classifier's output layer; (new val probs, record)."""
+    is_pos = np.asarray(y_val) == pos
+    platt = fit_platt(is_pos, val_probs[:, pos])
+    dense = classifier.get_layer(OUTPUT_NAME)
+    kernel, bias = (np.asarray(w) for w in dense.get_weights())
+    dense.set_weights(list(fold_into_dense(kernel, bias, pos, platt)))
+    p_new = platt.apply(val_probs[:, pos])
+    probs = np.stack([1 - p_new, p_new] if pos == 1 else [p_new, 1 - p_new], axis=1)
+    record = {
+        "method": "Platt scaling on val, folded into the output layer",
+        "a": platt.a,
+        "b": platt.b,
+        "val_ece_before": expected_calibration_error(is_pos, val_probs[:, pos]),
+        "val_ece_after": expected_calibration_error(is_pos, p_new),
+        "threshold_rule": (
+            f"0.5 on P(positive) after Platt scaling (a={platt.a:.4g}, b={platt.b:.4g}) fitted "
+            "on the validation set and folded into the output layer"
+        ),
+    }
+    print(f"calibration: Platt a={platt.a:.4f} b={platt.b:.4f}; val ECE "
+          f"{record['val_ece_before']:.4f} -> {record['val_ece_after']:.4f}")
+    return probs, record

@@ -8,32 +8,30 @@ runs only the unfrozen block on a random view of every photo.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
 import random
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL
+from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL, layout
 from nothotdog.contract.dataset import DatasetError, Example, class_names, list_examples
-from nothotdog.contract.layout import (
-    CONFIG_FILE,
-    FILES_FILE,
-    HISTORY_FILE,
-    LABELS_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-)
-from nothotdog.export.settings import DEFAULT_CALIBRATION_IMAGES as CALIBRATION_IMAGES
-from nothotdog.training.augment import AugmentParams
-from nothotdog.training.features import CLEAN_VIEW, file_digests, trunk_outputs
-from nothotdog.training.record import data_summary, file_list, library_versions, write_json
-from nothotdog.training.sampling import DEFAULT_SOURCE_POWER, example_weights, source_shares
+from nothotdog.training import features
 
 # What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
 UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
 TRUNK_RUNTIMES = ("onnx-int8", "keras")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+PACKAGES = ("tensorflow", "keras", "numpy", "pillow", "onnx", "tf2onnx", "onnxruntime")
 
 
 @dataclass
@@ -51,7 +49,7 @@ class TrainConfig:
     finetune_lr: float = 1e-4
     finetune_samples: int = 3500
     feature_zoom: float = 0.2
-    source_power: float = DEFAULT_SOURCE_POWER
+    source_power: float = features.DEFAULT_SOURCE_POWER
     trunk_runtime: str = "onnx-int8"
     calibrate: bool = True
     patience: int = 3
@@ -64,7 +62,7 @@ class TrainConfig:
     input_size: int = INPUT_SIZE
     cache_dir: Path | None = None
     init_from: tuple[Path, ...] = ()
-    augment: AugmentParams = field(default_factory=AugmentParams)
+    augment: features.AugmentParams = field(default_factory=features.AugmentParams)
 
 
 def split_examples(examples: list[Example], fraction: float, seed: int):
@@ -96,13 +94,57 @@ def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]
     return labels, train, val
 
 
+def cpu_has_bf16() -> bool:
+    """AMX or AVX512-BF16: where bfloat16 convolutions run several times faster than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def choose_precision(requested: str = "auto") -> str:
+    """mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 units, else float32."""
+    if requested != "auto":
+        if requested not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
+        return requested
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def choose_strategy(requested: str = "auto"):
+    """One device by default; all local GPUs when there are several; TF_CONFIG means workers."""
+    import tensorflow as tf
+
+    if requested == "auto":
+        if os.environ.get("TF_CONFIG") and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+            requested = "multiworker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            requested = "mirrored"
+        else:
+            requested = "default"
+    if requested == "multiworker":
+        from nothotdog.training.distributed import multi_worker_strategy
+
+        return multi_worker_strategy()
+    if requested == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if requested == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"strategy must be one of {STRATEGIES}")
+
+
 def run_training(cfg: TrainConfig) -> dict:
     """Train, evaluate and save; returns what metrics.json holds."""
-    from nothotdog.training.devices import choose_precision, precision_policy
+    from nothotdog.training.model import precision_policy
 
     precision = choose_precision(cfg.precision)
     with precision_policy(precision):
-        return _run(cfg, precision)
+        return _run(dataclasses.replace(cfg, out=Path(cfg.out)), precision)
 
 
 def _run(cfg: TrainConfig, precision: str) -> dict:
@@ -112,12 +154,10 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     labels, train_ex, val_ex = load_data(cfg)
     positive = POSITIVE_LABEL if POSITIVE_LABEL in labels else labels[0]
     print(f"data: {len(train_ex)} training and {len(val_ex)} validation images, classes {labels}")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg.out.mkdir(parents=True, exist_ok=True)
 
     import keras
 
-    from nothotdog.training.devices import choose_strategy
     from nothotdog.training.model import build_classifier, split_at
     from nothotdog.training.weights import load_backbone_weights
 
@@ -131,113 +171,68 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     print(f"backbone weights: {weights_source}")
     if cfg.init_from:
         _start_from(classifier, cfg.init_from)
-    trunk, top = split_at(classifier, UNFREEZE_CUTS[cfg.unfreeze])
-    data = _cache_features(cfg, trunk, weights_source, precision, train_ex, val_ex, out)
-    phases, history, final = _train_phases(
-        cfg, strategy, classifier, top, data, labels, positive, out
-    )
-    return _finish(cfg, classifier, phases, history, final, data, labels, positive, out, {
+    cut = UNFREEZE_CUTS[cfg.unfreeze]
+    trunk, top = split_at(classifier, cut)
+    print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
+    t0 = time.time()
+    cache = _feature_cache(cfg, trunk, f"{weights_source}|{cut}", precision, train_ex)
+    train_digests, val_digests = features.file_digests(train_ex), features.file_digests(val_ex)
+    val_x = cache.outputs(val_ex, val_digests, 0, "val")  # view 0: the plain photos
+    views = [cache.outputs(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
+    weights = features.example_weights(train_ex, cfg.source_power)
+    data = features.Features(labels, positive, train_ex, val_ex, views, val_x, weights,
+                             train_digests, val_digests, seconds=time.time() - t0)  # fmt: skip
+    phases, history, final = _train_phases(cfg, strategy, classifier, top, data)
+    return _finish(cfg, classifier, phases, history, final, data, {
         "started": started, "weights_source": weights_source, "precision": precision,
         "strategy": type(strategy).__name__,
     })  # fmt: skip
 
 
-@dataclass
-class _Features:
-    """The cached trunk outputs and what goes with them, for both phases."""
-
-    train_ex: list[Example]
-    val_ex: list[Example]
-    train_views: list[np.ndarray]  # one clean view, then cfg.views augmented ones
-    val_x: np.ndarray
-    weights: np.ndarray  # each training photo's sampling weight (training.sampling)
-    train_digests: list[str]
-    val_digests: list[str]
-    seconds: float
-
-    @property
-    def y_train(self) -> np.ndarray:
-        return np.array([e.label for e in self.train_ex])
-
-    @property
-    def y_val(self) -> np.ndarray:
-        return np.array([e.label for e in self.val_ex])
-
-
-def _trunk_predictor(cfg: TrainConfig, trunk, weights_source: str, precision: str,
-                     train_ex: list[Example], out: Path):  # fmt: skip
-    """The frozen trunk's predict function and the cache key that names its outputs."""
-    cut = UNFREEZE_CUTS[cfg.unfreeze]
+def _feature_cache(cfg: TrainConfig, trunk, trunk_id: str, precision: str,
+                   train_ex: list[Example]) -> features.FeatureCache:  # fmt: skip
+    """The frozen trunk's cache: Keras as trained, or int8 onnxruntime built from float32."""
+    folder = Path(cfg.cache_dir) if cfg.cache_dir else cfg.out / "cache"
+    shape = tuple(int(d) for d in trunk.output.shape[1:])
     if cfg.trunk_runtime != "onnx-int8":
 
         def predict(images: np.ndarray) -> np.ndarray:
             return np.asarray(trunk.predict_on_batch(images), dtype=np.float16)
 
-        return predict, f"{weights_source}|{cut}|{precision}|{cfg.input_size}"
+        trunk_id += f"|{precision}"
+    else:
+        from nothotdog.training.int8 import DEFAULT_CALIBRATION_IMAGES, int8_trunk
 
-    from nothotdog.training.onnx_trunk import int8_trunk
+        int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
 
-    int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
+        def predict(images: np.ndarray) -> np.ndarray:
+            if not int8:
+                print("quantizing the frozen trunk to int8 for the feature cache")
+                int8.append(int8_trunk(trunk, train_ex, cfg.out / "trunk", cfg.input_size))
+            return int8[0](images)
 
-    def predict_int8(images: np.ndarray) -> np.ndarray:
-        if not int8:
-            print("quantizing the frozen trunk to int8 for the feature cache")
-            int8.append(int8_trunk(trunk, train_ex, CALIBRATION_IMAGES, out / "trunk",
-                                   seed=0, size=cfg.input_size))  # fmt: skip
-        return int8[0](images)
-
-    return predict_int8, (
-        f"{weights_source}|{cut}|onnx-int8-{CALIBRATION_IMAGES}|{cfg.input_size}"
-    )
-
-
-def _cache_features(
-    cfg: TrainConfig, trunk, weights_source: str, precision: str, train_ex: list[Example],
-    val_ex: list[Example], out: Path,
-) -> _Features:
-    """Every photo through the frozen trunk once per view, from the cache where it can."""
-    predict, trunk_id = _trunk_predictor(cfg, trunk, weights_source, precision, train_ex, out)
-    feature_shape = tuple(int(d) for d in trunk.output.shape[1:])
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
-    train_digests, val_digests = file_digests(train_ex), file_digests(val_ex)
-
-    def cached(examples, digests, view, desc):
-        return trunk_outputs(
-            predict, feature_shape, examples, digests, cache_dir, trunk_id, view=view,
-            seed=cfg.seed, params=cfg.augment, batch_size=cfg.batch_size, desc=desc,
-            size=cfg.input_size,
-        )  # fmt: skip
-
-    cut = UNFREEZE_CUTS[cfg.unfreeze]
-    print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
-    t0 = time.time()
-    val_x = cached(val_ex, val_digests, CLEAN_VIEW, "val")
-    train_views = [cached(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
-    weights = example_weights(train_ex, cfg.source_power)
-    return _Features(train_ex, val_ex, train_views, val_x, weights, train_digests, val_digests,
-                     time.time() - t0)  # fmt: skip
+        trunk_id += f"|onnx-int8-{DEFAULT_CALIBRATION_IMAGES}"
+    return features.FeatureCache(predict, shape, folder, f"{trunk_id}|{cfg.input_size}",
+                                 cfg.seed, cfg.augment, cfg.batch_size, cfg.input_size)  # fmt: skip
 
 
-def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: _Features,
-                  labels: list[str], positive: str, out: Path):  # fmt: skip
+def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: features.Features):
     """Phase 1 (the head), then phase 2 (the top block) if asked and if it lowers val loss;
     returns each phase's metrics, the histories and the phase whose weights stay."""
-    from nothotdog.training.phases import evaluate_phase, finetune_top, train_head
+    from nothotdog.training.model import evaluate_phase, finetune_top, train_head
 
-    fit_args = (classifier, top, data.train_views, data.y_train, data.weights, data.val_x,
-                data.y_val, cfg)  # fmt: skip
-    eval_args = (classifier, top, data.val_x, data.y_val, data.val_ex, labels, positive, out)
     history1: dict = {}
     if cfg.head_epochs > 0:
         with strategy.scope():
-            history1 = train_head(*fit_args)
-    phase1 = evaluate_phase("phase1", *eval_args, history1)
+            history1 = train_head(classifier, top, data, cfg)
+    phase1 = evaluate_phase("phase1", classifier, top, data, cfg.out, history1)
     history, phases, final = {"phase1": history1}, {"phase1": phase1}, "phase1"
     if cfg.unfreeze != "none" and cfg.finetune_epochs > 0:
         before = classifier.get_weights()
         with strategy.scope():
-            history["phase2"] = finetune_top(*fit_args)
-        phases["phase2"] = evaluate_phase("phase2", *eval_args, history["phase2"])
+            history["phase2"] = finetune_top(classifier, top, data, cfg)
+        phases["phase2"] = evaluate_phase("phase2", classifier, top, data, cfg.out,
+                                          history["phase2"])  # fmt: skip
         # A continued run's "phase1" is the earlier run's calibrated model, not a fair rival.
         if cfg.head_epochs == 0 or phases["phase2"]["log_loss"] <= phase1["log_loss"]:
             final = "phase2"
@@ -247,18 +242,18 @@ def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: _Features,
     return phases, history, final
 
 
-def _finish(
-    cfg: TrainConfig, classifier, phases: dict, history: dict, final: str, data: _Features,
-    labels: list[str], positive: str, out: Path, run: dict,
-) -> dict:
+def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: str,
+            data: features.Features, run: dict) -> dict:  # fmt: skip
     """Calibrate the kept phase, evaluate and save it, and write the run folder's records."""
-    from nothotdog.training.report import format_summary, write_evaluation
+    from nothotdog.training.evaluate import format_summary, write_evaluation
+    from nothotdog.training.model import float32_copy
 
+    labels, positive, out = data.labels, data.positive, cfg.out
     threshold, rule = phases[final]["threshold"], phases[final]["threshold_rule"]
     probs = np.load(out / final / "val_probabilities.npy")
     calibration = None
     if cfg.calibrate and len(labels) == 2:
-        from nothotdog.training.calibration import calibrate_classifier
+        from nothotdog.training.metrics import calibrate_classifier
 
         probs, calibration = calibrate_classifier(
             classifier, probs, data.y_val, labels.index(positive)
@@ -267,21 +262,22 @@ def _finish(
     metrics = write_evaluation(
         out, data.y_val, probs, data.val_ex, labels, positive, threshold, history=history
     )
-    _save_float32(classifier, labels, cfg, out / MODEL_FILE)
+    # float32: export and evaluation must not inherit the training precision.
+    float32_copy(classifier).save(out / layout.MODEL_FILE)
     wall = time.time() - run.pop("started")
     summary = {
         "threshold": threshold,
         "threshold_rule": rule,
         "calibration": calibration,
         "sampling": {"source_power": cfg.source_power,
-                     "shares": source_shares(data.train_ex, data.weights)},
+                     "shares": features.source_shares(data.train_ex, data.weights)},
         "final_phase": final,
         "val": metrics,
         **phases,
         "wall_time_s": round(wall, 1),
         "feature_cache_s": round(data.seconds, 1),
     }  # fmt: skip
-    _write_records(cfg, out, summary, history, data, labels, positive, run)
+    _write_records(cfg, summary, history, data, run)
     print()
     for name, m in phases.items():
         print(f"{name}: val accuracy {m['accuracy']:.4f}, log loss {m['log_loss']:.4f}")
@@ -291,23 +287,41 @@ def _finish(
     return summary
 
 
-def _write_records(cfg: TrainConfig, out: Path, summary: dict, history: dict, data: _Features,
-                   labels: list[str], positive: str, run: dict) -> None:  # fmt: skip
-    """The JSON files beside model.keras: what export, evaluation and a reader need."""
-    write_json(out / METRICS_FILE, summary)
-    write_json(out / LABELS_FILE, {"labels": labels, "positive_label": positive})
-    write_json(out / HISTORY_FILE, history)
-    write_json(out / CONFIG_FILE, {
+def _write_records(cfg: TrainConfig, summary: dict, history: dict, data: features.Features,
+                   run: dict) -> None:  # fmt: skip
+    """The JSON files beside model.keras: what export, evaluation and a reader need to trace
+    and reproduce the result."""
+    labels = data.labels
+
+    def files(examples: Sequence[Example], digests: Sequence[str]) -> list[dict]:
+        return [{"path": str(e.path), "label": labels[e.label], "source": e.source, "sha256": d}
+                for e, d in zip(examples, digests, strict=True)]  # fmt: skip
+
+    def counts(examples: Sequence[Example]) -> dict:
+        return {"n": len(examples), "per_label": dict(Counter(labels[e.label] for e in examples)),
+                "per_source": dict(Counter(e.source for e in examples))}  # fmt: skip
+
+    versions = {"python": platform.python_version(), "machine": platform.machine()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    write_json(cfg.out / layout.METRICS_FILE, summary)
+    write_json(cfg.out / layout.LABELS_FILE, {"labels": labels, "positive_label": data.positive})
+    write_json(cfg.out / layout.HISTORY_FILE, history)
+    write_json(cfg.out / layout.CONFIG_FILE, {
         "config": asdict(cfg),  # write_json turns paths, alone or in init_from's tuple, into str
         **run,
-        "versions": library_versions(),
-        "data_summary": {"train": data_summary(data.train_ex, labels),
-                         "val": data_summary(data.val_ex, labels)},
+        "versions": versions,
+        "data_summary": {"train": counts(data.train_ex), "val": counts(data.val_ex)},
     })  # fmt: skip
-    write_json(out / FILES_FILE, {
-        "train": file_list(data.train_ex, data.train_digests, labels),
-        "val": file_list(data.val_ex, data.val_digests, labels),
-    })  # fmt: skip
+    write_json(cfg.out / layout.FILES_FILE, {"train": files(data.train_ex, data.train_digests),
+                                      "val": files(data.val_ex, data.val_digests)})  # fmt: skip
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _start_from(classifier, runs: tuple[Path, ...]) -> None:
@@ -320,27 +334,10 @@ def _start_from(classifier, runs: tuple[Path, ...]) -> None:
     Run with no epochs, it is just the soup.
     """
     weights = []
-    for run in runs:
-        classifier.load_weights(_model_file(Path(run)))
+    for run in map(Path, runs):
+        classifier.load_weights(run / layout.MODEL_FILE if run.is_dir() else run)
         weights.append(classifier.get_weights())
     if len(weights) > 1:
         mean = [np.mean(w, axis=0, dtype=w[0].dtype) for w in zip(*weights, strict=True)]
         classifier.set_weights(mean)
     print(f"continuing from {' + '.join(map(str, runs))}")
-
-
-def _model_file(path: Path) -> Path:
-    return path / MODEL_FILE if path.is_dir() else path
-
-
-def _save_float32(classifier, labels: list[str], cfg: TrainConfig, path: Path) -> None:
-    """Save a float32 copy: export and evaluation must not inherit the training precision."""
-
-    from nothotdog.training.devices import precision_policy
-    from nothotdog.training.model import build_classifier
-
-    with precision_policy("float32"):
-        clean = build_classifier(len(labels), cfg.dropout, cfg.input_size)
-        clean.set_weights(classifier.get_weights())
-        clean.save(path)
-

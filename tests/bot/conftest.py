@@ -14,8 +14,8 @@ from nothotdog.bot.app import build_application
 from nothotdog.bot.pipeline import load_model
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.harness import running
+from tests.fakebot import FakeTelegram
 from tests.tinymodel import build_tiny_model
 
 StartBot = Callable[..., Awaitable[Application]]

@@ -16,7 +16,7 @@ from telegram.ext import Application
 
 from nothotdog.bot.app import ALLOWED_UPDATES
 from nothotdog.bot.settings import VARIABLES
-from nothotdog.fakebot import WAIT_S, FakeTelegram
+from tests.fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = list(VARIABLES)  # every environment variable the bot reads

@@ -24,9 +24,9 @@ from nothotdog.bot.access import Cooldown
 from nothotdog.bot.app import pipeline_of
 from nothotdog.bot.logs import REDACTED, redact, setup_logging
 from nothotdog.bot.settings import Settings
-from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import corpus
 from tests.bot.conftest import StartBot
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.ports import free_port
 

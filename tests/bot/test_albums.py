@@ -8,8 +8,8 @@ import time
 import pytest
 from telegram.ext import Application
 
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, solid
 
 GROUP = FakeTelegram.group_chat()

@@ -10,9 +10,9 @@ from telegram.ext import Application
 
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import until
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode, solid
 
 GROUP = FakeTelegram.group_chat()

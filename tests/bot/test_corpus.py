@@ -19,10 +19,10 @@ from telegram.ext import Application
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
 from nothotdog.bot.pipeline import load_model
-from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, exif_rotated, heic, heic_supported
 from tests.bot.conftest import StartBot
 from tests.bot.memory import MB, peak_memory
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.tinymodel import build_tiny_model
 

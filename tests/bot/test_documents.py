@@ -12,10 +12,10 @@ from telegram.ext import Application
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
 from nothotdog.contract.layout import MB
-from nothotdog.fakebot import FakeTelegram
 from tests.badfiles import png_chunk
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 GROUP = FakeTelegram.group_chat(-100555)

@@ -19,8 +19,8 @@ from telegram.ext import Application
 from nothotdog.bot import replies
 from nothotdog.bot.app import RATE_LIMIT_RETRIES
 from nothotdog.bot.retry import ATTEMPTS, may_have_taken_effect
-from nothotdog.fakebot import AFTER_EFFECTS, FakeTelegram
 from tests.bot.conftest import StartBot
+from tests.fakebot import AFTER_EFFECTS, FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 TIMEOUT = 1.0  # the bot's request timeout in these tests (10 s in production)

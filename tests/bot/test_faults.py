@@ -9,8 +9,8 @@ from telegram.ext import Application
 
 from nothotdog.bot import replies
 from nothotdog.bot.logs import REDACTED, RedactingFormatter
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 

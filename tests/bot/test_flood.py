@@ -23,12 +23,12 @@ from PIL import Image
 
 from nothotdog.bot import replies
 from nothotdog.bot.settings import Settings
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.harness import bot_process, bot_process_env
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, encode, solid
 
 CHATS = 40
-SIDE = 1_792  # RGB noise: a 9.6 MB PNG, as in the issue, 12.8 MB once decoded
+SIDE = 1_792  # RGB noise: a 9.6 MB PNG (under MAX_FILE_MB's 10), 12.8 MB once decoded
 # Default budget (48 MB) plus the HTTP buffers, the decoded images, and the allocator's
 # slack. Holding every file at once, three copies each, would be over 1 GB.
 GROWTH_BOUND_MB = 160

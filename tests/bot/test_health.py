@@ -19,9 +19,9 @@ from nothotdog.bot.health import probe
 from nothotdog.bot.settings import Settings, SettingsError, load_settings
 from nothotdog.contract.layout import MB
 from nothotdog.contract.runtime import OnnxModel
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import REPO, SETTING_NAMES, running
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.ports import free_port
 

@@ -15,9 +15,9 @@ import pytest
 
 from nothotdog.bot.__main__ import main, webhook_options
 from nothotdog.bot.settings import Settings, load_settings, shipped_model_path
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.ports import free_port
 from tests.tinymodel import build_tiny_model

@@ -13,9 +13,9 @@ from PIL import Image
 
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.memory import peak_memory
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, encode
 
 QUEUE_SIZE = 4

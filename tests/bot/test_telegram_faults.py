@@ -13,8 +13,8 @@ from telegram.ext import Application
 
 from nothotdog.bot import replies
 from nothotdog.bot.retry import BASE_DELAY
-from nothotdog.fakebot import Call, FakeTelegram
 from tests.bot.conftest import StartBot
+from tests.fakebot import Call, FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
 TIMEOUT = 1.0  # the bot's request timeout in these tests (10 s in production)

@@ -17,10 +17,10 @@ from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
 from nothotdog.contract.layout import MB
 from nothotdog.contract.runtime import OnnxModel
-from nothotdog.fakebot import FakeTelegram
 from tests.bot.conftest import StartBot
 from tests.bot.test_access import _no_file_writes as no_file_writes
 from tests.bot.test_documents import BIG, SIDE, fetched, rgb_png
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, RED, RED_TEXT, encode, solid
 
 GROUP = FakeTelegram.group_chat()
@@ -207,7 +207,7 @@ async def test_why_writes_nothing_to_disk(
     assert list(workdir.iterdir()) == [] and list(scratch.iterdir()) == []
 
 
-# --- the same admission and byte budget as a verdict (issue 11) ---------------------------------
+# --- the same admission and byte budget as a verdict --------------------------------------------
 
 
 async def test_why_is_admitted_on_its_declared_size_and_waits_undownloaded(

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from nothotdog.fakebot import FakeTelegram
+from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.ports import free_ports
 from tests.tinymodel import build_tiny_model

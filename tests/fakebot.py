@@ -17,8 +17,10 @@ Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_
 ``push_callback_query`` for a button press) and await the bot's answers (``replies_to``,
 ``wait_for_messages``). When the bot has called setWebhook, pushed updates are POSTed to its
 webhook, with the secret header, as Telegram does.
-It imports nothing from the bot: tests, benchmarks (against a bot process) and anyone trying
-the bot offline use it. It needs aiohttp (the ``dev`` extra).
+It imports nothing from the bot. It is a test tool, not part of the product: it lives in
+tests/, is not installed by ``pip install .`` nor copied into the Docker image, and the tests
+and benchmarks (``python -m bench``) import it as ``tests.fakebot`` from the checkout. It
+needs aiohttp (the ``dev`` extra).
 """
 
 from __future__ import annotations
