@@ -1,23 +1,12 @@
 """One photo, from "a file to judge" to an outcome: admission, download, decode, model, drawing.
 
-No Telegram types here: the handlers describe a file as a :class:`Photo` and get back a
-:class:`Judged` (a verdict, and for ``/why`` a picture) or a :class:`Refused` with its reason.
-Everything between is this module's, in this order:
-
-1. **Admission**: a place (of QUEUE_SIZE) and the file's bytes in the memory budget, handed
-   out first come, first served. A photo that can't have them now waits in line, holding no
-   picture memory (nothing is downloaded before admission). "Busy" only when the line is
-   full or the expected wait passes MAX_WAIT_S.
-2. **Download**: streamed into one buffer of exactly the file's size (see :func:`fetch`).
-3. **Decode**: in decode threads, never the inference thread, priced from the image header and
-   admitted into the same budget before a pixel is decoded.
-4. **Inference** in the inference threads: one onnxruntime call per photo, since batching
-   measured at most 1.09x the photos per second (VGG16 fills every core at batch 1) and cost
-   55 MB of activations per photo.
-5. For ``/why``, the heatmap drawn over the photo, a second decode priced like the first.
-
-``nothotdog classify`` and ``nothotdog why`` run steps 3 to 5 through the same functions
-(:func:`decode`, :func:`predict`, :func:`explain`), so a file gets the answer a chat gets.
+No Telegram types: handlers pass a :class:`Photo` and get a :class:`Judged` (the verdict, and
+for ``/why`` the picture) or a :class:`Refused` with its reason. In order: a place and the
+file's bytes, first come first served (:class:`Admission`); the download, into one buffer
+(:func:`fetch`); the decode, priced from the header, in decode threads; one onnxruntime call
+per photo in the inference threads (batching measured at most 1.09x the photos per second,
+VGG16 fills every core at batch 1, and cost 55 MB of activations per photo); for ``/why`` the
+heatmap drawn over the photo. ``nothotdog classify`` and ``why`` run the same functions.
 """
 
 from __future__ import annotations
@@ -197,7 +186,9 @@ def predict(model: OnnxModel, images: Sequence[np.ndarray]) -> list[Verdict]:
 def draw_jpeg(opened: OpenedImage, heatmap: np.ndarray, max_side: int = PICTURE_SIDE) -> bytes:
     """The opened photo (opened for ``max_side``) with ``heatmap`` over it, as a JPEG (Telegram
     recompresses photos anyway); closes ``opened``."""
-    return encode(overlay(finish_picture(opened, max_side), heatmap))
+    buffer = io.BytesIO()
+    overlay(finish_picture(opened, max_side), heatmap).save(buffer, "JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
 
 
 def draw_bytes(opened: OpenedImage, max_side: int = PICTURE_SIDE) -> int:
@@ -206,13 +197,6 @@ def draw_bytes(opened: OpenedImage, max_side: int = PICTURE_SIDE) -> int:
     long, short = sorted(picture_size(opened, max_side), reverse=True)
     drawing = 4 * long * short + overlay_bytes(long, short) + 3 * long * short
     return max(picture_bytes(opened, max_side), drawing)
-
-
-def encode(picture: Image.Image, image_format: str = "JPEG") -> bytes:
-    buffer = io.BytesIO()
-    jpeg = image_format.upper() in ("JPEG", "JPG")
-    picture.save(buffer, format=image_format, **({"quality": JPEG_QUALITY} if jpeg else {}))
-    return buffer.getvalue()
 
 
 def explain(model: OnnxModel, data: bytes, max_side: int = PICTURE_SIDE
@@ -326,9 +310,7 @@ class Admission:
         big file at the head is not overtaken), then let waiting decodes look again."""
         while self._line and self._fits(self._line[0].nbytes):
             waiter = self._line.popleft()
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            self._hold(waiter.nbytes)
+            self._take(waiter.nbytes)
             self._paced.append(waiter.future.get_loop().time())
             waiter.future.set_result(None)
         waiters, self._decode_waiters = self._decode_waiters, []
