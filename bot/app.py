@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from nothotdog.bot import replies
+from nothotdog.bot.feedback import FeedbackStore, StoreError
 from nothotdog.bot.handlers import BotHandlers
 from nothotdog.bot.health import HealthServer
 from nothotdog.bot.logs import fields
@@ -24,6 +25,7 @@ from nothotdog.contract.runtime import OnnxModel
 log = logging.getLogger(__name__)
 
 PIPELINE_KEY = "pipeline"
+STORE_KEY = "feedback"  # present only with FEEDBACK on
 METRICS_KEY = "metrics"
 HEALTH_KEY = "health"  # present only when HEALTH_PORT is set
 # All the bot reads; Telegram then sends nothing else. Callback queries: the "Why?" button.
@@ -75,7 +77,10 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
             listen=settings.health_listen,
             port=settings.health_port,
         )
-    BotHandlers(pipeline, settings, metrics).register(app)
+    store = FeedbackStore(settings.database_url) if settings.feedback else None
+    if store is not None:
+        app.bot_data[STORE_KEY] = store
+    BotHandlers(pipeline, settings, metrics, store).register(app)
     return app
 
 
@@ -113,6 +118,14 @@ async def _post_init(app: Application) -> None:
         ),
     )
     log.info(privacy_mode_note(bot.username, bot.can_read_all_group_messages))
+    store: FeedbackStore | None = app.bot_data.get(STORE_KEY)
+    if store is not None:
+        try:  # votes need it; verdicts don't, so a database that is down stops nothing
+            await store.run(store.open)
+            log.info("votes kept in %s", store.url.render_as_string(hide_password=True))
+        except StoreError as exc:
+            log.warning("cannot open DATABASE_URL (%s); votes are not saved until it answers",
+                        type(exc).__name__)  # fmt: skip
     commands = [BotCommand(name, text) for name, text in replies.COMMANDS]
     try:  # the command menu is a nicety: never a reason not to start
         await with_retries(lambda: bot.set_my_commands(commands), "setMyCommands")
@@ -124,6 +137,8 @@ async def _post_shutdown(app: Application) -> None:
     if HEALTH_KEY in app.bot_data:
         await app.bot_data[HEALTH_KEY].stop()
     await pipeline_of(app).close()
+    if STORE_KEY in app.bot_data:
+        app.bot_data[STORE_KEY].close()
 
 
 def _start_health(app: Application) -> None:

@@ -15,9 +15,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from nothotdog.bot import replies
+from nothotdog.bot import feedback_export, replies
+from nothotdog.bot.feedback import FeedbackStore, StoreError
 from nothotdog.bot.pipeline import PICTURE_SIDE, Verdict, decode, explain, load_model, predict
-from nothotdog.bot.settings import SettingsError, check_threshold, load_model_settings
+from nothotdog.bot.settings import (
+    SettingsError,
+    check_threshold,
+    load_model_settings,
+    load_settings,
+)
 from nothotdog.contract import ImageDecodeError
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.layout import IMAGE_SUFFIXES
@@ -79,7 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     why.add_argument("--threshold", type=threshold, help="override the model's threshold")
     why.add_argument("--max-side", type=positive_int, default=PICTURE_SIDE,
                      help="longest side of the picture (default %(default)s)")  # fmt: skip
+    feedback = commands.add_parser("feedback", help="the users' votes: export or stats",
+                                   description="Reads DATABASE_URL, and for export "
+                                   "TELEGRAM_BOT_TOKEN and TELEGRAM_BASE_URL/_FILE_URL, as the "
+                                   "bot does.")  # fmt: skip
+    action = feedback.add_subparsers(dest="action", required=True)
+    out = action.add_parser("export", help="download each voted photo into DIR/<label>/, by "
+                            "its voters' majority (ties left out)")  # fmt: skip
+    out.add_argument("dir", type=Path, metavar="DIR")
+    action.add_parser("stats", help="votes and agreement per model version and verdict")
     args = parser.parse_args(argv)
+    if args.command == "feedback":
+        return feedback_command(args)
 
     try:
         settings = load_model_settings()
@@ -107,6 +124,21 @@ def main(argv: list[str] | None = None) -> int:
         print("nothotdog: no images found", file=sys.stderr)
         return 1
     return 1 if any("error" in row for row in results) else 0
+
+
+def feedback_command(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        store = FeedbackStore(settings.database_url)
+        if args.action == "stats":
+            print(feedback_export.stats(store))
+            return 0
+        written, skipped, failed = feedback_export.export(store, settings, args.dir)
+    except (SettingsError, StoreError) as exc:
+        print(f"nothotdog: {exc}", file=sys.stderr)
+        return 2
+    print(f"{written} photos written, {skipped} already there, {failed} failed; in {args.dir}")
+    return 1 if failed else 0
 
 
 def draw_why(model: OnnxModel, photo: Path, out: Path, max_side: int) -> int:

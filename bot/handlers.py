@@ -8,10 +8,13 @@ sends ``replies``' sentence for the outcome. Everything between a file and its v
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from telegram import (
+    CallbackQuery,
     Document,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -20,7 +23,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -35,9 +38,18 @@ from telegram.ext import (
 from nothotdog.bot import replies
 from nothotdog.bot.access import Cooldown
 from nothotdog.bot.albums import Albums
+from nothotdog.bot.feedback import FeedbackStore, StoreError, Vote
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
-from nothotdog.bot.pipeline import PICTURE_MIN_SIDE, Judged, Outcome, Photo, Pipeline, Refused
+from nothotdog.bot.pipeline import (
+    PICTURE_MIN_SIDE,
+    Judged,
+    Outcome,
+    Photo,
+    Pipeline,
+    Refused,
+    Verdict,
+)
 from nothotdog.bot.retry import reply_once, with_retries
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.layout import IMAGE_SUFFIXES
@@ -46,6 +58,10 @@ log = logging.getLogger(__name__)
 
 LEAVE_AGAIN_S = 60.0  # an outsider group that re-adds the bot is left again, at most this often
 WHY_BUTTON_DATA = "why"
+VOTE_DATA = {"vote:right": True, "vote:wrong": False}  # what each feedback button sends
+# Verdicts whose prediction is kept in memory for their buttons. A press on an older one (or
+# one sent before a restart, or by another replica) judges its photo again.
+KEEP_PREDICTIONS = 10_000
 # Vector drawings are "image/*" too, but Pillow cannot read them: told so without a download.
 VECTOR_MIME_TYPES = frozenset({"image/svg+xml"})
 
@@ -87,33 +103,44 @@ def photo_in(message: Message | None, min_side: int) -> Photo | None:
         return None
     if message.photo:
         size = pick_photo_size(message.photo, min_side)
-        return Photo(size.file_id, size.file_size)
+        return Photo(size.file_id, size.file_size, unique_id=size.file_unique_id)
     document = message.document
     if document is None or not is_image_document(document):
         return None
     thumb = document.thumbnail
     preview = Photo(thumb.file_id, thumb.file_size) if thumb is not None else None
-    return Photo(document.file_id, document.file_size, preview)
+    return Photo(document.file_id, document.file_size, preview, document.file_unique_id)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a verdict message said about which photo: kept in memory (not on disk) until
+    someone votes on it."""
+
+    photo: Photo
+    verdict: Verdict
 
 
 class BotHandlers:
     """The callbacks, bound to one pipeline and one set of settings."""
 
-    def __init__(self, pipeline: Pipeline, settings: Settings, metrics: BotMetrics) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: Settings,
+        metrics: BotMetrics,
+        store: FeedbackStore | None = None,  # None: FEEDBACK=false, no buttons, nothing kept
+    ) -> None:
         self.pipeline = pipeline
         self.settings = settings
         self.metrics = metrics
+        self.store = store
+        self.predictions: OrderedDict[tuple[int, int], Prediction] = OrderedDict()
         self.refusals = Cooldown(settings.outsider_reply_minutes * 60)
         self.leaves = Cooldown(LEAVE_AGAIN_S)
         self.albums = Albums(settings.album_wait_s, self.answer_album)
         self.can_explain = pipeline.model.has_heatmap
-        self.why_markup = (
-            InlineKeyboardMarkup.from_button(
-                InlineKeyboardButton(replies.why_button(), callback_data=WHY_BUTTON_DATA)
-            )
-            if settings.show_why_button and self.can_explain
-            else None
-        )
+        self.show_why = settings.show_why_button and self.can_explain
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -127,7 +154,11 @@ class BotHandlers:
                 CommandHandler("about", self.about, filters=new),
                 CommandHandler("hotdog", self.hotdog, filters=new),
                 CommandHandler("why", self.why, filters=new),
+                CommandHandler("privacy", self.privacy, filters=new),
+                CommandHandler("forget", self.forget, filters=new),
                 CallbackQueryHandler(self.on_why_button, pattern=f"^{WHY_BUTTON_DATA}$"),
+                CallbackQueryHandler(self.on_vote, pattern="^vote:"),
+                CallbackQueryHandler(self.on_unknown_button),
                 MessageHandler(new & (filters.PHOTO | IMAGE_DOCUMENT), self.on_picture),
                 # In groups, other files are none of our business: silence.
                 MessageHandler(new & private & filters.Document.ALL, self.on_other_document),
@@ -209,10 +240,7 @@ class BotHandlers:
         message the verdict replies to."""
         query = update.callback_query
         assert query is not None
-        try:  # stops the button's spinner; the picture itself comes as a message
-            await query.answer()
-        except TelegramError as exc:
-            log.warning("could not answer the button %s", fields(error=exc))
+        await _answer_button(query, None)  # the picture itself comes as a message
         verdict = query.message
         if not isinstance(verdict, Message):
             return  # too old for Telegram to show us: nothing to reply to
@@ -249,11 +277,98 @@ class BotHandlers:
         return outcome
 
     async def answer(self, update: Update, message: Message, photo: Photo, *, source: str) -> None:
-        """Judge one picture and reply to it; every outcome gets a sentence."""
+        """Judge one picture and reply to it; every outcome gets a sentence, a verdict its
+        buttons."""
         outcome = await self.judge(update, message, photo, source)
-        markup = self.why_markup if isinstance(outcome, Judged) else None
-        await self.reply(message, self.text(outcome), markup=markup)
+        markup = self.buttons() if isinstance(outcome, Judged) else None
+        sent = await self.reply(message, self.text(outcome), markup=markup)
         self.metrics.observe(outcome)
+        if sent is not None and self.store is not None and isinstance(outcome, Judged):
+            self.predictions[(sent.chat.id, sent.message_id)] = Prediction(photo, outcome.verdict)
+            if len(self.predictions) > KEEP_PREDICTIONS:
+                self.predictions.popitem(last=False)
+
+    def buttons(self, votes: tuple[int, int] | None = None) -> InlineKeyboardMarkup | None:
+        """Under a verdict: "Right"/"Wrong" (with the votes so far, once there are some) and
+        "Why?", as the settings ask."""
+        rows = []
+        if self.store is not None:
+            texts = replies.vote_buttons(votes)
+            rows.append([InlineKeyboardButton(text, callback_data=data)
+                         for text, data in zip(texts, VOTE_DATA, strict=True)])  # fmt: skip
+        if self.show_why:
+            rows.append([InlineKeyboardButton(replies.why_button(), callback_data=WHY_BUTTON_DATA)])
+        return InlineKeyboardMarkup(rows) if rows else None
+
+    # --- feedback -----------------------------------------------------------------------
+
+    async def on_vote(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A press on "Right" or "Wrong": kept (a second press changes the vote), answered at
+        once, and the buttons show the votes so far."""
+        query = update.callback_query
+        assert query is not None
+        right = VOTE_DATA.get(query.data or "")
+        message = query.message
+        if right is None or self.store is None or not isinstance(message, Message):
+            await self.on_unknown_button(update, context)
+            return
+        prediction = self.predictions.get((message.chat.id, message.message_id))
+        if prediction is None:  # sent before a restart, or by another replica: look again
+            photo = photo_in(message.reply_to_message, self.pipeline.spec.input_size)
+            outcome = await self.pipeline.judge(photo) if photo is not None else None
+            if photo is None or not isinstance(outcome, Judged):
+                await _answer_button(query, replies.photo_gone())
+                return
+            prediction = Prediction(photo, outcome.verdict)
+        vote = self.vote(prediction, message.chat.type, query.from_user.id, right)
+        try:
+            counts = await self.store.run(self.store.record, vote)
+        except StoreError as exc:
+            log.warning("vote not saved %s", fields(error=type(exc).__name__, detail=exc))
+            await _answer_button(query, replies.vote_not_saved())
+            return
+        self.metrics.votes.labels(vote="right" if right else "wrong").inc()
+        await _answer_button(query, replies.vote_thanks())
+        try:
+            await with_retries(lambda: message.edit_reply_markup(self.buttons(counts)),
+                               "editMessageReplyMarkup")  # fmt: skip
+        except BadRequest as exc:  # "message is not modified": the same counts already shown
+            log.debug("buttons not updated: %s", exc)
+
+    def vote(self, prediction: Prediction, chat_type: str, user_id: int, right: bool) -> Vote:
+        spec, verdict = self.pipeline.spec, prediction.verdict
+        label: str | None = verdict.label
+        if not right:  # the other label, when there is only one other
+            others = [name for name in spec.labels if name != verdict.label]
+            label = others[0] if len(others) == 1 else None
+        return Vote(file_unique_id=prediction.photo.unique_id, file_id=prediction.photo.file_id,
+                    chat_type=chat_type, user_id=user_id, model_name=spec.name,
+                    model_version=spec.version, p_positive=verdict.p_positive,
+                    verdict=verdict.label, right=right, label=label)  # fmt: skip
+
+    async def on_unknown_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button this bot did not make (or made before it changed): said so, no error."""
+        assert update.callback_query is not None
+        log.info("unknown button %s", fields(data=update.callback_query.data))
+        await _answer_button(update.callback_query, replies.unknown_button())
+
+    async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.reply(_message(update), replies.privacy(self.store is not None))
+
+    async def forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/forget``: every vote of this user deleted, and how many there were."""
+        message, user = _message(update), update.effective_user
+        if self.store is None or user is None:
+            await self.reply(message, replies.forgotten(0))
+            return
+        try:
+            deleted = await self.store.run(self.store.forget, user.id)
+        except StoreError as exc:
+            log.warning("forget failed %s", fields(error=type(exc).__name__, detail=exc))
+            await self.reply(message, replies.vote_not_saved())
+            return
+        log.info("forgot %s", fields(votes=deleted))
+        await self.reply(message, replies.forgotten(deleted))
 
     async def answer_album(self, first: Message, outcomes: Sequence[Outcome | None]) -> None:
         """One reply to the album's first picture, each picture's verdict in order."""
@@ -337,6 +452,15 @@ class BotHandlers:
                 await self.reply(message, replies.failed())
             except TelegramError as exc:
                 log.error("could not tell the user %s", fields(update_id=update_id, error=exc))
+
+
+async def _answer_button(query: CallbackQuery, text: str | None) -> None:
+    """Answer a press (its spinner stops and ``text`` pops up); a failure is only logged: the
+    press may be too old for Telegram to take an answer."""
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        log.warning("could not answer the button %s", fields(error=exc))
 
 
 def _message(update: Update) -> Message:

@@ -43,6 +43,8 @@ class BotMetrics:
         self.unreadable = _counter(
             "unreadable_inputs", "Files that could not be decoded as an image.", r
         )
+        self.votes = Counter("nothotdog_votes", "Feedback votes kept: was the verdict right?",
+                             ["vote"], registry=r)  # fmt: skip
         self.errors = _counter("errors", "Updates whose handling failed with an error.", r)
         self.explained = _counter(
             "heatmaps_sent", "/why pictures sent (the command or the button).", r

@@ -81,6 +81,7 @@ class Photo:
     file_id: str
     size: int | None = None  # as declared; None when Telegram did not say
     preview: Photo | None = None  # Telegram's thumbnail of an image document
+    unique_id: str = ""  # the same for every bot and over time (file_id is neither)
 
 
 @dataclass(frozen=True)

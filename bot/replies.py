@@ -14,6 +14,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("about", "The model: name, version, labels, accuracy"),
     ("hotdog", "Reply to a photo with this to classify it"),
     ("why", "Reply to a photo with this to see where I saw the hot dog"),
+    ("privacy", "What I keep when you tell me I was right or wrong"),
+    ("forget", "Delete everything I kept from you"),
 )
 
 
@@ -71,7 +73,8 @@ def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
         "hot dog to me.\n"
         f"• Files up to {max_file_mb} MB (bigger ones: I judge Telegram's preview); I look at "
         "the whole picture, nothing is stored.\n\n"
-        "/about - which model answers, and how accurate it is"
+        "/about - which model answers, and how accurate it is\n"
+        "/privacy - what I keep when you vote 👍 or 👎; /forget deletes it"
     )
 
 
@@ -131,6 +134,44 @@ def find_accuracy(metrics: Mapping[str, object]) -> float | None:
             if found is not None:
                 return found
     return None
+
+
+def vote_buttons(votes: tuple[int, int] | None = None) -> tuple[str, str]:
+    """The two feedback buttons, with the votes so far once there are any."""
+    if votes is None:
+        return "👍 Right", "👎 Wrong"
+    return f"👍 Right · {votes[0]}", f"👎 Wrong · {votes[1]}"
+
+
+def vote_thanks() -> str:
+    return "Thanks, noted! (/privacy says what I keep)"
+
+
+def vote_not_saved() -> str:
+    return "😕 I couldn't save that right now. Please try again later."
+
+
+def unknown_button() -> str:
+    return "🤷 That button isn't one of mine (any more)."
+
+
+def privacy(feedback: bool) -> str:
+    if not feedback:
+        return ("🔒 I look at your photos in memory and forget them: nothing about you or your "
+                "photos is stored.")  # fmt: skip
+    return (
+        "🔒 I look at your photos in memory and forget them. Only when you press 👍 or 👎 under "
+        "a verdict do I keep a note of it: the photo's Telegram file id (not the photo), the "
+        "kind of chat, a scrambled (salted hash) form of your user id, which model answered, "
+        "its verdict and how sure it was, your vote and the time. They help train a better "
+        "model. /forget deletes all of yours."
+    )
+
+
+def forgotten(count: int) -> str:
+    if count == 0:
+        return "🧹 I had nothing of yours to delete."
+    return f"🧹 Done: deleted your {count} vote{'s' if count != 1 else ''}."
 
 
 def why_usage() -> str:

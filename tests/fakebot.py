@@ -622,6 +622,17 @@ class FakeTelegram:
     async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         return True
 
+    async def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The new buttons on a message the bot sent; Telegram refuses a change to nothing."""
+        message = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if message is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        if markup == message.get("reply_markup"):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        message["reply_markup"] = markup
+        return message
+
     async def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
         return True
 

@@ -49,8 +49,9 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-def settings(telegram: FakeTelegram, tiny_model_path: Path) -> Settings:
+def settings(telegram: FakeTelegram, tiny_model_path: Path, tmp_path: Path) -> Settings:
     return Settings(
+        database_url=f"sqlite:///{tmp_path}/votes.sqlite3",
         token=telegram.token,
         model_path=tiny_model_path,
         base_url=telegram.base_url,

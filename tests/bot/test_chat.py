@@ -285,7 +285,8 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     telegram.can_read_all_group_messages = False
     with caplog.at_level(logging.INFO, logger="nothotdog.bot"):
         await start_bot()
-    assert [c["command"] for c in telegram.commands] == ["start", "help", "about", "hotdog", "why"]
+    assert [c["command"] for c in telegram.commands] == [
+        "start", "help", "about", "hotdog", "why", "privacy", "forget"]
     assert telegram.calls_to("deleteWebhook")  # polling mode clears any old webhook
     assert "Group privacy mode is ON" in caplog.text
     assert "Group Privacy > Turn off" in caplog.text
