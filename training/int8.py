@@ -1,13 +1,12 @@
 """Keras to ONNX, and static int8 quantization: the frozen trunk's feature cache runs on them,
 and export builds the shipped file with them (export imports training, never the reverse).
 
-Why the cache uses int8 by default (``--trunk-runtime onnx-int8``): on a 2-core AVX-512 VNNI
-CPU, VGG16 up to ``block4_pool`` costs about 260 ms a photo in Keras and 97 ms as int8
-onnxruntime, the difference between a run that fits in an hour and one that does not; and the
-shipped model is int8 too, calibrated the same way, so the layers trained on top learn from
-activations close to the bot's. The recipe is onnxruntime's: ``quant_pre_process``, then
-``quantize_static`` (QDQ, per-channel int8 weights) calibrated on real training photos. Heavy
-imports wait inside the functions, so the commands show these defaults quickly.
+Why the cache uses int8 by default (``--trunk-runtime onnx-int8``): on CPU, int8 onnxruntime
+runs VGG16's frozen blocks several times faster than Keras, and the shipped model is int8 too,
+calibrated the same way, so the layers trained on top learn from activations close to the
+bot's. The recipe is onnxruntime's: ``quant_pre_process``, then ``quantize_static`` (QDQ,
+per-channel int8 weights) calibrated on real training photos. Heavy imports wait inside the
+functions, so the commands show these defaults quickly.
 """
 
 from __future__ import annotations
@@ -239,6 +238,7 @@ def quantize_int8(
     writes to a temporary folder inside ``workdir``, gone on return.
     """
     import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if settings.activations not in ACTIVATION_CHOICES:
@@ -250,12 +250,27 @@ def quantize_int8(
     for i, node in enumerate(proto.graph.node):  # quantize_static excludes nodes by name
         node.name = node.name or f"{node.op_type}_{i}"
     exclude = excluded_nodes(proto, settings.exclude)
+    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
     first = [n for n in proto.graph.node if pixels and pixels in n.input and n.name not in exclude]
+    if first:
+        # The convolution reading pixel values: quantize them as themselves, so the
+        # QuantizeLinear is the identity that export.convert.feed_uint8 removes. Its weights get
+        # 7 bits: CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two
+        # bright pixels (255) times two full-range weights (127) overflow it; 255 * 63 * 2 does
+        # not. Later layers read ReLU outputs spread over the uint8 range: 8-bit weights.
+        one = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
+        seven_bits = {"axis": 0, "reduce_range": True}
+        extra["TensorQuantOverrides"] = {pixels: [one], first[0].input[1]: [seven_bits]}
+    activations = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[settings.activations]
     with tempfile.TemporaryDirectory(dir=workdir, prefix="quantized-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
         try:
-            _quantize_static(proto, quantized, reader, settings, exclude,
-                             pixels if first else None, first[0].input[1] if first else None)
+            quantize_static(
+                proto, str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=activations, weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                extra_options=extra,
+            )  # fmt: skip
         except ValueError as exc:  # onnxruntime: "No data is collected."
             if reader.used == 0:
                 raise QuantizationError("no calibration image could be decoded") from exc
@@ -268,30 +283,6 @@ def quantize_int8(
         excluded_nodes=exclude,
         seconds=time.perf_counter() - started,
     )
-
-
-def _quantize_static(
-    prepared, out_path: Path, reader: ExampleReader, settings: QuantSettings,
-    exclude: list[str], pixels: str | None, weights: str | None,
-) -> None:  # fmt: skip
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
-    if pixels and weights:
-        # The convolution reading pixel values: quantize them as themselves, so the
-        # QuantizeLinear is the identity that export.convert.feed_uint8 removes. Its weights get
-        # 7 bits: CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two
-        # bright pixels (255) times two full-range weights (127) overflow it; 255 * 63 * 2 does
-        # not. Later layers read ReLU outputs spread over the uint8 range: 8-bit weights.
-        one = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
-        seven_bits = {"axis": 0, "reduce_range": True}
-        extra["TensorQuantOverrides"] = {pixels: [one], weights: [seven_bits]}
-    activations = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[settings.activations]
-    quantize_static(
-        prepared, str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=activations, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-        calibrate_method=CalibrationMethod.MinMax, extra_options=extra,
-    )  # fmt: skip
 
 
 def int8_trunk(trunk, calibration: Sequence[Example], workdir: Path,
