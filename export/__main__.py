@@ -86,13 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     # What ends as a failed export (exit 1, the reason in the summary), not as a traceback.
     expected = (RunFolderError, DatasetError, ConversionError, ParityError,
                 int8.QuantizationError, ModelLoadError)  # fmt: skip
-    opts = ExportOptions(
-        source=args.source, out=args.out, quantize=args.quantize, calibration=args.calibration,
-        check=args.check, max_drop=args.max_drop, parity_images=args.parity_images,
-        tolerance=args.tolerance, opset=args.opset, model_version=args.model_version,
-        quant=int8.QuantSettings(calibration_images=args.calibration_images, seed=args.seed,
-                                 exclude=args.exclude, activations=args.activations),
-    )  # fmt: skip
+    # Every option is named like its ExportOptions or QuantSettings field.
+    a = vars(args)
+    quant = {k: a.pop(k) for k in ("calibration_images", "seed", "exclude", "activations")}
+    opts = ExportOptions(**a, quant=int8.QuantSettings(**quant))
     summary: dict[str, Any] = {"command": [PROG, *(sys.argv[1:] if argv is None else argv)]}
     started = time.perf_counter()
     try:

@@ -161,10 +161,8 @@ def _note(message: str) -> None:
 
 
 def default_out_dir(model_path: Path, data_dir: Path) -> Path:
-    """``RUN/eval-DATA`` for a run folder, ``MODEL_STEM-eval-DATA`` beside a model file.
-
-    DATA is the data folder's name, prefixed by its parent's when it is a split such as ``val``.
-    """
+    """``RUN/eval-DATA`` for a run folder, ``MODEL_STEM-eval-DATA`` beside a model file; DATA is
+    the data folder's name, prefixed by its parent's when it is a split such as ``val``."""
     data = data_dir.resolve()
     name = data.name if data.parent.name in ("", "/") else f"{data.parent.name}-{data.name}"
     if model_path.is_dir():
@@ -246,7 +244,7 @@ def shortfalls(metrics: dict, min_accuracy: float | None, min_source: float | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 bad input)."""
+    """Command-line entry point; returns the exit status (0 ok, 1 bad input, 3 below a bar)."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
@@ -307,13 +305,9 @@ def write_evaluation(
     history: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     heatmap: HeatmapFn | None = None,
 ) -> dict[str, object]:  # fmt: skip
-    """Compute the metrics (overall and per source tag), write them and the plots, return them.
-
-    Writes ``metrics.json``, ``confusion_matrix.png``, ``roc_curve.png``, ``worst_mistakes.png``
-    and, when ``history`` is given, ``training_curves.png`` into ``out_dir`` (created if needed).
-    With ``heatmap`` (a model with a heatmap output) the worst mistakes show where it looked.
-    The returned dict is exactly what ``metrics.json`` holds.
-    """
+    """Compute the metrics (overall and per source tag), write ``metrics.json`` and the plots
+    into ``out_dir`` (the training curves only given ``history``; the worst mistakes with their
+    heatmaps given ``heatmap``), and return exactly what ``metrics.json`` holds."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = list(labels)
@@ -340,10 +334,8 @@ def _cell(value: object) -> str:
 
 
 def format_summary(metrics: Mapping[str, object]) -> str:
-    """A short plain-text table: the overall line, then one line per source tag.
-
-    ``-`` marks a figure that is undefined for that group (e.g. recall with no positive example).
-    """
+    """A short plain-text table: the overall line, then one line per source tag; ``-`` marks a
+    figure that is undefined for that group (e.g. recall with no positive example)."""
     rows = [("overall", metrics), *sorted(dict(metrics.get("per_source") or {}).items())]
     width = max(len("source"), *(len(name) for name, _ in rows))
     header = f"{'source':<{width}}  {'n':>6}  {'accuracy':>8}  {'precision':>9}  {'recall':>6}"
@@ -374,11 +366,8 @@ def _message(path: str | Path, text: str, size: tuple[float, float] = (4, 3)) ->
 
 
 def plot_history(history: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path) -> Path:
-    """Loss and accuracy per epoch, phases end to end, a dashed line where each later phase starts.
-
-    ``history`` is ``{"phase1": {"loss": [...], "val_loss": [...], ...}, "phase2": {...}}``;
-    phases are drawn in the mapping's order, missing series are skipped.
-    """
+    """Loss and accuracy per epoch of ``{"phase1": {"loss": [...], "val_loss": [...]}, ...}``,
+    phases end to end in the mapping's order, a dotted line where each later phase starts."""
     panels = [key for key in ("loss", "accuracy")
               if any(key in h or f"val_{key}" in h for h in history.values())]  # fmt: skip
     if not panels:
@@ -466,10 +455,8 @@ def plot_worst_mistakes(
     threshold: float, path: str | Path, n: int = 16, heatmap: HeatmapFn | None = None,
 ) -> Path:  # fmt: skip
     """A grid of the ``n`` most confidently wrong images: what the model needs to learn next.
-
-    Each title gives the true label, P(positive) and the source tag; unreadable files show grey.
-    With ``heatmap`` each image carries it, drawn as /why draws it: what fooled the model.
-    """
+    Titles give the true label, P(positive) and source tag; unreadable files show grey. With
+    ``heatmap`` each image carries it, drawn as /why draws it: what fooled the model."""
     y_true = np.array([e.label for e in examples], dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     wrong = np.flatnonzero(predict_labels(probs, labels, positive_label, threshold) != y_true)
