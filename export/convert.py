@@ -250,11 +250,9 @@ def _padded_pixels(graph: onnx.GraphProto, out: str, pads: list[int],
 
 
 def feed_uint8(proto: onnx.ModelProto) -> None:
-    """In a quantized folded model, let the int8 section read the uint8 image directly.
-
-    The float padding feeds one QuantizeLinear of scale 1 and zero point 0, which maps the
-    integer pixel values to themselves: replace that chain by the same padding on uint8.
-    """
+    """In a quantized folded model, let the int8 section read the uint8 image directly: the
+    float padding feeds one QuantizeLinear of scale 1 and zero point 0, which maps integer
+    pixel values to themselves, so that chain becomes the same padding done on uint8."""
     graph = proto.graph
     inits = {t.name: t for t in graph.initializer}
     quant = [i for i, n in enumerate(graph.node)

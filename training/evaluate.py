@@ -23,7 +23,7 @@ from PIL import Image
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from tqdm import tqdm
 
-from nothotdog.contract import INPUT_SIZE, ImageDecodeError, layout, load_image_file
+from nothotdog.contract import INPUT_SIZE, ImageDecodeError, MetaKey, layout, load_image_file
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError, Example, list_examples
 from nothotdog.contract.heatmap import overlay
@@ -34,7 +34,7 @@ from nothotdog.training.metrics import compute_metrics, predict_labels, roc_auc
 PredictFn = Callable[[np.ndarray], np.ndarray]
 # One image's file to the model's raw heatmap (contract.heatmap), when the model has one.
 HeatmapFn = Callable[[Path], np.ndarray]
-DPI = 100
+DPI = 100  # small PNGs, for a glance in a file browser or a pull request
 THUMBNAIL = 128  # pixels; thumbnails go through the contract's decode, like the model's input
 WORST_MISTAKES_SHOWN = 16
 
@@ -208,8 +208,6 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     """Write a compact copy of ``metrics`` into the ONNX file's metadata (graph untouched)."""
     import onnx
 
-    from nothotdog.contract import MetaKey
-
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")
 
@@ -274,10 +272,6 @@ def _run(args: argparse.Namespace) -> int:
         _note(f"ignoring folders that are not model labels: {extra}")
     probs = predict_examples(model.predict, examples, args.batch_size,
                              progress=not args.no_progress, size=model.input_size)  # fmt: skip
-    if probs.shape[1] != len(model.labels):
-        raise EvaluationError(
-            f"the model returned {probs.shape[1]} columns for {len(model.labels)} labels"
-        )
     out = args.out or default_out_dir(args.model, args.data_dir)
     metrics = write_evaluation(out, [e.label for e in examples], probs, examples, model.labels,
                                model.positive_label, threshold, heatmap=model.heatmap)  # fmt: skip
@@ -313,8 +307,6 @@ def write_evaluation(
     labels = list(labels)
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(probs, dtype=np.float64)
-    if len(examples) != y.size:
-        raise ValueError(f"got {len(examples)} examples for {y.size} labels")
     metrics = compute_metrics(
         y, p, labels, positive_label, threshold, sources=[e.source for e in examples]
     )

@@ -76,10 +76,9 @@ class QuantSettings:
 def keras_to_onnx(model, size: int = INPUT_SIZE, opset: int = DEFAULT_OPSET):
     """``model`` (uint8 image in) as a float32 ONNX graph, whatever precision it was built in.
 
-    tf2onnx traces the model through a ``tf.function`` given an explicit uint8
-    ``input_signature`` (with Keras 3 it cannot read the input specs itself): no SavedModel
-    on disk, the input stays uint8, so the in-graph preprocessing travels into the file, and
-    the batch dimension stays dynamic.
+    tf2onnx traces it through a ``tf.function`` with an explicit uint8 ``input_signature``
+    (with Keras 3 it cannot read the input specs itself): no SavedModel on disk, the input
+    stays uint8 (the in-graph preprocessing travels into the file), the batch stays dynamic.
     """
     import tensorflow as tf
     import tf2onnx
@@ -142,7 +141,7 @@ def stratified_sample(examples: Sequence[Example], n: int, seed: int = 0) -> lis
 class ExampleReader:
     """onnxruntime's calibration data reader (its protocol is ``get_next``): batches decoded
     on demand, so a few hundred photos never sit in memory at once; undecodable files are
-    skipped and counted. ``size`` is the side the images are decoded to."""
+    skipped and counted."""
 
     def __init__(self, examples: Sequence[Example], size: int = INPUT_SIZE) -> None:
         self.used = 0
@@ -169,10 +168,8 @@ def parse_exclude(which: str) -> tuple[str, ...]:
 
 
 def ancestors(nodes: Sequence[Any], targets: Iterable[str]) -> set[int]:
-    """Positions in ``nodes`` of the nodes that compute ``targets``, directly or through others.
-
-    Positions rather than nodes: protobuf messages are unhashable, so they cannot go in a set.
-    """
+    """Positions in ``nodes`` of the nodes that compute ``targets``, directly or through others
+    (positions, because protobuf messages are unhashable and cannot go in a set)."""
     producer = {out: i for i, node in enumerate(nodes) for out in node.output}
     seen: set[int] = set()
     todo = [producer[t] for t in targets if t in producer]
@@ -234,8 +231,7 @@ def quantize_int8(
 
     ``pixels``: a float tensor that holds plain pixel values (export.convert's padded image);
     it is quantized as itself (scale 1, zero point 0), so the caller can feed it uint8.
-    onnxruntime's shape inference writes the prepared model to ``workdir``; quantize_static
-    writes to a temporary folder inside ``workdir``, gone on return.
+    Intermediate files go to ``workdir``.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

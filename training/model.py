@@ -161,12 +161,10 @@ class ViewSampler(keras.utils.PyDataset):
 
 
 def feature_augmentation(zoom: float) -> list[keras.layers.Layer]:
-    """Random zoom and shift of the cached feature maps, active only while fitting.
-
-    Convolutions commute with translation, so shifting or zooming a ``block4_pool`` map is
-    close to cropping the photo before the trunk: a cheap stand-in for more augmented views,
-    each of which would cost a full trunk pass per photo.
-    """
+    """Random zoom and shift of the cached feature maps, active only while fitting. Convolutions
+    commute with translation, so shifting or zooming a ``block4_pool`` map is close to cropping
+    the photo before the trunk: a cheap stand-in for more augmented views, each of which would
+    cost a full trunk pass per photo."""
     if zoom <= 0:
         return []
     return [
