@@ -61,15 +61,12 @@ def run_with_extra(prog: str, target: str, argv: Sequence[str] | None = None) ->
 
 
 def train() -> int:
-    """``nothotdog-train``."""
     return run_with_extra("nothotdog-train", "nothotdog.training.__main__:main")
 
 
 def evaluate() -> int:
-    """``nothotdog-eval``."""
     return run_with_extra("nothotdog-eval", "nothotdog.training.evaluate:main")
 
 
 def export() -> int:
-    """``nothotdog-export``."""
     return run_with_extra("nothotdog-export", "nothotdog.export.__main__:main")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +39,7 @@ def class_names(root: str | Path) -> list[str]:
     return names
 
 
-def list_examples(
-    root: str | Path, labels: list[str] | tuple[str, ...] | None = None
-) -> list[Example]:
+def list_examples(root: str | Path, labels: Sequence[str] | None = None) -> list[Example]:
     """All images under ``root/<label>/``, sorted, labelled by the index of ``labels``."""
     root = Path(root)
     labels = list(labels) if labels is not None else class_names(root)

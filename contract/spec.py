@@ -97,20 +97,18 @@ class ModelSpec:
         return self.labels[index], float(probabilities[index])
 
     def to_metadata(self) -> dict[str, str]:
-        meta = dict(self.extra)
-        meta.update(
-            {
-                MetaKey.LABELS: json.dumps(list(self.labels)),
-                MetaKey.POSITIVE_LABEL: self.positive_label,
-                MetaKey.THRESHOLD: repr(float(self.threshold)),
-                MetaKey.INPUT_SIZE: str(self.input_size),
-                MetaKey.INPUT_LAYOUT: INPUT_LAYOUT,
-                MetaKey.RESIZE: self.resize,
-                MetaKey.MODEL_NAME: self.name,
-                MetaKey.MODEL_VERSION: self.version,
-                MetaKey.METRICS: json.dumps(dict(self.metrics), sort_keys=True),
-            }
-        )
+        meta = {
+            **self.extra,
+            MetaKey.LABELS: json.dumps(list(self.labels)),
+            MetaKey.POSITIVE_LABEL: self.positive_label,
+            MetaKey.THRESHOLD: repr(float(self.threshold)),
+            MetaKey.INPUT_SIZE: str(self.input_size),
+            MetaKey.INPUT_LAYOUT: INPUT_LAYOUT,
+            MetaKey.RESIZE: self.resize,
+            MetaKey.MODEL_NAME: self.name,
+            MetaKey.MODEL_VERSION: self.version,
+            MetaKey.METRICS: json.dumps(dict(self.metrics), sort_keys=True),
+        }
         if self.test_metrics:
             meta[MetaKey.TEST_METRICS] = json.dumps(dict(self.test_metrics), sort_keys=True)
         return meta

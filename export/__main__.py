@@ -86,33 +86,27 @@ def main(argv: list[str] | None = None) -> int:
     # What ends as a failed export (exit 1, the reason in the summary), not as a traceback.
     expected = (RunFolderError, DatasetError, ConversionError, ParityError,
                 int8.QuantizationError, ModelLoadError)  # fmt: skip
-    opts = ExportOptions(
-        source=args.source, out=args.out, quantize=args.quantize, calibration=args.calibration,
-        check=args.check, max_drop=args.max_drop, parity_images=args.parity_images,
-        tolerance=args.tolerance, opset=args.opset, model_version=args.model_version,
-        quant=int8.QuantSettings(calibration_images=args.calibration_images, seed=args.seed,
-                                 exclude=args.exclude, activations=args.activations),
-    )  # fmt: skip
+    # Every option is named like its ExportOptions or QuantSettings field.
+    a = vars(args)
+    quant = {k: a.pop(k) for k in ("calibration_images", "seed", "exclude", "activations")}
+    opts = ExportOptions(**a, quant=int8.QuantSettings(**quant))
     summary: dict[str, Any] = {"command": [PROG, *(sys.argv[1:] if argv is None else argv)]}
     started = time.perf_counter()
     try:
         run_export(opts, summary, log)
+        summary["status"] = "ok"
     except expected as exc:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        write_summary(opts.summary_path, summary, started)
-        print(f"[export] FAILED: {summary['error']}", file=sys.stderr, flush=True)
-        log(f"nothing written at {opts.out}; figures in {opts.summary_path}")
-        return 1
-    summary["status"] = "ok"
-    write_summary(opts.summary_path, summary, started)
-    log(f"done in {summary['seconds']:.0f}s; summary {opts.summary_path}")
-    return 0
-
-
-def write_summary(path: Path, summary: dict[str, Any], started: float) -> None:
     summary["seconds"] = round(time.perf_counter() - started, 1)
+    path = opts.summary_path  # written also when a check failed: it holds what was measured
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    if summary["status"] == "failed":
+        print(f"[export] FAILED: {summary['error']}", file=sys.stderr, flush=True)
+        log(f"nothing written at {opts.out}; figures in {path}")
+        return 1
+    log(f"done in {summary['seconds']:.0f}s; summary {path}")
+    return 0
 
 
 if __name__ == "__main__":

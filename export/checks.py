@@ -95,12 +95,12 @@ def compare(
     if reference.shape != candidate.shape:
         raise ParityError(f"output shapes differ: Keras {reference.shape}, ONNX {candidate.shape}")
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64)).max(axis=1)
-    ref_labels = [spec.verdict(row)[0] for row in reference]
-    cand_labels = [spec.verdict(row)[0] for row in candidate]
-    mismatched = [i for i, (a, b) in enumerate(zip(ref_labels, cand_labels, strict=True)) if a != b]
+    ref_labels, cand_labels = spec.decide(reference), spec.decide(candidate)
+    mismatched = np.flatnonzero(ref_labels != cand_labels).tolist()
     shown = sorted({*np.argsort(-diff)[:3].tolist(), *mismatched[:5]}, key=lambda i: -diff[i])
     worst = [{"image": names[i] if names else i, "abs_diff": float(diff[i]),
-              "keras": ref_labels[i], "onnx": cand_labels[i]} for i in shown]  # fmt: skip
+              "keras": spec.labels[ref_labels[i]], "onnx": spec.labels[cand_labels[i]]}
+             for i in shown]  # fmt: skip
     mean = float(diff.mean()) if len(diff) else 0.0
     return ParityReport(len(reference), source, float(diff.max(initial=0.0)), mean,
                         len(mismatched), tolerance, worst)  # fmt: skip
@@ -113,9 +113,8 @@ def check_parity(
     """Run both and raise ParityError, with the worst images named, when they disagree."""
     if len(images) == 0:
         raise ParityError("no images to check parity on")
-    reference = keras_probabilities(model, images)
-    report = compare(reference, onnx_probabilities(session, images), spec, source, names,
-                     tolerance)  # fmt: skip
+    report = compare(keras_probabilities(model, images), onnx_probabilities(session, images),
+                     spec, source, names, tolerance)
     if not report.ok:
         raise ParityError(
             f"ONNX does not match Keras on {source} ({report.images} images): max |Δp| "

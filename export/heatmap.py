@@ -80,14 +80,6 @@ def _array(name: str, inits: dict[str, onnx.TensorProto], what: str) -> np.ndarr
     return numpy_helper.to_array(inits[name]).astype(np.float64)
 
 
-def class_direction(classes: int, positive: int) -> np.ndarray:
-    """The logit combination the map shows: positive minus the mean of the others
-    (for two classes, the log-odds of the positive class)."""
-    direction = np.full(classes, -1.0 / (classes - 1))
-    direction[positive] = 1.0
-    return direction
-
-
 def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     """Add the ``heatmap`` output to ``proto`` in place; return ``spec`` saying so."""
     graph = proto.graph
@@ -97,7 +89,10 @@ def add_heatmap(proto: onnx.ModelProto, spec: ModelSpec) -> ModelSpec:
     channels, classes = head.weights.shape
     if classes != len(spec.labels):
         raise HeatmapError(f"the dense layer has {classes} outputs for {len(spec.labels)} labels")
-    direction = class_direction(classes, spec.positive_index)
+    # The logit combination the map shows: positive minus the mean of the others (for two
+    # classes, the log-odds of the positive class).
+    direction = np.full(classes, -1.0 / (classes - 1))
+    direction[spec.positive_index] = 1.0
     weights = (head.weights @ direction).astype(np.float32).reshape([1, channels, 1, 1])
     bias = np.float32(head.bias @ direction)
     graph.initializer.extend([

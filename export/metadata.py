@@ -63,11 +63,9 @@ def read_run(path: str | Path) -> TrainedRun:
 
 
 def weights_sha256(weights: list[np.ndarray]) -> str:
-    """SHA-256 over the float32 weights in model order (C-order, little-endian bytes).
-
-    Hashing the numbers rather than the .keras zip makes it independent of the container
-    (timestamps, re-saves), so two files from the same weights carry the same hash.
-    """
+    """SHA-256 over the float32 weights in model order (C-order, little-endian bytes): the
+    numbers rather than the .keras zip, so two files with the same weights (re-saved, other
+    timestamps) carry the same hash."""
     digest = hashlib.sha256()
     for weight in weights:
         array = np.ascontiguousarray(weight, dtype="<f4")

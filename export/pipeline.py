@@ -128,8 +128,7 @@ def _check_parity(
     if opts.check is not None:
         examples = _sample(opts.check, spec.labels, opts.parity_images)
         images, _, skipped = int8.decode_examples(examples)
-        bad = set(skipped)
-        names: list[str] | None = [str(e.path) for e in examples if e.path not in bad]
+        names: list[str] | None = [str(e.path) for e in examples if e.path not in skipped]
         source = str(opts.check)
     else:
         images, names, source = checks.generated_images(), None, "generated"
@@ -158,8 +157,8 @@ def quantize_and_gate(
     log(f"quantizing: quant_pre_process, then calibration on {len(examples)} images sampled "
         f"from {opts.calibration} by class and source (seed {settings.seed})")
     int8_first_conv = "first_conv" not in int8.parse_exclude(settings.exclude)
-    reader, pixels = int8.ExampleReader(examples), convert.PADDED
-    proto, result = int8.quantize_int8(opts.float32_path, reader, settings, work, pixels=pixels)
+    proto, result = int8.quantize_int8(opts.float32_path, int8.ExampleReader(examples), settings,
+                                       work, pixels=convert.PADDED)  # fmt: skip
     if int8_first_conv:
         convert.feed_uint8(proto)  # the int8 convolutions read the uint8 image itself
     metadata.write_metadata(proto, metadata.with_quantization(spec, result.description))

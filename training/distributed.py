@@ -26,13 +26,13 @@ def multi_worker_strategy():
     """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, with Keras's fit made to work on it."""
     import tensorflow as tf
 
-    _configure_coordination(HEARTBEAT_TIMEOUT_S)
+    _configure_coordination()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     _patch_keras()
     return strategy
 
 
-def _configure_coordination(heartbeat_timeout_s: int) -> None:
+def _configure_coordination() -> None:
     """What the strategy would configure itself (it leaves a configured service alone), with
     a longer heartbeat timeout."""
     import tensorflow as tf
@@ -50,7 +50,7 @@ def _configure_coordination(heartbeat_timeout_s: int) -> None:
         service_type="standalone",
         service_leader=multi_worker_util.coordination_leader(spec),
         coordinated_jobs=jobs,
-        heartbeat_timeout_in_ms=heartbeat_timeout_s * 1000,
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
     )
 
 
@@ -62,11 +62,8 @@ def local_predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
         return model.predict(x, batch_size=batch_size, verbose=0)
     if len(x) == 0:
         return np.zeros((0, *model.output.shape[1:]), np.float32)
-    parts = [
-        np.asarray(model(x[start : start + batch_size], training=False))
-        for start in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(parts)
+    return np.concatenate([np.asarray(model(x[start : start + batch_size], training=False))
+                           for start in range(0, len(x), batch_size)])  # fmt: skip
 
 
 def _multi_worker(strategy) -> bool:

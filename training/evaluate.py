@@ -1,12 +1,10 @@
 """Evaluation: the report (metrics JSON, PNG plots, a text summary) and ``nothotdog-eval``.
 
-Training (after each phase) and ``nothotdog-eval MODEL DATA_DIR`` (any model form: Keras after
-training, float32 ONNX, int8 ONNX, on any labelled folder) both call ``write_evaluation``, so
-their numbers and pictures are comparable by construction. The ONNX path never imports
-TensorFlow: it must run where only the bot's dependencies are installed; Keras is imported
-lazily, only for a Keras model. Figures are built on ``matplotlib.figure.Figure`` and saved with
-the Agg renderer, never through pyplot: no global backend state, no display, thread-safe. Small
-PNGs (100 dpi), for a glance in a file browser or a pull request.
+Training (after each phase) and ``nothotdog-eval MODEL DATA_DIR`` (any model form, any
+labelled folder) both call ``write_evaluation``, so their numbers and pictures are comparable by
+construction. The ONNX path never imports TensorFlow: it must run where only the bot's
+dependencies are installed. Figures are ``matplotlib.figure.Figure`` objects (scikit-learn's
+displays draw on their axes), never pyplot's figures: no global figure state, no display.
 """
 
 from __future__ import annotations
@@ -22,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
-from sklearn.metrics import roc_curve
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from tqdm import tqdm
 
-from nothotdog.contract import INPUT_SIZE, ImageDecodeError, decode_image, layout
+from nothotdog.contract import INPUT_SIZE, ImageDecodeError, MetaKey, layout, load_image_file
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError, Example, list_examples
 from nothotdog.contract.heatmap import overlay
@@ -36,7 +34,7 @@ from nothotdog.training.metrics import compute_metrics, predict_labels, roc_auc
 PredictFn = Callable[[np.ndarray], np.ndarray]
 # One image's file to the model's raw heatmap (contract.heatmap), when the model has one.
 HeatmapFn = Callable[[Path], np.ndarray]
-DPI = 100
+DPI = 100  # small PNGs, for a glance in a file browser or a pull request
 THUMBNAIL = 128  # pixels; thumbnails go through the contract's decode, like the model's input
 WORST_MISTAKES_SHOWN = 16
 
@@ -86,7 +84,7 @@ def predict_examples(
 
 def _decode(path: Path, size: int) -> np.ndarray:
     try:
-        return decode_image(Path(path).read_bytes(), size=size)
+        return load_image_file(path, size)
     except (OSError, ImageDecodeError) as exc:
         raise EvaluationError(f"cannot read image {path}: {exc}") from exc
 
@@ -116,8 +114,7 @@ def _load_onnx(path: Path) -> LoadedModel:
     spec = model.spec
 
     def heatmap(path: Path) -> np.ndarray:
-        image = decode_image(Path(path).read_bytes(), size=spec.input_size)
-        return model.explain(image[None])[1][0]
+        return model.explain(load_image_file(path, spec.input_size)[None])[1][0]
 
     return LoadedModel(model.predict, spec.labels, spec.positive_label, spec.threshold,
                        spec.input_size, "onnx", heatmap if model.has_heatmap else None)  # fmt: skip
@@ -164,10 +161,8 @@ def _note(message: str) -> None:
 
 
 def default_out_dir(model_path: Path, data_dir: Path) -> Path:
-    """``RUN/eval-DATA`` for a run folder, ``MODEL_STEM-eval-DATA`` beside a model file.
-
-    DATA is the data folder's name, prefixed by its parent's when it is a split such as ``val``.
-    """
+    """``RUN/eval-DATA`` for a run folder, ``MODEL_STEM-eval-DATA`` beside a model file; DATA is
+    the data folder's name, prefixed by its parent's when it is a split such as ``val``."""
     data = data_dir.resolve()
     name = data.name if data.parent.name in ("", "/") else f"{data.parent.name}-{data.name}"
     if model_path.is_dir():
@@ -213,8 +208,6 @@ def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     """Write a compact copy of ``metrics`` into the ONNX file's metadata (graph untouched)."""
     import onnx
 
-    from nothotdog.contract import MetaKey
-
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")
 
@@ -249,7 +242,7 @@ def shortfalls(metrics: dict, min_accuracy: float | None, min_source: float | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 bad input)."""
+    """Command-line entry point; returns the exit status (0 ok, 1 bad input, 3 below a bar)."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
@@ -279,10 +272,6 @@ def _run(args: argparse.Namespace) -> int:
         _note(f"ignoring folders that are not model labels: {extra}")
     probs = predict_examples(model.predict, examples, args.batch_size,
                              progress=not args.no_progress, size=model.input_size)  # fmt: skip
-    if probs.shape[1] != len(model.labels):
-        raise EvaluationError(
-            f"the model returned {probs.shape[1]} columns for {len(model.labels)} labels"
-        )
     out = args.out or default_out_dir(args.model, args.data_dir)
     metrics = write_evaluation(out, [e.label for e in examples], probs, examples, model.labels,
                                model.positive_label, threshold, heatmap=model.heatmap)  # fmt: skip
@@ -310,20 +299,14 @@ def write_evaluation(
     history: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     heatmap: HeatmapFn | None = None,
 ) -> dict[str, object]:  # fmt: skip
-    """Compute the metrics (overall and per source tag), write them and the plots, return them.
-
-    Writes ``metrics.json``, ``confusion_matrix.png``, ``roc_curve.png``, ``worst_mistakes.png``
-    and, when ``history`` is given, ``training_curves.png`` into ``out_dir`` (created if needed).
-    With ``heatmap`` (a model with a heatmap output) the worst mistakes show where it looked.
-    The returned dict is exactly what ``metrics.json`` holds.
-    """
+    """Compute the metrics (overall and per source tag), write ``metrics.json`` and the plots
+    into ``out_dir`` (the training curves only given ``history``; the worst mistakes with their
+    heatmaps given ``heatmap``), and return exactly what ``metrics.json`` holds."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = list(labels)
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(probs, dtype=np.float64)
-    if len(examples) != y.size:
-        raise ValueError(f"got {len(examples)} examples for {y.size} labels")
     metrics = compute_metrics(
         y, p, labels, positive_label, threshold, sources=[e.source for e in examples]
     )
@@ -343,20 +326,13 @@ def _cell(value: object) -> str:
 
 
 def format_summary(metrics: Mapping[str, object]) -> str:
-    """A short plain-text table: the overall line, then one line per source tag.
-
-    ``-`` marks a figure that is undefined for that group (e.g. recall with no positive example).
-    """
-    rows = [("overall", metrics)]
-    rows += sorted(dict(metrics.get("per_source") or {}).items())
+    """A short plain-text table: the overall line, then one line per source tag; ``-`` marks a
+    figure that is undefined for that group (e.g. recall with no positive example)."""
+    rows = [("overall", metrics), *sorted(dict(metrics.get("per_source") or {}).items())]
     width = max(len("source"), *(len(name) for name, _ in rows))
     header = f"{'source':<{width}}  {'n':>6}  {'accuracy':>8}  {'precision':>9}  {'recall':>6}"
-    lines = [header]
-    for name, m in rows:
-        lines.append(
-            f"{name:<{width}}  {m['n']:>6}  {_cell(m['accuracy']):>8}  "
-            f"{_cell(m['precision']):>9}  {_cell(m['recall']):>6}"
-        )
+    lines = [header, *(f"{name:<{width}}  {m['n']:>6}  {_cell(m['accuracy']):>8}  "
+                       f"{_cell(m['precision']):>9}  {_cell(m['recall']):>6}" for name, m in rows)]
     extras = [f"positive label {metrics.get('positive_label', '?')}",
               f"threshold {metrics['threshold']:.4g}"]
     for name, key in (("balanced accuracy", "balanced_accuracy"), ("ROC-AUC", "roc_auc"),
@@ -382,13 +358,10 @@ def _message(path: str | Path, text: str, size: tuple[float, float] = (4, 3)) ->
 
 
 def plot_history(history: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path) -> Path:
-    """Loss and accuracy per epoch, phases end to end, a dashed line where each later phase starts.
-
-    ``history`` is ``{"phase1": {"loss": [...], "val_loss": [...], ...}, "phase2": {...}}``;
-    phases are drawn in the mapping's order, missing series are skipped.
-    """
-    panels = [("loss", "loss"), ("accuracy", "accuracy")]
-    panels = [p for p in panels if any(p[0] in h or f"val_{p[0]}" in h for h in history.values())]
+    """Loss and accuracy per epoch of ``{"phase1": {"loss": [...], "val_loss": [...]}, ...}``,
+    phases end to end in the mapping's order, a dotted line where each later phase starts."""
+    panels = [key for key in ("loss", "accuracy")
+              if any(key in h or f"val_{key}" in h for h in history.values())]  # fmt: skip
     if not panels:
         return _message(path, "no loss or accuracy recorded")
     fig = Figure(figsize=(5 * len(panels), 3.5))
@@ -396,24 +369,21 @@ def plot_history(history: Mapping[str, Mapping[str, Sequence[float]]], path: str
     starts: list[tuple[int, str]] = []
     offset = 0
     for phase, series in history.items():
-        length = max((len(v) for v in series.values()), default=0)
         if offset:
             starts.append((offset, phase))
-        for ax, (key, _) in zip(axes, panels, strict=True):
-            for name, style in ((key, "-"), (f"val_{key}", "--")):
-                values = series.get(name)
-                if values:
-                    x = offset + 1 + np.arange(len(values))
-                    color = "C0" if name == key else "C1"
+        for ax, key in zip(axes, panels, strict=True):
+            for name, style, color in ((key, "-", "C0"), (f"val_{key}", "--", "C1")):
+                if values := series.get(name):
                     label = name if not starts else None  # one legend entry per series
-                    ax.plot(x, values, style, color=color, marker=".", label=label)
-        offset += length
-    for ax, (key, title) in zip(axes, panels, strict=True):
+                    ax.plot(offset + 1 + np.arange(len(values)), values, style, color=color,
+                            marker=".", label=label)  # fmt: skip
+        offset += max((len(v) for v in series.values()), default=0)
+    for ax, key in zip(axes, panels, strict=True):
         for start, phase in starts:
             ax.axvline(start + 0.5, color="grey", linestyle=":", linewidth=1)
             ax.annotate(f"{phase} starts", (start + 0.5, 1.0), xycoords=("data", "axes fraction"),
                         fontsize=8, color="grey", ha="left", va="top", rotation=90)  # fmt: skip
-        ax.set(title=title, xlabel="epoch", ylabel=key)
+        ax.set(title=key, xlabel="epoch", ylabel=key)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -425,19 +395,16 @@ def plot_confusion_matrix(
 ) -> Path:
     """Counts with each row's share: rows are the true class, columns the prediction."""
     cm = np.asarray(confusion, dtype=np.int64)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     k = len(labels)
     fig = Figure(figsize=(1.6 * k + 1.6, 1.4 * k + 1.2))
-    ax = fig.add_subplot()
-    row_sums = np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    share = cm / row_sums
-    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(k):
-        for j in range(k):
-            color = "white" if share[i, j] > 0.6 else "black"
-            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", color=color)
-    ax.set_xticks(range(k), labels, rotation=20)
-    ax.set_yticks(range(k), labels)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    display = ConfusionMatrixDisplay(share, display_labels=list(labels)).plot(
+        ax=fig.add_subplot(), cmap="Blues", colorbar=False, xticks_rotation=20,
+        im_kw={"vmin": 0.0, "vmax": 1.0},
+    )  # fmt: skip
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_text(f"{cm[i, j]}\n{share[i, j]:.0%}")
+    display.ax_.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     return _save(fig, path)
 
 
@@ -448,14 +415,11 @@ def plot_roc(
     """ROC curve of P(positive) with its AUC, and the operating point of ``threshold``."""
     y = np.asarray(is_positive, dtype=bool)
     p = np.asarray(p_pos, dtype=np.float64)
-    auc = roc_auc(y, p)
-    if auc is None:
+    if roc_auc(y, p) is None:
         return _message(path, "ROC curve undefined:\nonly one class present")
-    fpr, tpr, _ = roc_curve(y, p)
     fig = Figure(figsize=(4.2, 4))
     ax = fig.add_subplot()
-    ax.plot(fpr, tpr, color="C0", label=f"AUC = {auc:.3f}")
-    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+    RocCurveDisplay.from_predictions(y, p, name=positive_label, ax=ax, plot_chance_level=True)
     if threshold is not None:
         pred = says_positive(p, threshold)
         point = ((pred & ~y).sum() / (~y).sum(), (pred & y).sum() / y.sum())
@@ -467,30 +431,15 @@ def plot_roc(
     return _save(fig, path)
 
 
-def _thumbnail(path: Path) -> np.ndarray:
+def _thumbnail(path: Path, heatmap: HeatmapFn | None) -> np.ndarray:
+    """The image as the model saw it (grey when unreadable), with its heatmap when there is one."""
     try:
-        return decode_image(Path(path).read_bytes(), size=THUMBNAIL)
+        thumbnail = load_image_file(path, THUMBNAIL)
+        if heatmap is None:
+            return thumbnail
+        return np.asarray(overlay(Image.fromarray(thumbnail), heatmap(path)))
     except (OSError, ImageDecodeError):
         return np.full((THUMBNAIL, THUMBNAIL, 3), 128, dtype=np.uint8)
-
-
-def _with_heatmap(path: Path, heatmap: HeatmapFn) -> np.ndarray:
-    thumbnail = _thumbnail(path)
-    try:
-        heat = heatmap(Path(path))
-    except (OSError, ImageDecodeError):
-        return thumbnail
-    return np.asarray(overlay(Image.fromarray(thumbnail), heat))
-
-
-def worst_mistakes(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str],
-                   positive_label: str, threshold: float, n: int) -> np.ndarray:  # fmt: skip
-    """Indices of up to ``n`` misclassified examples, most confident first (lowest P(true))."""
-    probs = np.asarray(probs, dtype=np.float64)
-    y_true = np.asarray(y_true, dtype=np.int64)
-    wrong = np.flatnonzero(predict_labels(probs, labels, positive_label, threshold) != y_true)
-    p_true = probs[wrong, y_true[wrong]]
-    return wrong[np.argsort(p_true, kind="stable")][:n]
 
 
 def plot_worst_mistakes(
@@ -498,13 +447,12 @@ def plot_worst_mistakes(
     threshold: float, path: str | Path, n: int = 16, heatmap: HeatmapFn | None = None,
 ) -> Path:  # fmt: skip
     """A grid of the ``n`` most confidently wrong images: what the model needs to learn next.
-
-    Each title gives the true label, P(positive) and the source tag; unreadable files show grey.
-    With ``heatmap`` each image carries it, drawn as /why draws it: what fooled the model.
-    """
+    Titles give the true label, P(positive) and source tag; unreadable files show grey. With
+    ``heatmap`` each image carries it, drawn as /why draws it: what fooled the model."""
     y_true = np.array([e.label for e in examples], dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    chosen = worst_mistakes(y_true, probs, labels, positive_label, threshold, n)
+    wrong = np.flatnonzero(predict_labels(probs, labels, positive_label, threshold) != y_true)
+    chosen = wrong[np.argsort(probs[wrong, y_true[wrong]], kind="stable")][:n]  # lowest P(true)
     if chosen.size == 0:
         return _message(path, f"no mistakes among {len(examples)} images")
     pos = list(labels).index(positive_label)
@@ -516,7 +464,7 @@ def plot_worst_mistakes(
         ax.set_axis_off()
     for ax, i in zip(axes, chosen, strict=False):
         example = examples[i]
-        ax.imshow(_with_heatmap(example.path, heatmap) if heatmap else _thumbnail(example.path))
+        ax.imshow(_thumbnail(example.path, heatmap))
         ax.set_title(f"true: {labels[example.label]}\nP({positive_label})={probs[i, pos]:.2f} · "
                      f"{example.source}", fontsize=8)  # fmt: skip
     how = "; bright: what looked most like " + positive_label if heatmap else ""

@@ -8,11 +8,10 @@ misses it. View 0 is the plain photo; views 1..K are augmented (random resized c
 colour jitter) from the contract's decoded pixels, exactly those the bot would see.
 
 How much each photo counts: ``1 / n_group ** power`` (a group: one class of one source), each
-class then scaled to the same total. The training folder is about one quarter hot dogs, and a
-few large, mostly non-food sources hold as many negatives as all the food sources together:
-this keeps the classes equal and lets 150 food photos count for more than a fifth of 950 room
-and pet photos, without throwing any away (power 0: classes balanced only; 1: every source of
-a class the same total).
+class then scaled to the same total. Hot dogs are the smaller class, and a few large, mostly
+non-food sources hold as many negatives as all the food sources together: this keeps the
+classes equal and lets small food sources outweigh their share of photos, without throwing
+any away (power 0: classes balanced only; 1: every source of a class the same total).
 """
 
 from __future__ import annotations

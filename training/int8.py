@@ -1,13 +1,12 @@
 """Keras to ONNX, and static int8 quantization: the frozen trunk's feature cache runs on them,
 and export builds the shipped file with them (export imports training, never the reverse).
 
-Why the cache uses int8 by default (``--trunk-runtime onnx-int8``): on a 2-core AVX-512 VNNI
-CPU, VGG16 up to ``block4_pool`` costs about 260 ms a photo in Keras and 97 ms as int8
-onnxruntime, the difference between a run that fits in an hour and one that does not; and the
-shipped model is int8 too, calibrated the same way, so the layers trained on top learn from
-activations close to the bot's. The recipe is onnxruntime's: ``quant_pre_process``, then
-``quantize_static`` (QDQ, per-channel int8 weights) calibrated on real training photos. Heavy
-imports wait inside the functions, so the commands show these defaults quickly.
+Why the cache uses int8 by default (``--trunk-runtime onnx-int8``): on CPU, int8 onnxruntime
+runs VGG16's frozen blocks several times faster than Keras, and the shipped model is int8 too,
+calibrated the same way, so the layers trained on top learn from activations close to the
+bot's. The recipe is onnxruntime's: ``quant_pre_process``, then ``quantize_static`` (QDQ,
+per-channel int8 weights) calibrated on real training photos. Heavy imports wait inside the
+functions, so the commands show these defaults quickly.
 """
 
 from __future__ import annotations
@@ -77,10 +76,9 @@ class QuantSettings:
 def keras_to_onnx(model, size: int = INPUT_SIZE, opset: int = DEFAULT_OPSET):
     """``model`` (uint8 image in) as a float32 ONNX graph, whatever precision it was built in.
 
-    tf2onnx traces the model through a ``tf.function`` given an explicit uint8
-    ``input_signature`` (with Keras 3 it cannot read the input specs itself): no SavedModel
-    on disk, the input stays uint8, so the in-graph preprocessing travels into the file, and
-    the batch dimension stays dynamic.
+    tf2onnx traces it through a ``tf.function`` with an explicit uint8 ``input_signature``
+    (with Keras 3 it cannot read the input specs itself): no SavedModel on disk, the input
+    stays uint8 (the in-graph preprocessing travels into the file), the batch stays dynamic.
     """
     import tensorflow as tf
     import tf2onnx
@@ -143,7 +141,7 @@ def stratified_sample(examples: Sequence[Example], n: int, seed: int = 0) -> lis
 class ExampleReader:
     """onnxruntime's calibration data reader (its protocol is ``get_next``): batches decoded
     on demand, so a few hundred photos never sit in memory at once; undecodable files are
-    skipped and counted. ``size`` is the side the images are decoded to."""
+    skipped and counted."""
 
     def __init__(self, examples: Sequence[Example], size: int = INPUT_SIZE) -> None:
         self.used = 0
@@ -170,10 +168,8 @@ def parse_exclude(which: str) -> tuple[str, ...]:
 
 
 def ancestors(nodes: Sequence[Any], targets: Iterable[str]) -> set[int]:
-    """Positions in ``nodes`` of the nodes that compute ``targets``, directly or through others.
-
-    Positions rather than nodes: protobuf messages are unhashable, so they cannot go in a set.
-    """
+    """Positions in ``nodes`` of the nodes that compute ``targets``, directly or through others
+    (positions, because protobuf messages are unhashable and cannot go in a set)."""
     producer = {out: i for i, node in enumerate(nodes) for out in node.output}
     seen: set[int] = set()
     todo = [producer[t] for t in targets if t in producer]
@@ -235,10 +231,10 @@ def quantize_int8(
 
     ``pixels``: a float tensor that holds plain pixel values (export.convert's padded image);
     it is quantized as itself (scale 1, zero point 0), so the caller can feed it uint8.
-    onnxruntime's shape inference writes the prepared model to ``workdir``; quantize_static
-    writes to a temporary folder inside ``workdir``, gone on return.
+    Intermediate files go to ``workdir``.
     """
     import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if settings.activations not in ACTIVATION_CHOICES:
@@ -250,12 +246,27 @@ def quantize_int8(
     for i, node in enumerate(proto.graph.node):  # quantize_static excludes nodes by name
         node.name = node.name or f"{node.op_type}_{i}"
     exclude = excluded_nodes(proto, settings.exclude)
+    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
     first = [n for n in proto.graph.node if pixels and pixels in n.input and n.name not in exclude]
+    if first:
+        # The convolution reading pixel values: quantize them as themselves, so the
+        # QuantizeLinear is the identity that export.convert.feed_uint8 removes. Its weights get
+        # 7 bits: CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two
+        # bright pixels (255) times two full-range weights (127) overflow it; 255 * 63 * 2 does
+        # not. Later layers read ReLU outputs spread over the uint8 range: 8-bit weights.
+        one = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
+        seven_bits = {"axis": 0, "reduce_range": True}
+        extra["TensorQuantOverrides"] = {pixels: [one], first[0].input[1]: [seven_bits]}
+    activations = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[settings.activations]
     with tempfile.TemporaryDirectory(dir=workdir, prefix="quantized-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
         try:
-            _quantize_static(proto, quantized, reader, settings, exclude,
-                             pixels if first else None, first[0].input[1] if first else None)
+            quantize_static(
+                proto, str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=activations, weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                extra_options=extra,
+            )  # fmt: skip
         except ValueError as exc:  # onnxruntime: "No data is collected."
             if reader.used == 0:
                 raise QuantizationError("no calibration image could be decoded") from exc
@@ -268,30 +279,6 @@ def quantize_int8(
         excluded_nodes=exclude,
         seconds=time.perf_counter() - started,
     )
-
-
-def _quantize_static(
-    prepared, out_path: Path, reader: ExampleReader, settings: QuantSettings,
-    exclude: list[str], pixels: str | None, weights: str | None,
-) -> None:  # fmt: skip
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
-    if pixels and weights:
-        # The convolution reading pixel values: quantize them as themselves, so the
-        # QuantizeLinear is the identity that export.convert.feed_uint8 removes. Its weights get
-        # 7 bits: CPUs without VNNI (AVX2) add u8 x s8 products in pairs into int16, and two
-        # bright pixels (255) times two full-range weights (127) overflow it; 255 * 63 * 2 does
-        # not. Later layers read ReLU outputs spread over the uint8 range: 8-bit weights.
-        one = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
-        seven_bits = {"axis": 0, "reduce_range": True}
-        extra["TensorQuantOverrides"] = {pixels: [one], weights: [seven_bits]}
-    activations = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[settings.activations]
-    quantize_static(
-        prepared, str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=activations, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-        calibrate_method=CalibrationMethod.MinMax, extra_options=extra,
-    )  # fmt: skip
 
 
 def int8_trunk(trunk, calibration: Sequence[Example], workdir: Path,

@@ -65,12 +65,9 @@ def build_classifier(num_classes: int, dropout: float, input_size: int = INPUT_S
 
 
 def split_at(classifier: keras.Model, cut: str) -> tuple[keras.Model, list[keras.layers.Layer]]:
-    """(trunk: image -> ``cut`` output, the conv layers between ``cut`` and the head).
-
-    The trunk stays frozen, so its outputs can be computed once and cached; only the layers
-    after it run in each fine-tuning epoch. The pieces share the classifier's layer objects,
-    so training them trains the classifier that is saved.
-    """
+    """(trunk: image -> ``cut`` output, the conv layers between ``cut`` and the head). The trunk
+    stays frozen, so its outputs can be cached; the pieces share the classifier's layer objects,
+    so training them trains the classifier that is saved."""
     names = [layer.name for layer in classifier.layers]
     if cut not in names or names.index(cut) >= names.index(HEAD_POOL):
         choices = names[2 : names.index(HEAD_POOL)]
@@ -164,12 +161,10 @@ class ViewSampler(keras.utils.PyDataset):
 
 
 def feature_augmentation(zoom: float) -> list[keras.layers.Layer]:
-    """Random zoom and shift of the cached feature maps, active only while fitting.
-
-    Convolutions commute with translation, so shifting or zooming a ``block4_pool`` map is
-    close to cropping the photo before the trunk: a cheap stand-in for more augmented views,
-    each of which would cost a full trunk pass per photo.
-    """
+    """Random zoom and shift of the cached feature maps, active only while fitting. Convolutions
+    commute with translation, so shifting or zooming a ``block4_pool`` map is close to cropping
+    the photo before the trunk: a cheap stand-in for more augmented views, each of which would
+    cost a full trunk pass per photo."""
     if zoom <= 0:
         return []
     return [
@@ -208,17 +203,14 @@ def evaluate_phase(name: str, classifier, top, data: Features, out: Path, histor
     layers = [layer for layer in head_layers(classifier) if layer.name != HEAD_DROPOUT]
     model = keras.Model(inp, stack(layers, stack(top, inp)))
     probs = np.asarray(local_predict(model, data.val_x, FEATURE_BATCH), np.float64)
-    labels, positive = data.labels, data.positive
-    pos = labels.index(positive)
-    if len(labels) == 2:
+    pos = data.labels.index(data.positive)
+    if len(data.labels) == 2:
         threshold, rule = choose_threshold(data.y_val == pos, probs[:, pos])
     else:
         threshold, rule = 0.5, "argmax: more than two classes"
-    folder = out / name
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "val_probabilities.npy", probs)
-    metrics = write_evaluation(folder, data.y_val, probs, data.val_ex, labels, positive, threshold,
-                               history={name: history})  # fmt: skip
+    metrics = write_evaluation(out / name, data.y_val, probs, data.val_ex, data.labels,
+                               data.positive, threshold, history={name: history})  # fmt: skip
+    np.save(out / name / "val_probabilities.npy", probs)
     return {**metrics, "threshold": float(threshold), "threshold_rule": rule}
 
 

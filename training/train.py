@@ -329,9 +329,8 @@ def _start_from(classifier, runs: tuple[Path, ...]) -> None:
     where they ended instead of from the ImageNet block and a new head.
 
     Several runs are averaged weight by weight, a uniform "model soup" (Wortsman et al., 2022):
-    runs fine-tuned from one parent stay close enough that their mean works as one model (on
-    val here, as good as averaging their outputs or better) at one model's inference cost.
-    Run with no epochs, it is just the soup.
+    runs fine-tuned from one parent stay close enough that their mean works as one model, at
+    one model's inference cost. Run with no epochs, it is just the soup.
     """
     weights = []
     for run in map(Path, runs):

