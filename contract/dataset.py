@@ -39,17 +39,21 @@ def class_names(root: str | Path) -> list[str]:
     return names
 
 
-def list_examples(root: str | Path, labels: Sequence[str] | None = None) -> list[Example]:
-    """All images under ``root/<label>/``, sorted, labelled by the index of ``labels``."""
+def list_examples(
+    root: str | Path, labels: Sequence[str] | None = None, *, every_class: bool = True
+) -> list[Example]:
+    """All images under ``root/<label>/``, sorted, labelled by the index of ``labels``.
+    ``every_class=False`` lets a class be missing or empty: an extra folder (e.g. users'
+    votes) adds photos to some classes only."""
     root = Path(root)
     labels = list(labels) if labels is not None else class_names(root)
     examples: list[Example] = []
     for index, label in enumerate(labels):
         folder = root / label
-        if not folder.is_dir():
+        if not folder.is_dir() and every_class:
             raise DatasetError(f"{root} has no folder for class {label!r}")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files and every_class:
             raise DatasetError(f"{folder} holds no images")
         examples.extend(Example(p, index, source_tag(p)) for p in files)
     return examples

@@ -206,3 +206,17 @@ def test_a_mixed_bfloat16_run_fills_the_int8_cache_and_saves_float32(data, tmp_p
     assert (out / "trunk" / "trunk-int8.onnx").is_file()
     model = keras.saving.load_model(out / "model.keras")
     assert model.get_layer("block1_conv1").compute_dtype == "float32"
+
+
+def test_an_extra_folder_of_one_class_joins_training_under_its_source_tag(data, tmp_path: Path):
+    """What ``nothotdog feedback export`` writes: some classes only, files tagged feedback."""
+    extra = tmp_path / "votes" / "not_hot_dog"
+    extra.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (40, 48), (30, 60, 200)).save(extra / f"feedback__u{i}.jpg")
+    out = tmp_path / "run"
+    args = ["--data", str(data[0]), "--val", str(data[1]), "--extra", str(tmp_path / "votes"),
+            "--out", str(out), *SMALL]  # fmt: skip
+    assert train_main(args) == 0
+    shares = json.loads((out / "metrics.json").read_text())["sampling"]["shares"]
+    assert shares["1:feedback"] > 0  # class 1: not_hot_dog

@@ -23,6 +23,10 @@ def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
     add_version(p)
     p.add_argument("--data", type=Path, required=True, help="training folder: DATA/<class>/*.jpg")
     p.add_argument("--val", type=Path, help="validation folder with the same classes")
+    p.add_argument("--extra", type=Path, nargs="+", default=[], metavar="DIR",
+                   help="more training folders with some of the same class sub-folders, e.g. "
+                   "users' votes from nothotdog feedback export; reported under their source "
+                   "tags (feedback__... files: feedback)")
     p.add_argument("--val-split", type=float, default=d.val_split,
                    help="fraction of --data held out for validation when --val is not given")
     p.add_argument("--out", type=Path, required=True, help="run folder for model, metrics, plots")
@@ -73,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
     p.add_argument("--min-crop-area", type=float, default=AugmentParams.min_area,
                    help="augmentation: smallest fraction of the photo a random crop keeps")
     a = vars(p.parse_args(argv))
-    a.update(init_from=tuple(a["init_from"]), calibrate=not a.pop("no_calibrate"),
+    a.update(init_from=tuple(a["init_from"]), extra=tuple(a["extra"]),
+             calibrate=not a.pop("no_calibrate"),
              augment=AugmentParams(min_area=a.pop("min_crop_area")))  # fmt: skip
     return train.TrainConfig(**a)  # every option is named like its TrainConfig field
 

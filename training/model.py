@@ -141,7 +141,8 @@ class ViewSampler(keras.utils.PyDataset):
     def __init__(self, views, y, weights, num_classes, batch_size, samples, seed, **kwargs):
         super().__init__(**kwargs)
         self.views, self.y, self.k, self.batch_size = views, y, num_classes, batch_size
-        self.p = np.asarray(weights, np.float64) / np.sum(weights)
+        weights = np.asarray(weights, np.float64)  # summed in float32, p could miss 1
+        self.p = weights / weights.sum()
         self.samples = samples
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()

@@ -39,6 +39,7 @@ class TrainConfig:
     data: Path
     out: Path
     val: Path | None = None
+    extra: tuple[Path, ...] = ()  # more training folders; their classes may be a subset
     val_split: float = 0.15
     weights: str = "imagenet"
     unfreeze: str = "block5"
@@ -89,8 +90,13 @@ def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]
         val_labels = class_names(cfg.val)
         if val_labels != labels:
             raise DatasetError(f"{cfg.val} has classes {val_labels}, {cfg.data} has {labels}")
-        return labels, examples, list_examples(cfg.val, labels)
-    train, val = split_examples(examples, cfg.val_split, cfg.seed)
+        train, val = examples, list_examples(cfg.val, labels)
+    else:
+        train, val = split_examples(examples, cfg.val_split, cfg.seed)
+    for folder in cfg.extra:  # training only: val stays comparable from run to run
+        if not Path(folder).is_dir():
+            raise DatasetError(f"{folder} is not a folder")
+        train += list_examples(folder, labels, every_class=False)
     return labels, train, val
 
 
