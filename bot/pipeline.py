@@ -314,6 +314,8 @@ class Admission:
             self._take(waiter.nbytes)
             self._paced.append(waiter.future.get_loop().time())
             waiter.future.set_result(None)
+        if not self._line:
+            self._paced.clear()  # a pace is only the line's while it lasts: not an old one's
         waiters, self._decode_waiters = self._decode_waiters, []
         for waiter in waiters:
             if not waiter.done():

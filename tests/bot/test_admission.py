@@ -119,6 +119,19 @@ async def test_busy_at_once_when_the_expected_wait_is_too_long() -> None:
                 await task
 
 
+async def test_an_old_lines_pace_is_forgotten_once_the_line_is_empty() -> None:
+    admission = Admission(places=1, total=100, max_wait_s=1.0)
+    admission._paced.extend([0.0, 100.0, 200.0, 300.0])  # a slow line, long ago
+    async with admission.place(10):
+        assert admission.expected_wait(1) == pytest.approx(100.0)
+    assert admission.expected_wait(1) is None  # the line emptied: no pace to go by
+    async with admission.place(10):
+        waiting = asyncio.create_task(admission._admit(10))  # waits, not refused at once
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+    (await waiting).release()
+
+
 async def test_a_file_bigger_than_declared_grows_its_lease_if_there_is_room() -> None:
     admission = Admission(places=1, total=100, max_wait_s=5)
     async with admission.place(10) as lease:
