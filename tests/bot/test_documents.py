@@ -84,7 +84,7 @@ async def test_files_are_admitted_on_their_declared_size_and_wait_their_turn(
     """8 MB budget: files may hold 6 MB of it, so a 4 MB file and a 3 MB file do not fit
     together: the second waits, undownloaded, and the small photo after it waits its turn."""
     app = await start_bot(memory_budget_mb=8, max_file_mb=4)
-    telegram.slow("getFile", seconds=2)  # the first file holds its 4 MB meanwhile
+    telegram.slow("getFile", seconds=5)  # the first file holds its 4 MB meanwhile
     first = telegram.push_document(solid(RED, fmt="PNG"), file_name="a.png", declared_size=4 * MB)
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     second = telegram.push_document(solid(RED, fmt="PNG"), FakeTelegram.private_chat(2),

@@ -222,7 +222,7 @@ async def test_why_is_admitted_on_its_declared_size_and_waits_undownloaded(
     file waits in line without downloading it; then it is drawn, and every byte given back."""
     app = await start_bot(model=heatmap_model, memory_budget_mb=24, max_file_mb=10)
     telegram.can_read_all_group_messages = False  # only /why sees the group's file
-    telegram.slow("getFile", seconds=2)
+    telegram.slow("getFile", seconds=5)
     first = telegram.push_document(solid(RED, fmt="PNG"), file_name="a.png", declared_size=10 * MB)
     await telegram.wait_until(lambda: len(telegram.calls_to("getFile")) == 1)
     document = telegram.push_document(solid(RED, fmt="PNG"), GROUP, file_name="b.png",
