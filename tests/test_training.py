@@ -52,6 +52,7 @@ def test_run_folder_holds_every_artefact(run: Path):
     assert len(list(run.glob("*.png"))) >= 4  # curves, confusion matrix, ROC, worst mistakes
     assert json.loads((run / "labels.json").read_text()) == {
         "labels": ["hot_dog", "not_hot_dog"], "positive_label": "hot_dog",
+        "display": {"hot_dog": "🌭 Hotdog!", "not_hot_dog": "🚫 Not hotdog"},
     }  # fmt: skip
     history = json.loads((run / "history.json").read_text())
     assert set(history) == {"phase1", "phase2"}
