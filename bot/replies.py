@@ -58,10 +58,14 @@ def verdict_mark(v: Verdict | None, failure: str, show_confidence: bool = True,
     is shown by its whole text ("Red 55%")."""
     if v is None:
         return failure.split(maxsplit=1)[0]
-    text = (spec or ModelSpec()).display_text(v.label)
-    first = text.split(maxsplit=1)[0] if text.strip() else text
-    mark = text if any(c.isalnum() for c in first) else first
+    mark = _mark((spec or ModelSpec()).display_text(v.label))
     return f"{mark} {v.probability:.0%}" if show_confidence else mark
+
+
+def _mark(text: str) -> str:
+    """A display text's opening emoji ("🌭 Hotdog!" -> "🌭"), or the whole text if it has none."""
+    first = text.split(maxsplit=1)[0] if text.strip() else text
+    return text if any(c.isalnum() for c in first) else first
 
 
 def album(answers: Sequence[tuple[Verdict | None, str]], show_confidence: bool = True,
@@ -77,11 +81,10 @@ def album(answers: Sequence[tuple[Verdict | None, str]], show_confidence: bool =
 
 
 def _told_apart(spec: ModelSpec) -> str:
-    """What this model tells apart, in its own words: "Cat / not cat", "Red, Green or Blue"."""
-    texts = [_words(spec.display_text(label)) for label in spec.labels]
+    """What this model tells apart, in its own words: "Cat or not", "Blue, Green or Red"."""
     if spec.two_class:
-        positive = _words(spec.display_text(spec.positive_label))
-        return f"{positive} or not"
+        return f"{_words(spec.display_text(spec.positive_label))} or not"
+    texts = [_words(spec.display_text(label)) for label in spec.labels]
     return ", ".join(texts[:-1]) + f" or {texts[-1]}"
 
 
@@ -122,7 +125,9 @@ def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB, spec: ModelSpec | None = N
         why = ("• /why as a reply to a photo: the photo back, brightest where it looked most like "
                f"{_words(spec.display_text(spec.positive_label)).lower()} to me.\n"
                if spec.two_class else "")  # fmt: skip
-    marks = "1 🌭  2 🚫" if spec is None or is_hotdog(spec) else "1 ...  2 ..."
+    spec = spec or ModelSpec()
+    marks = "  ".join(f"{i} {_mark(spec.display_text(label))}"
+                      for i, label in enumerate(spec.labels[:2], 1))  # fmt: skip
     return (
         "How to use me:\n"
         "• Private chat: send a photo or an image file (JPEG, PNG, WebP, GIF, BMP, TIFF) and I "

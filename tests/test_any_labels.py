@@ -8,6 +8,8 @@ export: everything else (labels, positive label, display texts, metrics) is what
 wrote.
 """
 
+# ruff: noqa: F811  (the tests take the fixtures imported from tests/bot/conftest.py)
+
 from __future__ import annotations
 
 import json
@@ -32,7 +34,17 @@ from nothotdog.contract.runtime import OnnxModel
 from nothotdog.export.__main__ import main as export_main
 from nothotdog.training.__main__ import main as train_main
 from nothotdog.training.model import VGGPreprocess
-from tests.bot.conftest import StartBot
+
+# The bot's fixtures; this file sits outside tests/bot so that TensorFlow (loaded for training
+# and export) is not in the process yet when tests/bot measures memory.
+from tests.bot.conftest import (  # noqa: F401
+    StartBot,
+    settings,
+    start_bot,
+    telegram,
+    tiny_model,
+    tiny_model_path,
+)
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import encode
 
