@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/hotdog
 RUN    ?= runs/default
 
-.PHONY: run test lint bench model clean
+.PHONY: run test lint bench model quick-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,30 @@ model: $(SOUP)/metrics.json | $(VENV)/.full
 		--min-accuracy $(MIN_ACCURACY) --min-source-accuracy $(MIN_SOURCE_ACCURACY)
 	cp $(SOUP)/nothotdog.onnx models/nothotdog.onnx
 	cp $(SOUP)/nothotdog.export.json models/nothotdog.export.json
+
+# The quick recipe (docs/build-your-own.md): the classic transfer-learning method on any folder
+# with one sub-folder of photos per class, DATA/<class>/ (15% held out for validation), or
+# DATA/train/<class>/ and DATA/val/<class>/. VGG16 stays frozen, so each photo goes through it
+# once (int8 onnxruntime, cached in RUN/cache); a new softmax layer learns on those features
+# (epochs take well under a second, so many of them at a brisk rate; early stopping on val),
+# two-class models are calibrated, and the int8 file is written to RUN/model.onnx only if it
+# loses at most 0.5 accuracy points against float32 on the validation photos (on all of DATA
+# without a val/ folder: the check compares the two files, it does not score the model).
+# QUICK_ARGS adds nothotdog-train options: --positive cat, --display cat="🐱 Cat!".
+# About 10 minutes for 1,000 photos on 2 CPU cores (docs/build-your-own.md).
+QUICK_ARGS  ?=
+QUICK_TRAIN  = $(if $(wildcard $(DATA)/val),$(DATA)/train,$(DATA))
+QUICK_CHECK  = $(if $(wildcard $(DATA)/val),$(DATA)/val,$(DATA))
+
+quick-model: | $(VENV)/.full
+	$(BIN)/nothotdog-train --data $(QUICK_TRAIN) $(if $(wildcard $(DATA)/val),--val $(DATA)/val) \
+		--weights $(WEIGHTS) --unfreeze none --finetune-epochs 0 \
+		--head-epochs 200 --head-lr 1e-3 \
+		$(QUICK_ARGS) --out $(RUN)
+	$(BIN)/nothotdog-export $(RUN) --out $(RUN)/model.onnx --quantize int8 \
+		--calibration $(QUICK_TRAIN) --check $(QUICK_CHECK) \
+		--parity-images 64 --calibration-images 100
+	@echo "Your model: $(RUN)/model.onnx (try: MODEL_PATH=$(RUN)/model.onnx $(BIN)/nothotdog classify PHOTO)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

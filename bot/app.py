@@ -43,6 +43,9 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         )
     elif settings.threshold is not None:
         model = with_threshold(model, settings.threshold)
+    if settings.threshold is not None and not model.spec.two_class:
+        log.warning("THRESHOLD is ignored: it applies to two-class models only, and this one "
+                    "has %d labels (the most probable wins)", len(model.spec.labels))
     app = (
         ApplicationBuilder()
         .token(settings.require_token())

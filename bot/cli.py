@@ -31,6 +31,8 @@ from nothotdog.contract.runtime import ModelLoadError, OnnxModel
 
 CHUNK = 16  # images per onnxruntime call
 HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to
+# Any other model: the probability of the label given (the percentage in the verdict, unrounded).
+OTHER_HEADER = "path\tlabel\tprobability\tverdict"
 
 
 def threshold(raw: str) -> float:
@@ -67,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         help="classify image files, or every image in folders",
         description="Prints a header, then one line per image: path, label, p_hotdog (the "
         "model's P(hotdog), which THRESHOLD is compared with) and the bot's answer, whose "
-        "percentage is the confidence in that answer. --json adds probability (of the label).",
+        "percentage is the confidence in that answer; for a model that is not the hot-dog "
+        "model, the third column is the probability of the label. --json adds probability (of "
+        "the label) and probabilities (of every label).",
     )
     classify.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     classify.add_argument("--json", action="store_true", help="print one JSON array")
@@ -109,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nothotdog: {exc}", file=sys.stderr)
         return 2
     if args.command == "why":
+        if not model.spec.two_class:
+            print(f"nothotdog: {model.path}: {replies.why_two_class_only()}", file=sys.stderr)
+            return 2
         return draw_why(model, args.photo, args.out, args.max_side)
     files = list(_image_files(args.paths))
     missing = [p for p in args.paths if not p.exists()]
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
-        print(HEADER)
+        print(HEADER if replies.is_hotdog(model.spec) else OTHER_HEADER)
         for row in results:
             print(_line(row, model))
     if not files and not missing:
@@ -181,6 +188,8 @@ def classify_files(model: OnnxModel, files: list[Path]) -> list[dict[str, object
                     p_hotdog=round(verdict.p_positive, 6),
                     probability=round(verdict.probability, 6),  # of ``label``
                     hotdog=verdict.is_positive,
+                    probabilities={label: round(p, 6) for label, p in
+                                   zip(model.spec.labels, verdict.probabilities, strict=True)},
                 )
         results.extend(rows)
     return results
@@ -199,11 +208,15 @@ def _image_files(paths: list[Path]) -> Iterator[Path]:
 def _line(row: dict[str, object], model: OnnxModel) -> str:
     if "error" in row:
         return f"{row['path']}\terror: {row['error']}"
+    probabilities = row["probabilities"]
+    assert isinstance(probabilities, dict)
     verdict = Verdict(
-        str(row["label"]), float(row["probability"]), bool(row["hotdog"]), float(row["p_hotdog"])
+        str(row["label"]), float(row["probability"]), bool(row["hotdog"]), float(row["p_hotdog"]),
+        tuple(probabilities.values()),
     )
     text = replies.verdict(verdict, model.spec)
-    return f"{row['path']}\t{row['label']}\t{verdict.p_positive:.3f}\t{text}"
+    shown = verdict.p_positive if replies.is_hotdog(model.spec) else verdict.probability
+    return f"{row['path']}\t{row['label']}\t{shown:.3f}\t{text}"
 
 
 if __name__ == "__main__":

@@ -140,7 +140,10 @@ class BotHandlers:
         self.leaves = Cooldown(LEAVE_AGAIN_S)
         self.albums = Albums(settings.album_wait_s, self.answer_album)
         self.can_explain = pipeline.model.has_heatmap
-        self.show_why = settings.show_why_button and self.can_explain
+        # The file's heatmap shows the positive label against the rest: for two classes that
+        # explains either answer, for more it would not show the label the bot answered.
+        self.why_fits = pipeline.spec.two_class
+        self.show_why = settings.show_why_button and self.can_explain and self.why_fits
 
     def register(self, app: Application) -> None:
         if self.settings.allowed_chat_ids is not None:
@@ -153,6 +156,7 @@ class BotHandlers:
                 CommandHandler("help", self.help, filters=new),
                 CommandHandler("about", self.about, filters=new),
                 CommandHandler("hotdog", self.hotdog, filters=new),
+                CommandHandler("classify", self.classify, filters=new),
                 CommandHandler("why", self.why, filters=new),
                 CommandHandler("privacy", self.privacy, filters=new),
                 CommandHandler("forget", self.forget, filters=new),
@@ -204,16 +208,24 @@ class BotHandlers:
     # --- commands ---------------------------------------------------------------------
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.reply(_message(update), replies.start())
+        await self.reply(_message(update), replies.start(self.pipeline.spec))
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.reply(_message(update), replies.help_text(self.settings.max_file_mb))
+        await self.reply(_message(update),
+                         replies.help_text(self.settings.max_file_mb, self.pipeline.spec))
 
     async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.reply(_message(update), replies.about(self.pipeline.spec))
 
     async def hotdog(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/hotdog`` as a reply to a photo: works in groups even with privacy mode on."""
+        await self.classify_reply(update, "hotdog")
+
+    async def classify(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/classify``: ``/hotdog`` under a name that reads right for any model."""
+        await self.classify_reply(update, "classify")
+
+    async def classify_reply(self, update: Update, command: str) -> None:
         message = _message(update)
         target = message.reply_to_message
         photo = photo_in(target, self.pipeline.spec.input_size)
@@ -222,7 +234,7 @@ class BotHandlers:
         elif target is not None and target.document is not None:
             await self.reply(message, replies.not_an_image())
         else:
-            await self.reply(message, replies.hotdog_usage())
+            await self.reply(message, replies.hotdog_usage(command))
 
     async def why(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/why`` as a reply to a photo: the photo with the model's heatmap over it."""
@@ -268,7 +280,7 @@ class BotHandlers:
         await self.reply(_message(update), replies.not_an_image())
 
     async def on_other_private(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.reply(_message(update), replies.hotdog_usage_private())
+        await self.reply(_message(update), replies.hotdog_usage_private(self.pipeline.spec))
 
     async def judge(self, update: Update, message: Message, photo: Photo, source: str) -> Outcome:
         """The pipeline's outcome for ``photo``, logged and counted."""
@@ -373,7 +385,8 @@ class BotHandlers:
     async def answer_album(self, first: Message, outcomes: Sequence[Outcome | None]) -> None:
         """One reply to the album's first picture, each picture's verdict in order."""
         pairs = [(o.verdict if isinstance(o, Judged) else None, self.text(o)) for o in outcomes]
-        await self.reply(first, replies.album(pairs, self.settings.show_confidence))
+        await self.reply(first, replies.album(pairs, self.settings.show_confidence,
+                                              self.pipeline.spec))
         for outcome in outcomes:
             if outcome is not None:
                 self.metrics.observe(outcome)
@@ -385,6 +398,9 @@ class BotHandlers:
         """The ``/why`` picture for ``photo``, sent as a reply to ``answer_to``."""
         if not self.can_explain:
             await self.reply(answer_to, replies.cant_explain())
+            return
+        if not self.why_fits:
+            await self.reply(answer_to, replies.why_two_class_only())
             return
         outcome = await self.pipeline.explain(photo)
         self.record(outcome, update, answer_to, f"why_{source}")

@@ -90,6 +90,7 @@ class Verdict:
     probability: float  # of ``label``, not necessarily of the positive class
     is_positive: bool
     p_positive: float  # P(hotdog), whatever the label: what the threshold is compared with
+    probabilities: tuple[float, ...] = ()  # every label's, in the spec's label order
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def verdict_from(spec: ModelSpec, row: np.ndarray) -> Verdict:
     """One row of probabilities as a verdict (the contract's decision rule)."""
     label, p = spec.verdict(row)
     return Verdict(label, p, is_positive=label == spec.positive_label,
-                   p_positive=float(row[spec.positive_index]))  # fmt: skip
+                   p_positive=float(row[spec.positive_index]),
+                   probabilities=tuple(float(x) for x in row))  # fmt: skip
 
 
 def decode(model: OnnxModel, data: Buffer) -> np.ndarray:

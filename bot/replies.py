@@ -13,64 +13,129 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("help", "How to use it, in private chats and groups"),
     ("about", "The model: name, version, labels, accuracy"),
     ("hotdog", "Reply to a photo with this to classify it"),
+    ("classify", "The same as /hotdog, for any model"),
     ("why", "Reply to a photo with this to see where I saw the hot dog"),
     ("privacy", "What I keep when you tell me I was right or wrong"),
     ("forget", "Delete everything I kept from you"),
 )
 
 
+# A multi-class answer names the runner-up too when it is at most this far behind the top.
+CLOSE_CALL = 0.15
+
+
+def is_hotdog(spec: ModelSpec) -> bool:
+    """The hot-dog model: it keeps the words its users know."""
+    return set(spec.labels) == {"hot_dog", "not_hot_dog"}
+
+
 def verdict(v: Verdict, spec: ModelSpec, show_confidence: bool = True) -> str:
-    if v.is_positive:
-        text = "🌭 Hotdog!"
-    elif len(spec.labels) == 2:
-        text = "🚫 Not hotdog"
-    else:
-        text = f"🚫 Not hotdog: {v.label.replace('_', ' ')}"
-    if show_confidence:
-        text += f" ({v.probability:.0%})"
+    """E.g. "🌭 Hotdog! (97%)"; with more classes, "Red (55%), or Green (42%)" when close."""
+    text = _with_confidence(spec.display_text(v.label), v.probability, show_confidence)
+    second = runner_up(v, spec)
+    if second is not None:
+        text += ", or " + _with_confidence(spec.display_text(second[0]), second[1], show_confidence)
     return text
 
 
-def verdict_mark(v: Verdict | None, failure: str, show_confidence: bool = True) -> str:
+def _with_confidence(text: str, probability: float, show_confidence: bool) -> str:
+    return f"{text} ({probability:.0%})" if show_confidence else text
+
+
+def runner_up(v: Verdict, spec: ModelSpec) -> tuple[str, float] | None:
+    """The second label of a model with more than two classes, when it is a close call."""
+    if spec.two_class or len(v.probabilities) != len(spec.labels):
+        return None
+    ranked = sorted(zip(v.probabilities, spec.labels, strict=True), reverse=True)
+    p, label = ranked[1]
+    return (label, p) if v.probability - p <= CLOSE_CALL else None
+
+
+def verdict_mark(v: Verdict | None, failure: str, show_confidence: bool = True,
+                 spec: ModelSpec | None = None) -> str:  # fmt: skip
     """One picture in an album's answer: 🌭 or 🚫 (with the confidence), or the emoji that
-    opens the sentence saying why it has no verdict."""
+    opens the sentence saying why it has no verdict. A label whose text opens with no emoji
+    is shown by its whole text ("Red 55%")."""
     if v is None:
         return failure.split(maxsplit=1)[0]
-    mark = "🌭" if v.is_positive else "🚫"
+    mark = _mark((spec or ModelSpec()).display_text(v.label))
     return f"{mark} {v.probability:.0%}" if show_confidence else mark
 
 
-def album(answers: Sequence[tuple[Verdict | None, str]], show_confidence: bool = True) -> str:
+def _mark(text: str) -> str:
+    """A display text's opening emoji ("🌭 Hotdog!" -> "🌭"), or the whole text if it has none."""
+    first = text.split(maxsplit=1)[0] if text.strip() else text
+    return text if any(c.isalnum() for c in first) else first
+
+
+def album(answers: Sequence[tuple[Verdict | None, str]], show_confidence: bool = True,
+          spec: ModelSpec | None = None) -> str:  # fmt: skip
     """An album's one answer: each picture's verdict in order, e.g. "1 🌭  2 🚫  3 😕", then a
     line for each picture that has none, saying why."""
     marks = "  ".join(
-        f"{i} {verdict_mark(v, text, show_confidence)}" for i, (v, text) in enumerate(answers, 1)
+        f"{i} {verdict_mark(v, text, show_confidence, spec)}"
+        for i, (v, text) in enumerate(answers, 1)
     )
     notes = [f"{i}: {text}" for i, (v, text) in enumerate(answers, 1) if v is None]
     return "\n".join([marks, *notes])
 
 
-def start() -> str:
+def _told_apart(spec: ModelSpec) -> str:
+    """What this model tells apart, in its own words: "Cat or not", "Blue, Green or Red"."""
+    if spec.two_class:
+        return f"{_words(spec.display_text(spec.positive_label))} or not"
+    texts = [_words(spec.display_text(label)) for label in spec.labels]
+    return ", ".join(texts[:-1]) + f" or {texts[-1]}"
+
+
+def _words(text: str) -> str:
+    """A display text without its emoji and exclamation: "✅ Cat!" -> "Cat"."""
+    words = [w for w in text.split() if any(c.isalnum() for c in w)]
+    return " ".join(words).rstrip("!") or text
+
+
+def start(spec: ModelSpec | None = None) -> str:
+    if spec is None or is_hotdog(spec):
+        return (
+            "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
+            "Send me a photo (or an image file) and I'll reply with my verdict.\n"
+            "In a group, reply to any photo with /hotdog.\n"
+            "Reply to a photo with /why to see where I looked.\n\n"
+            "/help - how I work in private chats and groups\n"
+            "/about - the model behind me"
+        )
+    why = "Reply to a photo with /why to see where I looked.\n" if spec.two_class else ""
     return (
-        "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
-        "Send me a photo (or an image file) and I'll reply with my verdict.\n"
-        "In a group, reply to any photo with /hotdog.\n"
-        "Reply to a photo with /why to see where I looked.\n\n"
+        f"👋 Hi! I look at photos and tell: {_told_apart(spec)}.\n\n"
+        "Send me a photo (or an image file) and I'll reply with my answer.\n"
+        "In a group, reply to any photo with /classify.\n"
+        f"{why}\n"
         "/help - how I work in private chats and groups\n"
-        "/about - the model behind me"
+        "/about - the model behind me and its labels"
     )
 
 
-def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
+def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB, spec: ModelSpec | None = None) -> str:
+    if spec is None or is_hotdog(spec):
+        answer, command = "🌭 Hotdog! or 🚫 Not hotdog", "/hotdog"
+        why = ("• /why as a reply to a photo: the photo back, brightest where it looked most like "
+               "a hot dog to me.\n")  # fmt: skip
+    else:
+        answer, command = _told_apart(spec), "/classify"
+        why = ("• /why as a reply to a photo: the photo back, brightest where it looked most like "
+               f"{_words(spec.display_text(spec.positive_label)).lower()} to me.\n"
+               if spec.two_class else "")  # fmt: skip
+    spec = spec or ModelSpec()
+    marks = "  ".join(f"{i} {_mark(spec.display_text(label))}"
+                      for i, label in enumerate(spec.labels[:2], 1))  # fmt: skip
     return (
         "How to use me:\n"
         "• Private chat: send a photo or an image file (JPEG, PNG, WebP, GIF, BMP, TIFF) and I "
-        "answer 🌭 Hotdog! or 🚫 Not hotdog. An album gets one answer: 1 🌭  2 🚫 ...\n"
+        f"answer {answer}. An album gets one answer: {marks} ...\n"
         "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
-        "admin) I answer every photo. Otherwise reply to a photo with /hotdog and I'll "
+        f"admin) I answer every photo. Otherwise reply to a photo with {command} and I'll "
         "answer that one.\n"
-        "• /why as a reply to a photo: the photo back, brightest where it looked most like a "
-        "hot dog to me.\n"
+        f"{why}"
         f"• Files up to {max_file_mb} MB (bigger ones: I judge Telegram's preview); I look at "
         "the whole picture, nothing is stored.\n\n"
         "/about - which model answers, and how accurate it is\n"
@@ -81,14 +146,28 @@ def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
 def about(spec: ModelSpec) -> str:
     measured = _measured(spec)
     labels = ", ".join(spec.labels)
+    if is_hotdog(spec):
+        rule = (f"Labels: {labels} (hotdog = {spec.positive_label})\n"
+                f"Threshold: {spec.threshold:.2f} (says hotdog when P({spec.positive_label}) ≥ "
+                "it)\n")  # fmt: skip
+    elif spec.two_class:
+        rule = (f"Labels: {_label_list(spec)}\n"
+                f"Threshold: {spec.threshold:.2f} (says {spec.positive_label} when "
+                f"P({spec.positive_label}) ≥ it)\n")  # fmt: skip
+    else:
+        rule = f"Labels: {_label_list(spec)}\nRule: the most probable label wins\n"
     return (
         f"Model: {spec.name} (version {spec.version})\n"
-        f"Labels: {labels} (hotdog = {spec.positive_label})\n"
-        f"Threshold: {spec.threshold:.2f} (says hotdog when P({spec.positive_label}) ≥ it)\n"
+        f"{rule}"
         f"Accuracy: {measured}\n"
         f"{_per_source(spec)}"
         f"Input: {spec.input_size}×{spec.input_size} RGB, whole photo resized ({spec.resize})"
     )
+
+
+def _label_list(spec: ModelSpec) -> str:
+    """Each label with the text the bot shows for it: "red (Red), green (Green)"."""
+    return ", ".join(f"{label} ({spec.display_text(label)})" for label in spec.labels)
 
 
 def _per_source(spec: ModelSpec) -> str:
@@ -174,6 +253,11 @@ def forgotten(count: int) -> str:
     return f"🧹 Done: deleted your {count} vote{'s' if count != 1 else ''}."
 
 
+def why_two_class_only() -> str:
+    return ("🤷 /why explains two-class models only: this model's heatmap shows one label "
+            "against the rest, not the label I answered. The answers still work.")  # fmt: skip
+
+
 def why_usage() -> str:
     return "Reply to a photo with /why and I'll show you where I saw the hot dog."
 
@@ -200,8 +284,10 @@ def why_caption(v: Verdict, spec: ModelSpec) -> str:
     )
 
 
-def hotdog_usage() -> str:
-    return "Reply to a photo with /hotdog and I'll tell you if it's a hotdog."
+def hotdog_usage(command: str = "hotdog") -> str:
+    if command == "hotdog":
+        return "Reply to a photo with /hotdog and I'll tell you if it's a hotdog."
+    return f"Reply to a photo with /{command} and I'll tell you what I see."
 
 
 def not_an_image() -> str:
@@ -253,5 +339,7 @@ def not_allowed_group() -> str:
     return "🔒 Sorry, this bot is private, so it is leaving this group."
 
 
-def hotdog_usage_private() -> str:
-    return "Send me a photo and I'll tell you if it's a hotdog 🌭  (/help for more)"
+def hotdog_usage_private(spec: ModelSpec | None = None) -> str:
+    if spec is None or is_hotdog(spec):
+        return "Send me a photo and I'll tell you if it's a hotdog 🌭  (/help for more)"
+    return f"Send me a photo and I'll tell you: {_told_apart(spec)}  (/help for more)"

@@ -16,6 +16,7 @@ from nothotdog.contract.imaging import (
 from nothotdog.contract.spec import (
     DEFAULT_THRESHOLD,
     HEATMAP_NAME,
+    HOTDOG_DISPLAY,
     IMAGENET_MEAN_BGR,
     INPUT_NAME,
     INPUT_SIZE,
@@ -25,11 +26,12 @@ from nothotdog.contract.spec import (
     RESIZE_METHOD,
     MetaKey,
     ModelSpec,
+    default_display,
 )
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "HEATMAP_NAME", "IMAGENET_MEAN_BGR", "INPUT_NAME", "INPUT_SIZE",
-    "LABELS", "OUTPUT_NAME", "POSITIVE_LABEL", "RESIZE_METHOD", "ImageDecodeError",
+    "DEFAULT_THRESHOLD", "HEATMAP_NAME", "HOTDOG_DISPLAY", "IMAGENET_MEAN_BGR", "INPUT_NAME",
+    "INPUT_SIZE", "LABELS", "OUTPUT_NAME", "POSITIVE_LABEL", "RESIZE_METHOD", "ImageDecodeError",
     "ImageTooLarge", "MetaKey", "ModelSpec", "NotAnImage", "OpenedImage", "decode_image",
-    "finish_decode", "load_image_file", "open_image",
+    "default_display", "finish_decode", "load_image_file", "open_image",
 ]  # fmt: skip

@@ -52,6 +52,7 @@ class RunFacts:
     val_metrics: dict[str, Any] = field(default_factory=dict)
     weights_source: str | None = None
     data_summary: dict[str, Any] | None = None
+    display: dict[str, str] = field(default_factory=dict)  # label -> the bot's text for it
 
 
 def read_run_facts(folder: str | Path) -> RunFacts:
@@ -67,6 +68,9 @@ def read_run_facts(folder: str | Path) -> RunFacts:
             f"{folder / LABELS_FILE} must list at least two labels including the positive one "
             f"({positive!r}), got {list(labels)}"
         )
+    display = labels_doc.get("display", {})
+    if not isinstance(display, dict) or set(display) - set(labels):
+        raise RunFolderError(f"{folder / LABELS_FILE}: 'display' must map labels to texts")
     threshold = float(metrics_doc.get("threshold", DEFAULT_THRESHOLD))
     if not 0.0 <= threshold <= 1.0:
         raise RunFolderError(f"{folder / METRICS_FILE}: threshold {threshold} is not a probability")
@@ -82,6 +86,7 @@ def read_run_facts(folder: str | Path) -> RunFacts:
         val_metrics=val,
         weights_source=config_doc.get("weights_source"),
         data_summary=summary if isinstance(summary, dict) else None,
+        display={str(k): str(v) for k, v in display.items()},
     )
 
 

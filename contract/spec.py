@@ -13,6 +13,27 @@ LABELS: tuple[str, ...] = ("hot_dog", "not_hot_dog")
 POSITIVE_LABEL = "hot_dog"
 # The bot says "hotdog" when P(positive) >= threshold. 0.5 until a trained model carries its own.
 DEFAULT_THRESHOLD = 0.5
+# What the bot says for each label of a file without display texts (every file before they
+# existed was a hot-dog model, and its users know these words).
+HOTDOG_DISPLAY: Mapping[str, str] = {"hot_dog": "🌭 Hotdog!", "not_hot_dog": "🚫 Not hotdog"}
+
+
+def readable(label: str) -> str:
+    """A folder name as words: ``hot_dog`` -> "Hot dog", ``red`` -> "Red"."""
+    words = label.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:] if words else label
+
+
+def default_display(labels: Sequence[str], positive: str) -> dict[str, str]:
+    """The text the bot shows for each label when nobody chose one. Two classes read as
+    "X or not X" ("✅ Cat!" / "🚫 Not cat"); more classes, each its readable folder name."""
+    if set(labels) == set(HOTDOG_DISPLAY):
+        return dict(HOTDOG_DISPLAY)
+    if len(labels) == 2:
+        name = readable(positive)
+        return {label: f"✅ {name}!" if label == positive else f"🚫 Not {name.lower()}"
+                for label in labels}  # fmt: skip
+    return {label: readable(label) for label in labels}
 
 
 def says_positive(p_positive: np.ndarray, threshold: float) -> np.ndarray:
@@ -52,6 +73,7 @@ class MetaKey:
     WEIGHTS_SHA256 = "nothotdog.weights_sha256"
     QUANTIZATION = "nothotdog.quantization"
     HEATMAP = "nothotdog.heatmap"  # JSON object; present when the file has the heatmap output
+    DISPLAY = "nothotdog.display"  # JSON object: label -> the text the bot shows for it
 
 
 INPUT_LAYOUT = "NHWC uint8 RGB"
@@ -71,10 +93,20 @@ class ModelSpec:
     metrics: Mapping[str, object] = field(default_factory=dict)
     test_metrics: Mapping[str, object] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
+    display: Mapping[str, str] = field(default_factory=dict)  # label -> text; missing: default
 
     @property
     def positive_index(self) -> int:
         return self.labels.index(self.positive_label)
+
+    @property
+    def two_class(self) -> bool:
+        """Whether the threshold decides (two classes) or the top label wins (more)."""
+        return len(self.labels) == 2
+
+    def display_text(self, label: str) -> str:
+        """What the bot says for ``label``: the file's text, else the readable default."""
+        return self.display.get(label) or default_display(self.labels, self.positive_label)[label]
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Class index per row of ``[n, classes]`` probabilities: the one decision rule, used by
@@ -109,6 +141,8 @@ class ModelSpec:
             MetaKey.MODEL_VERSION: self.version,
             MetaKey.METRICS: json.dumps(dict(self.metrics), sort_keys=True),
         }
+        if self.display:
+            meta[MetaKey.DISPLAY] = json.dumps(dict(self.display), ensure_ascii=False)
         if self.test_metrics:
             meta[MetaKey.TEST_METRICS] = json.dumps(dict(self.test_metrics), sort_keys=True)
         return meta
@@ -123,8 +157,11 @@ class ModelSpec:
         known = {
             MetaKey.LABELS, MetaKey.POSITIVE_LABEL, MetaKey.THRESHOLD, MetaKey.INPUT_SIZE,
             MetaKey.RESIZE, MetaKey.MODEL_NAME, MetaKey.MODEL_VERSION, MetaKey.METRICS,
-            MetaKey.TEST_METRICS,
+            MetaKey.TEST_METRICS, MetaKey.DISPLAY,
         }
+        display = json.loads(meta.get(MetaKey.DISPLAY, "{}"))
+        if not isinstance(display, dict) or set(display) - set(labels):
+            raise ValueError(f"display texts {display!r} must be an object keyed by {labels}")
         return cls(
             labels=labels,
             positive_label=positive,
@@ -136,4 +173,5 @@ class ModelSpec:
             metrics=json.loads(meta[MetaKey.METRICS]) if MetaKey.METRICS in meta else {},
             test_metrics=json.loads(meta.get(MetaKey.TEST_METRICS, "{}")),
             extra={k: v for k, v in meta.items() if k not in known},
+            display={str(k): str(v) for k, v in display.items()},
         )

@@ -89,7 +89,8 @@ def build_spec(
     }
     return ModelSpec(tuple(run.labels), run.positive_label, run.threshold, name=name,
                      version=version or f"{run.name}-{weights_sha[:12]}",
-                     metrics=dict(run.val_metrics), extra=extra)  # fmt: skip
+                     metrics=dict(run.val_metrics), extra=extra,
+                     display=dict(run.display))  # fmt: skip
 
 
 def with_quantization(spec: ModelSpec, quantization: str) -> ModelSpec:

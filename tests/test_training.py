@@ -52,6 +52,7 @@ def test_run_folder_holds_every_artefact(run: Path):
     assert len(list(run.glob("*.png"))) >= 4  # curves, confusion matrix, ROC, worst mistakes
     assert json.loads((run / "labels.json").read_text()) == {
         "labels": ["hot_dog", "not_hot_dog"], "positive_label": "hot_dog",
+        "display": {"hot_dog": "🌭 Hotdog!", "not_hot_dog": "🚫 Not hotdog"},
     }  # fmt: skip
     history = json.loads((run / "history.json").read_text())
     assert set(history) == {"phase1", "phase2"}
@@ -220,3 +221,18 @@ def test_an_extra_folder_of_one_class_joins_training_under_its_source_tag(data, 
     assert train_main(args) == 0
     shares = json.loads((out / "metrics.json").read_text())["sampling"]["shares"]
     assert shares["1:feedback"] > 0  # class 1: not_hot_dog
+
+
+def test_display_and_positive_are_checked_before_training():
+    from nothotdog.training.train import choose_positive, display_texts
+
+    labels = ["cat", "not_cat"]
+    assert choose_positive(labels, None) == "cat"
+    assert choose_positive(labels, "not_cat") == "not_cat"
+    assert display_texts(labels, "cat", ["cat=🐱 Cat!"]) == {"cat": "🐱 Cat!",
+                                                             "not_cat": "🚫 Not cat"}  # fmt: skip
+    for bad in (["dog=Dog"], ["cat"], ["cat= "]):
+        with pytest.raises(ValueError, match="--display"):
+            display_texts(labels, "cat", bad)
+    with pytest.raises(ValueError, match="--positive"):
+        choose_positive(labels, "dog")

@@ -27,6 +27,12 @@ def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
                    help="more training folders with some of the same class sub-folders, e.g. "
                    "users' votes from nothotdog feedback export; reported under their source "
                    "tags (feedback__... files: feedback)")
+    p.add_argument("--positive", metavar="LABEL",
+                   help="two classes: the label the threshold is about, e.g. cat for cat/not_cat "
+                   "(default: hot_dog if there is one, else the first class)")
+    p.add_argument("--display", nargs="+", default=[], metavar="LABEL=TEXT",
+                   help='what the bot says for a label, e.g. hot_dog="🌭 Hotdog!" (default: the '
+                   'folder name made readable; two classes: "✅ Cat!" / "🚫 Not cat")')
     p.add_argument("--val-split", type=float, default=d.val_split,
                    help="fraction of --data held out for validation when --val is not given")
     p.add_argument("--out", type=Path, required=True, help="run folder for model, metrics, plots")
@@ -78,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
                    help="augmentation: smallest fraction of the photo a random crop keeps")
     a = vars(p.parse_args(argv))
     a.update(init_from=tuple(a["init_from"]), extra=tuple(a["extra"]),
+             display=tuple(a["display"]),
              calibrate=not a.pop("no_calibrate"),
              augment=AugmentParams(min_area=a.pop("min_crop_area")))  # fmt: skip
     return train.TrainConfig(**a)  # every option is named like its TrainConfig field

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL, layout
+from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL, default_display, layout
 from nothotdog.contract.dataset import DatasetError, Example, class_names, list_examples
 from nothotdog.training import features
 
@@ -40,6 +40,8 @@ class TrainConfig:
     out: Path
     val: Path | None = None
     extra: tuple[Path, ...] = ()  # more training folders; their classes may be a subset
+    positive: str | None = None  # two classes: the one the threshold is about; None: hot_dog/first
+    display: tuple[str, ...] = ()  # "LABEL=TEXT": what the bot says for LABEL
     val_split: float = 0.15
     weights: str = "imagenet"
     unfreeze: str = "block5"
@@ -81,6 +83,29 @@ def split_examples(examples: list[Example], fraction: float, seed: int):
         val += group[:n_val]
         train += group[n_val:]
     return sorted(train, key=lambda e: str(e.path)), sorted(val, key=lambda e: str(e.path))
+
+
+def choose_positive(labels: Sequence[str], requested: str | None) -> str:
+    """--positive, checked; by default hot_dog when there is one, else the first label."""
+    if requested is not None:
+        if requested not in labels:
+            raise ValueError(f"--positive {requested!r} is not one of the classes {list(labels)}")
+        return requested
+    return POSITIVE_LABEL if POSITIVE_LABEL in labels else labels[0]
+
+
+def display_texts(labels: Sequence[str], positive: str, pairs: Sequence[str]) -> dict[str, str]:
+    """What the bot will say per label: the readable defaults, with --display LABEL=TEXT over
+    them (checked here, before an hour of training, not at export)."""
+    texts = default_display(labels, positive)
+    for pair in pairs:
+        label, sep, text = pair.partition("=")
+        if not sep or not text.strip():
+            raise ValueError(f"--display wants LABEL=TEXT, got {pair!r}")
+        if label not in labels:
+            raise ValueError(f"--display {label!r} is not one of the classes {list(labels)}")
+        texts[label] = text.strip()
+    return texts
 
 
 def load_data(cfg: TrainConfig) -> tuple[list[str], list[Example], list[Example]]:
@@ -158,7 +183,8 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     if cfg.unfreeze not in UNFREEZE_CUTS:
         raise ValueError(f"--unfreeze must be one of {sorted(UNFREEZE_CUTS)}")
     labels, train_ex, val_ex = load_data(cfg)
-    positive = POSITIVE_LABEL if POSITIVE_LABEL in labels else labels[0]
+    positive = choose_positive(labels, cfg.positive)
+    display_texts(labels, positive, cfg.display)  # a typo fails now, not after training
     print(f"data: {len(train_ex)} training and {len(val_ex)} validation images, classes {labels}")
     cfg.out.mkdir(parents=True, exist_ok=True)
 
@@ -314,7 +340,10 @@ def _write_records(cfg: TrainConfig, summary: dict, history: dict, data: feature
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     write_json(cfg.out / layout.METRICS_FILE, summary)
-    write_json(cfg.out / layout.LABELS_FILE, {"labels": labels, "positive_label": data.positive})
+    write_json(cfg.out / layout.LABELS_FILE, {
+        "labels": labels, "positive_label": data.positive,
+        "display": display_texts(labels, data.positive, cfg.display),
+    })  # fmt: skip
     write_json(cfg.out / layout.HISTORY_FILE, history)
     write_json(cfg.out / layout.CONFIG_FILE, {
         "config": asdict(cfg),  # write_json turns paths, alone or in init_from's tuple, into str
