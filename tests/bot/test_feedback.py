@@ -162,6 +162,7 @@ async def test_the_whole_loop_through_the_bot_process_and_the_export(
 
     async with bot():
         verdict = await verdict_for(telegram)
+        assert buttons(telegram, verdict) == list(replies.vote_buttons())
         assert await press(telegram, verdict, "vote:wrong") == replies.vote_thanks()
     async with bot():
         verdict_again = await verdict_for(telegram, GREEN)  # the restarted bot answers too
