@@ -29,11 +29,10 @@ import keras
 from nothotdog.bot import replies
 from nothotdog.bot.cli import main as cli_main
 from nothotdog.bot.pipeline import Verdict, load_model
-from nothotdog.contract import INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, ModelSpec
+from nothotdog.contract import OUTPUT_NAME, ModelSpec
 from nothotdog.contract.runtime import OnnxModel
 from nothotdog.export.__main__ import main as export_main
 from nothotdog.training.__main__ import main as train_main
-from nothotdog.training.model import VGGPreprocess
 
 # The bot's fixtures; this file sits outside tests/bot so that TensorFlow (loaded for training
 # and export) is not in the process yet when tests/bot measures memory.
@@ -47,6 +46,7 @@ from tests.bot.conftest import (  # noqa: F401
 )
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import encode
+from tests.kerasmodel import vgg_shaped
 
 GROUP = FakeTelegram.group_chat()
 COLOURS = {"red": (210, 40, 40), "green": (40, 190, 50), "blue": (40, 60, 210)}
@@ -84,20 +84,9 @@ def make_photos(root: Path, colours: dict[str, tuple[int, int, int]], per_class:
 
 
 def colour_reader(channels: list[int]) -> keras.Model:
-    """A 224-px stand-in for the trained model, with the layers export expects (preprocessing,
-    convolutions, global pooling, softmax): class k's logit grows with colour channel
-    ``channels[k]`` against the mean of the three."""
-    image = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), dtype="uint8", name=INPUT_NAME)
-    x = VGGPreprocess(name="vgg_preprocess")(image)
-    x = keras.layers.Conv2D(6, 3, strides=4, padding="same", activation="relu",
-                            name="block1_conv1")(x)  # fmt: skip
-    x = keras.layers.MaxPooling2D(2, name="block1_pool")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="block2_conv1")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    x = keras.layers.Dropout(0.5, name="head_dropout")(x)
-    out = keras.layers.Dense(len(channels), activation="softmax", dtype="float32",
-                             name=OUTPUT_NAME)(x)  # fmt: skip
-    model = keras.Model(image, out, name="colours")
+    """A 224-px stand-in for the trained model (``vgg_shaped``): class k's logit grows with
+    colour channel ``channels[k]`` against the mean of the three."""
+    model = vgg_shaped(6, len(channels), "colours")
     k1 = np.zeros((3, 3, 3, 6), np.float32)
     for c in range(3):  # filters 2c, 2c+1: +channel and -channel (their ReLUs add back up)
         k1[1, 1, c, 2 * c], k1[1, 1, c, 2 * c + 1] = 0.01, -0.01

@@ -38,7 +38,7 @@ from nothotdog.export.convert import load_float32, to_onnx
 from nothotdog.export.heatmap import HeatmapError, add_heatmap
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
 from nothotdog.training.int8 import decode_examples, side_branch, stratified_sample
-from nothotdog.training.model import VGGPreprocess
+from tests.kerasmodel import vgg_shaped
 
 THRESHOLD = 0.42
 VAL_METRICS = {"accuracy": 0.97, "precision": 0.96, "recall": 0.95, "f1": 0.955,
@@ -47,7 +47,7 @@ DATA_SUMMARY = {"train": {"n": 80, "per_class": {"hot_dog": 40, "not_hot_dog": 4
 
 
 def build_redness_model(seed: int = 0) -> keras.Model:
-    """uint8 image -> VGGPreprocess -> two small convs -> GAP -> Dropout -> softmax Dense.
+    """A ``vgg_shaped`` model whose verdict is redness.
 
     Hand-set weights: conv1 filters 0..3 read +R, -R, +B, -B (centre tap; ReLU halves add back
     to the mean), conv2 passes them through, so the logit is proportional to mean(R) - mean(B)
@@ -55,16 +55,7 @@ def build_redness_model(seed: int = 0) -> keras.Model:
     so quantization has some real work to do.
     """
     rng = np.random.default_rng(seed)
-    image = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), dtype="uint8", name=INPUT_NAME)
-    x = VGGPreprocess(name="vgg_preprocess")(image)
-    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", activation="relu",
-                            name="block1_conv1")(x)  # fmt: skip
-    x = keras.layers.MaxPooling2D(2, name="block1_pool")(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="block2_conv1")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    x = keras.layers.Dropout(0.5, name="head_dropout")(x)
-    out = keras.layers.Dense(2, activation="softmax", dtype="float32", name=OUTPUT_NAME)(x)
-    model = keras.Model(image, out, name="redness")
+    model = vgg_shaped(8, 2, "redness")
 
     k1 = rng.normal(0, 0.02, (3, 3, 3, 8)).astype(np.float32)
     k1[:, :, :, :4] = 0
