@@ -82,13 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level, secrets=[token, secret], quiet=(Exception,))
     try:
         model = load_model(
-            settings.model_path, threshold=settings.threshold, onnx_threads=settings.onnx_threads
+            settings.model_path,
+            threshold=settings.threshold,
+            onnx_threads=settings.onnx_threads,
+            runtime=settings.runtime,
         )
     except ModelMissing as exc:  # missing_model() already names the fixes
         return _fail(f"cannot start: {exc}")
     except ModelLoadError as exc:
         return _fail(f"cannot start: {exc} {MODEL_FIX}")
-    log.info("loaded model %s from %s", model.spec.name, model.path)
+    log.info("loaded model %s from %s on %s", model.spec.name, model.path, model.runtime)
     app = build_application(settings, model=model)
     try:
         # Both stop cleanly on SIGINT and SIGTERM (PTB's default stop_signals).

@@ -39,7 +39,10 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
     """A ready-to-run Application; loads the model from settings unless one is given."""
     if model is None:
         model = load_model(
-            settings.model_path, threshold=settings.threshold, onnx_threads=settings.onnx_threads
+            settings.model_path,
+            threshold=settings.threshold,
+            onnx_threads=settings.onnx_threads,
+            runtime=settings.runtime,
         )
     elif settings.threshold is not None:
         model = with_threshold(model, settings.threshold)

@@ -3,7 +3,7 @@
 
 They call the very functions the bot's pipeline calls in its threads (``bot.pipeline``'s
 ``decode``, ``predict`` and ``explain``), so a photo gets the same answer here as in a chat.
-They read only the settings they use (MODEL_PATH, THRESHOLD, ONNX_THREADS), checked as the
+They read only the settings they use (MODEL_PATH, THRESHOLD, ONNX_THREADS, RUNTIME), checked as the
 bot checks them, so a bad bot-only setting in .env does not stop them.
 """
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nothotdog",
         description="Hotdog or not hotdog, for image files: the bot's answer without Telegram. "
-        "Uses MODEL_PATH, THRESHOLD and ONNX_THREADS from the environment or ./.env.",
+        "Uses MODEL_PATH, THRESHOLD, ONNX_THREADS and RUNTIME from the environment or ./.env.",
     )
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model or settings.model_path,
             threshold=args.threshold if args.threshold is not None else settings.threshold,
             onnx_threads=settings.onnx_threads,
+            runtime=settings.runtime,
         )
     except (SettingsError, ModelLoadError) as exc:
         print(f"nothotdog: {exc}", file=sys.stderr)

@@ -45,7 +45,7 @@ from nothotdog.contract.imaging import (
     picture_size,
 )
 from nothotdog.contract.layout import MB
-from nothotdog.contract.runtime import ModelMissing, OnnxModel, load_onnx
+from nothotdog.contract.runtime import ModelMissing, OnnxModel, Runtime, load_onnx
 
 T = TypeVar("T")
 
@@ -136,13 +136,17 @@ class FileTooLarge(Exception):
 
 
 def load_model(
-    path: str | Path, *, threshold: float | None = None, onnx_threads: int = 0
+    path: str | Path,
+    *,
+    threshold: float | None = None,
+    onnx_threads: int = 0,
+    runtime: Runtime = "auto",
 ) -> OnnxModel:
     """Load and check the model; ``threshold`` overrides the one in its metadata."""
     path = Path(path)
     if not path.is_file():
         raise ModelMissing(missing_model(path))
-    model = load_onnx(path, intra_op_threads=onnx_threads)
+    model = load_onnx(path, intra_op_threads=onnx_threads, runtime=runtime)
     return model if threshold is None else with_threshold(model, threshold)
 
 
@@ -164,7 +168,7 @@ def missing_model(path: Path) -> str:
 
 def with_threshold(model: OnnxModel, threshold: float) -> OnnxModel:
     """The same session, deciding at ``threshold`` instead of the model's own."""
-    return OnnxModel(session=model.session, spec=replace(model.spec, threshold=threshold),
+    return OnnxModel(engine=model.engine, spec=replace(model.spec, threshold=threshold),
                      path=model.path)  # fmt: skip
 
 

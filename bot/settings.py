@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
+from nothotdog.contract.runtime import Runtime
 
 MODEL_FILE = "nothotdog.onnx"
 # The shipped model's package: models/ installed as nothotdog/bot/shipped/ (see pyproject.toml).
@@ -109,7 +110,10 @@ class ModelSettings(BaseSettings):
                              "model")  # fmt: skip
     threshold: Annotated[float, AfterValidator(_probability)] | None = Field(
         None, description="Say hotdog when P(hotdog) >= this (0..1); empty: the model's own")
-    onnx_threads: int = Field(0, ge=0, description="onnxruntime threads per call; 0: all cores")
+    onnx_threads: int = Field(0, ge=0, description="Inference threads per call; 0: all cores")
+    runtime: Runtime = Field("auto", description="What runs the model: openvino, onnxruntime, "
+                             "or auto (OpenVINO when installed, the faster on every CPU "
+                             "measured)")  # fmt: skip
 
     @classmethod
     def settings_customise_sources(
@@ -223,8 +227,8 @@ def load_settings(
 def load_model_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> ModelSettings:
-    """MODEL_PATH, THRESHOLD and ONNX_THREADS, read as ``load_settings`` reads them; the bot's
-    other variables are not even parsed."""
+    """MODEL_PATH, THRESHOLD, ONNX_THREADS and RUNTIME, read as ``load_settings`` reads them;
+    the bot's other variables are not even parsed."""
     return _load(ModelSettings, environ, env_file)
 
 

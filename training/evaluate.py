@@ -27,7 +27,7 @@ from nothotdog.contract import INPUT_SIZE, ImageDecodeError, MetaKey, layout, lo
 from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError, Example, list_examples
 from nothotdog.contract.heatmap import overlay
-from nothotdog.contract.runtime import ModelLoadError, load_onnx
+from nothotdog.contract.runtime import RUNTIMES, ModelLoadError, Runtime, load_onnx
 from nothotdog.contract.spec import says_positive
 from nothotdog.training.metrics import compute_metrics, predict_labels, roc_auc
 
@@ -52,7 +52,7 @@ class LoadedModel:
     positive_label: str
     threshold: float
     input_size: int
-    kind: str  # "onnx" or "keras", for the summary
+    kind: str  # "onnx on RUNTIME" or "keras", for the summary
     heatmap: HeatmapFn | None = None  # an ONNX file with the heatmap output: one image's map
 
 
@@ -89,13 +89,14 @@ def _decode(path: Path, size: int) -> np.ndarray:
         raise EvaluationError(f"cannot read image {path}: {exc}") from exc
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """An ``.onnx`` file, a ``.keras`` file, or a training run folder holding ``model.keras``."""
+def load_model(path: str | Path, runtime: Runtime = "auto") -> LoadedModel:
+    """An ``.onnx`` file (on ``runtime``), a ``.keras`` file, or a training run folder holding
+    ``model.keras``."""
     path = Path(path)
     if not path.exists():
         raise EvaluationError(f"model {path} does not exist")
     if path.suffix.lower() == ".onnx":
-        return _load_onnx(path)
+        return _load_onnx(path, runtime)
     if path.is_dir():
         keras_file = path / layout.MODEL_FILE
         if not keras_file.is_file():
@@ -106,9 +107,9 @@ def load_model(path: str | Path) -> LoadedModel:
     raise EvaluationError(f"{path} is neither an .onnx file, a .keras file nor a run folder")
 
 
-def _load_onnx(path: Path) -> LoadedModel:
+def _load_onnx(path: Path, runtime: Runtime) -> LoadedModel:
     try:
-        model = load_onnx(path)
+        model = load_onnx(path, runtime=runtime)
     except ModelLoadError as exc:
         raise EvaluationError(str(exc)) from exc
     spec = model.spec
@@ -116,8 +117,9 @@ def _load_onnx(path: Path) -> LoadedModel:
     def heatmap(path: Path) -> np.ndarray:
         return model.explain(load_image_file(path, spec.input_size)[None])[1][0]
 
+    kind = f"onnx on {model.runtime}"
     return LoadedModel(model.predict, spec.labels, spec.positive_label, spec.threshold,
-                       spec.input_size, "onnx", heatmap if model.has_heatmap else None)  # fmt: skip
+                       spec.input_size, kind, heatmap if model.has_heatmap else None)  # fmt: skip
 
 
 def _load_keras(keras_file: Path) -> LoadedModel:
@@ -185,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         "RUN/eval-DATA for a run folder, MODEL-eval-DATA beside a model file)")
     add("--threshold", type=float, help="decision threshold on P(positive) (default: the one "
         "the model carries, else 0.5)")
+    add("--runtime", choices=RUNTIMES, default="auto", help="what runs an .onnx file (default: "
+        "auto, as the bot: OpenVINO when installed)")
     add("--batch-size", type=int, default=32, help="images per inference batch (default: 32)")
     add("--no-progress", action="store_true", help="hide the progress bar")
     add("--sources", metavar="TAG,TAG", help="evaluate only photos of these source tags (e.g. "
@@ -258,7 +262,7 @@ def _run(args: argparse.Namespace) -> int:
         raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.data_dir.is_dir():
         raise EvaluationError(f"data folder {args.data_dir} does not exist")
-    model = load_model(args.model)
+    model = load_model(args.model, args.runtime)
     threshold = model.threshold if args.threshold is None else args.threshold
     examples = list_examples(args.data_dir, model.labels)
     if args.sources:
