@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from nothotdog.bot.cli import main
-from nothotdog.bot.pipeline import Photo, Pipeline
+from nothotdog.bot.outcomes import Photo
+from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
 from tests.imagefiles import GREEN, RED, encode, solid
@@ -78,11 +79,12 @@ def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> N
         paths[-1].write_bytes(data)
     cli_rows = classify_files(tiny_model, paths)
 
-    async def locate(file_id: str) -> tuple[str, int | None]:
-        return str(tmp_path / file_id), None  # a local path, as a --local Bot API server gives
+    class LocalFiles:  # a local path, as a --local Bot API server gives
+        async def locate(self, file_id: str) -> tuple[str, int | None]:
+            return str(tmp_path / file_id), None
 
     async def bot_path() -> list:
-        pipeline = Pipeline(tiny_model, Settings(), locate)
+        pipeline = Pipeline(tiny_model, Settings(), LocalFiles())
         try:
             return await asyncio.gather(*(pipeline.judge(Photo(p.name)) for p in paths))
         finally:

@@ -18,7 +18,7 @@ from telegram.ext import Application
 
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
-from nothotdog.bot.pipeline import load_model
+from nothotdog.bot.classifier import load_model
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, exif_rotated, heic, heic_supported
 from tests.bot.conftest import StartBot
 from tests.bot.memory import MB, peak_memory
