@@ -29,8 +29,8 @@ from nothotdog.bot.settings import (
     load_settings,
     settings_help,
 )
-from nothotdog.contract.commands import add_version
 from nothotdog.contract.runtime import ModelLoadError, ModelMissing
+from nothotdog.contract.version import add_version
 
 log = logging.getLogger("nothotdog.bot")
 

@@ -33,9 +33,9 @@ from nothotdog.bot.settings import (
     load_settings,
 )
 from nothotdog.contract import ImageDecodeError
-from nothotdog.contract.commands import add_version
 from nothotdog.contract.layout import IMAGE_SUFFIXES
 from nothotdog.contract.runtime import ModelLoadError, OnnxModel
+from nothotdog.contract.version import add_version
 
 CHUNK = 16  # images per onnxruntime call
 HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to

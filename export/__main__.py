@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import nothotdog.export as d
-from nothotdog.contract.commands import add_version
+from nothotdog.contract.version import add_version
 from nothotdog.training import int8
 
 PROG = "nothotdog-export"

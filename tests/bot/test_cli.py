@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,21 @@ def test_why_needs_a_model_with_a_heatmap(
     assert main(["why", str(photo), "--out", str(out), "--model", str(tiny_model_path)]) == 2
     assert "can't explain itself" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_classify_loads_no_telegram_library(photos: Path, tiny_model_path: Path) -> None:
+    """``nothotdog classify`` is offline: the classifier it runs imports no python-telegram-bot
+    (nor the bot's settings' Telegram parts), checked in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        "from nothotdog.bot.cli import main\n"
+        f"status = main(['classify', {str(photos)!r}, '--model', {str(tiny_model_path)!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.partition('.')[0] == 'telegram')\n"
+        "print('telegram modules:', loaded, file=sys.stderr)\n"
+        "sys.exit(status or (3 if loaded else 0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=photos)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "hot_dog" in done.stdout
+    assert "telegram modules: []" in done.stderr
