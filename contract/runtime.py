@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from nothotdog.contract.spec import HEATMAP_NAME, INPUT_NAME, ModelSpec
 
@@ -24,7 +25,7 @@ class ModelMissing(ModelLoadError):
 class OnnxModel:
     """An onnxruntime session plus what its metadata says about labels and threshold."""
 
-    session: object  # onnxruntime.InferenceSession, imported lazily
+    session: ort.InferenceSession
     spec: ModelSpec
     path: Path
 
@@ -62,16 +63,12 @@ PROVIDERS = ["CPUExecutionProvider"]
 def session_options(intra_op_threads: int = 0) -> object:
     """The bot's onnxruntime settings, in one place so that benchmarks which time something
     else (bench.floor's GEMMs) run it exactly as the bot runs its model."""
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     return options
 
 
 def load_onnx(path: str | Path, intra_op_threads: int = 0) -> OnnxModel:
-    import onnxruntime as ort
-
     path = Path(path)
     if not path.is_file():
         raise ModelMissing(f"model file {path} does not exist")

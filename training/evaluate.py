@@ -205,7 +205,7 @@ STAMPED = ("n", "accuracy", "balanced_accuracy", "precision", "recall", "roc_auc
 
 def stamp(model_path: Path, metrics: dict, split: str, data_dir: Path) -> None:
     """Write a compact copy of ``metrics`` into the ONNX file's metadata (graph untouched)."""
-    import onnx
+    import onnx  # the train extra's: only --stamp needs it, an evaluation alone does not
 
     if model_path.suffix != ".onnx":
         raise EvaluationError("--stamp works on .onnx files only")

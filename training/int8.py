@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from nothotdog.contract import INPUT_NAME, INPUT_SIZE, ImageDecodeError, load_image_file
 from nothotdog.contract.dataset import Example
@@ -286,7 +287,6 @@ def int8_trunk(trunk, calibration: Sequence[Example], workdir: Path,
     """``trunk`` (Keras, uint8 image in) as int8 onnxruntime, calibrated on a stratified
     sample of ``calibration``: its predict function, float16 out as the cache stores it."""
     import onnx
-    import onnxruntime as ort
 
     workdir.mkdir(parents=True, exist_ok=True)
     float_path, int8_path = workdir / "trunk-float32.onnx", workdir / "trunk-int8.onnx"
