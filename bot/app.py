@@ -42,7 +42,6 @@ class Parts:
     application-wide objects) so that start-up, shutdown and the tests find them."""
 
     pipeline: Pipeline
-    metrics: BotMetrics
     store: FeedbackStore | None  # None with FEEDBACK off
     health: HealthServer | None  # None unless HEALTH_PORT is set
 
@@ -89,7 +88,7 @@ def build_application(
         health = HealthServer(metrics, lambda: app.running, model_info,
                               listen=settings.health_listen, port=settings.health_port)  # fmt: skip
     store = FeedbackStore(settings.database_url) if settings.feedback else None
-    app.bot_data[PARTS_KEY] = Parts(pipeline, metrics, store, health)
+    app.bot_data[PARTS_KEY] = Parts(pipeline, store, health)
     BotHandlers(pipeline, settings, metrics, store).register(app)
     return app
 
