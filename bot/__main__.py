@@ -17,10 +17,11 @@ import sys
 from typing import Any
 
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.ext import BaseRateLimiter
 
 from nothotdog.bot.app import ALLOWED_UPDATES, build_application
+from nothotdog.bot.classifier import load_model
 from nothotdog.bot.logs import redact, setup_logging
-from nothotdog.bot.pipeline import load_model
 from nothotdog.bot.settings import (
     TELEGRAM_BASE_URL,
     Settings,
@@ -28,8 +29,8 @@ from nothotdog.bot.settings import (
     load_settings,
     settings_help,
 )
-from nothotdog.contract.commands import add_version
 from nothotdog.contract.runtime import ModelLoadError, ModelMissing
+from nothotdog.contract.version import add_version
 
 log = logging.getLogger("nothotdog.bot")
 
@@ -70,7 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, rate_limiter: BaseRateLimiter | None = None) -> int:
+    """Run the bot; ``rate_limiter`` replaces the one at Telegram's limits (benchmarks)."""
     parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings()
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         return _fail(f"cannot start: {exc} {MODEL_FIX}")
     log.info("loaded model %s from %s on %s", model.spec.name, model.path, model.runtime)
-    app = build_application(settings, model=model)
+    app = build_application(settings, model=model, rate_limiter=rate_limiter)
     try:
         # Both stop cleanly on SIGINT and SIGTERM (PTB's default stop_signals).
         if settings.use_webhook:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
+import onnxruntime as ort
 
 from nothotdog.contract.spec import HEATMAP_NAME, INPUT_NAME, ModelSpec
 
@@ -62,8 +63,6 @@ class Engine(Protocol):
 def session_options(intra_op_threads: int = 0) -> object:
     """The bot's onnxruntime settings, in one place so that benchmarks which time something
     else (bench.floor's GEMMs) run it exactly as the bot runs its model."""
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     return options
@@ -76,8 +75,6 @@ class OnnxRuntimeEngine:
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         self.session = ort.InferenceSession(str(path), session_options(threads),
                                             providers=PROVIDERS)  # fmt: skip
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -99,7 +96,7 @@ class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, path: Path, threads: int = 0) -> None:
-        import openvino as ov
+        import openvino as ov  # here, not at the top: a missing OpenVINO falls back, not fails
 
         core = ov.Core()
         model = core.read_model(str(path))
@@ -170,7 +167,7 @@ class OnnxModel:
 
 def openvino_installed() -> bool:
     try:
-        import openvino  # noqa: F401
+        import openvino  # noqa: F401  (only asks whether it is there)
     except ImportError:
         return False
     return True

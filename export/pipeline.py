@@ -86,7 +86,7 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
 
 def _convert(
     run: metadata.TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
-) -> tuple[convert.LoadedModel, onnx.ModelProto, ModelSpec]:
+) -> tuple[convert.Float32Model, onnx.ModelProto, ModelSpec]:
     """The Keras model as float32, converted to ONNX with preprocessing folded in, the
     heatmap output added and the contract's metadata written."""
     step = time.perf_counter()
@@ -119,7 +119,7 @@ def _convert(
 
 
 def _check_parity(
-    loaded: convert.LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
+    loaded: convert.Float32Model, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
     summary: dict[str, Any], log: Log,
 ) -> None:
     """The ONNX graph must give Keras's probabilities and labels (raises ParityError)."""
