@@ -2,8 +2,9 @@
 
 Thin callbacks: each picks the file to look at (``bot.pictures``), hands it to the pipeline
 as a ``Photo`` and sends ``replies``' sentence for the outcome. The allow-list is
-``bot.access``'s, the vote buttons ``bot.votes``', ``/why`` ``bot.why``'s; everything between
-a file and its verdict is ``bot.pipeline``'s.
+``bot.access``'s, the vote buttons ``bot.votes``', ``/why`` ``bot.why``'s, the language of
+each update and ``/language`` ``bot.languages``'; everything between a file and its verdict
+is ``bot.pipeline``'s.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nothotdog.bot.access import Gate
 from nothotdog.bot.albums import Albums
 from nothotdog.bot.classifier import why_unavailable
 from nothotdog.bot.feedback import FeedbackStore, StoreError
+from nothotdog.bot.languages import Languages
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.outcomes import Judged, Outcome, Photo, Refused
@@ -61,8 +63,11 @@ class BotHandlers:
         self.why = Why(self.spec, no_why, settings, metrics, self.judged)
         self.votes = Votes(store, self.spec, metrics, self.judged,
                            why_button=settings.show_why_button and no_why is None)  # fmt: skip
+        self.languages = Languages(store)
 
     def register(self, app: Application) -> None:
+        # First of all, so that every reply of the update (a refusal too) is in its language.
+        app.add_handler(TypeHandler(Update, self.languages.speak), group=-2)
         allowed = self.settings.allowed_chat_ids
         if allowed is not None:
             gate = Gate(allowed, self.settings.outsider_reply_minutes * 60)
@@ -79,6 +84,7 @@ class BotHandlers:
                 CommandHandler("why", self.why.on_command, filters=new),
                 CommandHandler("privacy", self.privacy, filters=new),
                 CommandHandler("forget", self.forget, filters=new),
+                *self.languages.handlers(),
                 CallbackQueryHandler(self.why.on_button, pattern=f"^{WHY_BUTTON_DATA}$"),
                 CallbackQueryHandler(self.votes.on_press, pattern=VOTE_PATTERN),
                 CallbackQueryHandler(on_unknown_button),
