@@ -33,7 +33,7 @@ from nothotdog.bot.languages import Languages
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.outcomes import Judged, Outcome, Photo, Refused
-from nothotdog.bot.pictures import IMAGE_DOCUMENT, photo_in
+from nothotdog.bot.pictures import IMAGE_DOCUMENT, MOVING, kind_of, photo_in, without_preview
 from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.retry import reply
 from nothotdog.bot.settings import Settings
@@ -88,7 +88,7 @@ class BotHandlers:
                 CallbackQueryHandler(self.why.on_button, pattern=f"^{WHY_BUTTON_DATA}$"),
                 CallbackQueryHandler(self.votes.on_press, pattern=VOTE_PATTERN),
                 CallbackQueryHandler(on_unknown_button),
-                MessageHandler(new & (filters.PHOTO | IMAGE_DOCUMENT), self.on_picture),
+                MessageHandler(new & (filters.PHOTO | IMAGE_DOCUMENT | MOVING), self.on_picture),
                 # In groups, other files are none of our business: silence.
                 MessageHandler(new & private & filters.Document.ALL, self.on_other_document),
                 MessageHandler(new & private, self.on_other_private),
@@ -121,6 +121,8 @@ class BotHandlers:
         photo = photo_in(target, self.spec.input_size)
         if target is not None and photo is not None:
             await self.answer(update, target, photo, source="command")
+        elif without_preview(target):
+            await reply(message, replies.no_preview())
         elif target is not None and target.document is not None:
             await reply(message, replies.not_an_image())
         else:
@@ -151,8 +153,10 @@ class BotHandlers:
         message = _message(update)
         photo = photo_in(message, self.spec.input_size)
         if photo is None:
+            if without_preview(message):
+                await reply(message, replies.no_preview())
             return
-        source = "photo" if message.photo else "document"
+        source = kind_of(message) or "document"
         if self.albums.accepts(message):
             await self.albums.add(message, self.judged(update, message, photo, source))
         else:

@@ -14,10 +14,11 @@ call, and can inject faults:
     api.after_handling("sendMessage", "drop")     # do it, then hang up without an answer
     api.hook = my_coroutine                        # anything else: see ``Hook``
 
-Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``,
-``push_callback_query`` for a button press; ``language_code=`` says the sender's app language)
-and await the bot's answers (``replies_to``, ``wait_for_messages``). When the bot has called
-setWebhook, pushed updates are POSTed to its webhook, with the secret header, as Telegram does.
+Tests push updates (``push_photo``, ``push_document``, ``push_sticker``, ``push_animation``,
+``push_video``, ``push_video_note``, ``push_command``, ``push_album``, ``push_callback_query``
+for a button press; ``language_code=`` says the sender's app language) and await the bot's
+answers (``replies_to``, ``wait_for_messages``). When the bot has called setWebhook, pushed
+updates are POSTed to its webhook, with the secret header, as Telegram does.
 It imports nothing from the bot. It is a test tool, not part of the product: it lives in
 tests/, is not installed by ``pip install .`` nor copied into the Docker image, and the tests
 and benchmarks (``python -m bench``) import it as ``tests.fakebot`` from the checkout. It
@@ -377,6 +378,60 @@ class FakeTelegram:
         if thumbnail is not None:
             document["thumbnail"] = self.photo_size(thumbnail, *thumbnail_size)
         return self.push_message(chat, document=document, **kwargs)
+
+    def push_sticker(
+        self,
+        data: bytes,
+        chat: dict[str, Any] | None = None,
+        *,
+        animated: bool = False,
+        video: bool = False,
+        thumbnail: bytes | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """A sticker: static (``data`` is its WebP), ``animated`` (TGS) or ``video`` (WebM);
+        ``thumbnail``: the preview Telegram sends with it."""
+        suffix = "tgs" if animated else "webm" if video else "webp"
+        stored = self.files[self.add_file(data, suffix=suffix)]
+        sticker: dict[str, Any] = {**stored.file_fields(), "type": "regular", "width": 512,
+                                   "height": 512, "is_animated": animated, "is_video": video,
+                                   "emoji": "🌭"}  # fmt: skip
+        if thumbnail is not None:
+            sticker["thumbnail"] = self.photo_size(thumbnail, 128, 128)
+        return self.push_message(chat, sticker=sticker, **kwargs)
+
+    def push_animation(
+        self, data: bytes, chat: dict[str, Any] | None = None, *,
+        thumbnail: bytes | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A GIF as Telegram delivers it: an MP4 animation, with the same file as a document."""
+        clip = self._clip(data, "mp4", thumbnail, file_name="giphy.mp4", mime_type="video/mp4",
+                          width=320, height=180, duration=3)  # fmt: skip
+        return self.push_message(chat, animation=clip, document=dict(clip), **kwargs)
+
+    def push_video(
+        self, data: bytes, chat: dict[str, Any] | None = None, *,
+        thumbnail: bytes | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        clip = self._clip(data, "mp4", thumbnail, mime_type="video/mp4", width=1280,
+                          height=720, duration=10)  # fmt: skip
+        return self.push_message(chat, video=clip, **kwargs)
+
+    def push_video_note(
+        self, data: bytes, chat: dict[str, Any] | None = None, *,
+        thumbnail: bytes | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A round video message."""
+        clip = self._clip(data, "mp4", thumbnail, length=384, duration=5)
+        return self.push_message(chat, video_note=clip, **kwargs)
+
+    def _clip(self, data: bytes, suffix: str, thumbnail: bytes | None, **fields: Any
+              ) -> dict[str, Any]:  # fmt: skip
+        """A video file's object; ``thumbnail`` (JPEG bytes): its preview, at most 320 px."""
+        clip = {**self.files[self.add_file(data, suffix=suffix)].file_fields(), **fields}
+        if thumbnail is not None:
+            clip["thumbnail"] = self.photo_size(thumbnail, 320, 180)
+        return clip
 
     def push_command(
         self, command: str, chat: dict[str, Any] | None = None, **kwargs: Any
