@@ -143,6 +143,7 @@ class BotHandlers:
             log.warning("forget failed %s", fields(error=type(exc).__name__, detail=exc))
             await reply(message, replies.vote_not_saved())
             return
+        self.languages.forget(user.id)  # the store deleted their private chat's choice too
         log.info("forgot %s", fields(votes=deleted))
         await reply(message, replies.forgotten(deleted))
 

@@ -52,6 +52,7 @@ class Languages:
         self.chosen: dict[str, str] = {}  # chat key (see _key) -> language
         self.loaded_at: float | None = None
         self._loading = asyncio.Lock()
+        self._chosen_meanwhile: dict[str, str] = {}  # while a read is under way: not in it
 
     def handlers(self) -> list[BaseHandler]:
         """``/language`` and its buttons (ahead of the catch-all for unknown buttons)."""
@@ -80,8 +81,15 @@ class Languages:
                 log.warning("language not saved %s", fields(error=type(exc).__name__, detail=exc))
                 return False
         self.chosen[self._key(chat_id)] = language
+        if self._loading.locked():
+            self._chosen_meanwhile[self._key(chat_id)] = language
         log.info("language chosen %s", fields(language=language))
         return True
+
+    def forget(self, chat_id: int) -> None:
+        """The chat's choice, deleted from the store, is forgotten here too."""
+        if self.chosen:
+            self.chosen.pop(self._key(chat_id), None)
 
     def _key(self, chat_id: int) -> str:
         # The store is open whenever a choice is known (it was read or written), so hashing
@@ -99,13 +107,26 @@ class Languages:
         async with self._loading:
             if self.loaded_at is not None and time.monotonic() - self.loaded_at < REFRESH_S:
                 return  # read by the update that held the lock
+            self._chosen_meanwhile = {}
             try:
-                self.chosen = await self.store.run(self.store.languages)
+                read = await self.store.run(self.store.languages)
+                self.chosen = {**read, **self._chosen_meanwhile}
             except StoreError as exc:  # answered in the sender's language; tried again later
                 log.warning("cannot read languages %s", fields(error=type(exc).__name__))
             self.loaded_at = time.monotonic()
 
     # --- /language -------------------------------------------------------------------------
+
+    async def change(self, bot: Bot, chat: Chat, user: User | None, message: Message | None,
+                     language: str) -> str | None:  # fmt: skip
+        """Choose ``language`` for ``chat`` if ``user`` may (see :func:`may_choose`); the rest
+        of this update speaks it. None when done, else the sentence saying why not."""
+        if not await may_choose(bot, chat, user, message):
+            return replies.language_admins_only()
+        if not await self.choose(chat.id, language):
+            return replies.vote_not_saved()
+        i18n.use(language)
+        return None
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/language``: the buttons; ``/language de``: that language at once."""
@@ -119,14 +140,8 @@ class Languages:
         if language not in i18n.LANGUAGES:
             await reply(message, replies.language_unknown(context.args[0][:16], i18n.LANGUAGES))
             return
-        if not await may_choose(context.bot, message.chat, message.from_user, message):
-            await reply(message, replies.language_admins_only())
-            return
-        if not await self.choose(message.chat.id, language):
-            await reply(message, replies.vote_not_saved())
-            return
-        i18n.use(language)
-        await reply(message, replies.language_set(i18n.name(language)))
+        refused = await self.change(context.bot, message.chat, message.from_user, message, language)
+        await reply(message, refused or replies.language_set(i18n.name(language)))
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A language button: chosen, and the buttons' message says so in that language."""
@@ -137,14 +152,10 @@ class Languages:
         if language not in i18n.LANGUAGES or not isinstance(message, Message):
             await on_unknown_button(update, context)
             return
-        if not await may_choose(context.bot, message.chat, query.from_user, None):
-            await answer_button(query, replies.language_admins_only())
+        refused = await self.change(context.bot, message.chat, query.from_user, None, language)
+        await answer_button(query, refused)
+        if refused:
             return
-        if not await self.choose(message.chat.id, language):
-            await answer_button(query, replies.vote_not_saved())
-            return
-        i18n.use(language)
-        await answer_button(query, None)
         text = replies.language_set(i18n.name(language))
         try:  # the buttons go: the choice is made
             await with_retries(lambda: message.edit_text(text), "editMessageText")

@@ -4,6 +4,8 @@ groups), and the command menus and descriptions set for every language at start-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,10 +29,10 @@ def button_texts(message: dict[str, Any]) -> list[str]:
     return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
 
 
-def in_(language: str, reply: str) -> str:
-    """``reply`` (a ``replies`` function's name, no arguments) as ``language`` says it."""
+def in_(language: str, reply: Callable[[], str]) -> str:
+    """``reply()`` as ``language`` says it."""
     with i18n.speaking(language):
-        return getattr(replies, reply)()
+        return reply()
 
 
 @pytest.mark.parametrize(("language_code", "color", "expected"), [
@@ -81,7 +83,7 @@ async def test_language_with_a_code_sets_it_at_once_and_a_wrong_one_is_explained
     assert await telegram.reply_text(wrong) == replies.language_unknown("klingon", i18n.LANGUAGES)
     done = telegram.push_command("/language PT-br")
     assert await telegram.reply_text(done) == "🌍 Pronto! Idioma desta conversa: Português."
-    assert await telegram.reply_text(telegram.push_command("/help")) == in_("pt", "help_text")
+    assert await telegram.reply_text(telegram.push_command("/help")) == in_("pt", replies.help_text)
     other = FakeTelegram.private_chat(4004)  # another chat keeps its own language
     assert await telegram.reply_text(telegram.push_command("/help", other)) == replies.help_text()
 
@@ -114,7 +116,7 @@ async def test_a_refusal_outside_the_allow_list_is_in_the_senders_language(
 ) -> None:
     await start_bot(allowed_chat_ids=frozenset({42}))
     turned_away = telegram.push_text("hola", language_code="es")
-    assert await telegram.reply_text(turned_away) == in_("es", "not_allowed")
+    assert await telegram.reply_text(turned_away) == in_("es", replies.not_allowed)
 
 
 async def test_menus_and_descriptions_are_set_for_every_language_at_start_up(
@@ -144,3 +146,23 @@ async def test_a_failed_menu_call_is_logged_and_the_bot_answers_anyway(
     await start_bot()
     assert "could not setMyDescription" in caplog.text
     assert await telegram.reply_text(telegram.push_photo(solid(RED))) == RED_TEXT
+
+
+async def test_forget_in_a_private_chat_forgets_its_language_too(
+    telegram: FakeTelegram, bot: Application
+) -> None:
+    chosen = telegram.push_command("/language uk")
+    assert await telegram.reply_text(chosen) == "🌍 Готово! Мова цього чату: Українська."
+    forget = telegram.push_command("/forget")
+    assert await telegram.reply_text(forget) == in_("uk", lambda: replies.forgotten(0))
+    assert await telegram.reply_text(telegram.push_photo(solid(RED))) == RED_TEXT
+
+
+async def test_with_feedback_off_a_choice_lasts_in_memory_and_nothing_is_stored(
+    telegram: FakeTelegram, start_bot: StartBot, settings: Settings
+) -> None:
+    await start_bot(feedback=False)
+    chosen = telegram.push_command("/language fr")
+    assert await telegram.reply_text(chosen) == in_("fr", lambda: replies.language_set("Français"))
+    assert await telegram.reply_text(telegram.push_photo(solid(GREEN))) == "🚫 Pas hot-dog (88%)"
+    assert not Path(settings.database_url.removeprefix("sqlite:///")).exists()
