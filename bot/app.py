@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from telegram import BotCommand, Update
-from telegram.error import TelegramError
+from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseRateLimiter
 
-from nothotdog.bot import replies
+from nothotdog.bot import menus
 from nothotdog.bot.classifier import load_model, with_threshold
 from nothotdog.bot.download import TelegramFiles
 from nothotdog.bot.feedback import FeedbackStore, StoreError
@@ -22,7 +21,6 @@ from nothotdog.bot.line import MAX_WAITING
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.pipeline import Pipeline
-from nothotdog.bot.retry import with_retries
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
 
@@ -145,11 +143,7 @@ async def _post_init(app: Application) -> None:
         except StoreError as exc:
             log.warning("cannot open DATABASE_URL (%s); votes are not saved until it answers",
                         type(exc).__name__)  # fmt: skip
-    commands = [BotCommand(name, text) for name, text in replies.COMMANDS]
-    try:  # the command menu is a nicety: never a reason not to start
-        await with_retries(lambda: bot.set_my_commands(commands), "setMyCommands")
-    except TelegramError as exc:
-        log.warning("could not set the command menu: %s", exc)
+    await menus.publish(bot, spec)
 
 
 async def _post_shutdown(app: Application) -> None:

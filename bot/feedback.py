@@ -6,6 +6,9 @@ a salted hash of the voter (the salt is made once and kept in the same database,
 and version, its P(positive) and verdict, the vote, the label it implies, and the time. Rows
 are written only when someone votes: that press is the opt-in.
 
+Beside them, the language a chat chose with /language (setting it is the opt-in), under a
+salted hash of the chat id like the voters', so that the choice survives a restart.
+
 The default is an SQLite file; several replicas share one PostgreSQL server. Every call is
 blocking (the driver is), so the bot runs them in a thread (:meth:`FeedbackStore.run`).
 """
@@ -40,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
 
 T = TypeVar("T")
 
@@ -67,6 +71,12 @@ votes = Table(
     Column("label", String(64)),  # the label the vote implies; None when it can't tell
     Column("voted_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("user_hash", "file_unique_id"),  # one vote per user per photo
+)  # fmt: skip
+chat_languages = Table(
+    "nothotdog_chat_languages", metadata,
+    Column("chat_hash", String(64), primary_key=True),  # user_hash of the chat id
+    Column("language", String(16), nullable=False),
+    Column("chosen_at", DateTime(timezone=True), nullable=False),
 )  # fmt: skip
 
 
@@ -129,12 +139,8 @@ class FeedbackStore:
             "p_positive": vote.p_positive, "verdict": vote.verdict, "right": vote.right,
             "label": vote.label, "voted_at": dt.datetime.now(dt.UTC),
         }  # fmt: skip
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        upsert = dialect.insert(votes).values(**row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["user_hash", "file_unique_id"],
-            set_={k: upsert.excluded[k] for k in ("right", "label", "voted_at", "file_id")},
-        )
+        upsert = self._upsert(votes, row, ["user_hash", "file_unique_id"],
+                              ["right", "label", "voted_at", "file_id"])  # fmt: skip
         with self.engine.begin() as db:
             db.execute(upsert)
             counts = dict(db.execute(
@@ -143,11 +149,35 @@ class FeedbackStore:
             ).all())  # fmt: skip
         return counts.get(True, 0), counts.get(False, 0)
 
+    def _upsert(self, table: Table, row: dict[str, object], keys: list[str],
+                update: list[str]) -> Insert:  # fmt: skip
+        """Insert ``row``; where a row with the same ``keys`` exists, update its ``update``."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(table).values(**row)
+        return insert.on_conflict_do_update(
+            index_elements=keys, set_={k: insert.excluded[k] for k in update})
+
     def forget(self, user_id: int) -> int:
-        """Delete every vote of ``user_id``; how many there were."""
+        """Delete every vote of ``user_id`` (and the language of their private chat, whose id
+        is theirs); how many votes there were."""
+        mine = self.user_hash(user_id)
         with self.engine.begin() as db:
-            return db.execute(delete(votes).where(votes.c.user_hash == self.user_hash(user_id))
-                              ).rowcount  # fmt: skip
+            db.execute(delete(chat_languages).where(chat_languages.c.chat_hash == mine))
+            return db.execute(delete(votes).where(votes.c.user_hash == mine)).rowcount
+
+    def set_language(self, chat_id: int, language: str) -> None:
+        """Keep ``language`` as the chat's choice (replacing an earlier one)."""
+        row = {"chat_hash": self.user_hash(chat_id), "language": language,
+               "chosen_at": dt.datetime.now(dt.UTC)}  # fmt: skip
+        with self.engine.begin() as db:
+            db.execute(self._upsert(chat_languages, row, ["chat_hash"], ["language", "chosen_at"]))
+
+    def languages(self) -> dict[str, str]:
+        """Every chat's choice, by chat hash (see :meth:`user_hash`)."""
+        self.open()
+        with self.engine.connect() as db:
+            rows = db.execute(select(chat_languages.c.chat_hash, chat_languages.c.language))
+            return dict(rows.all())
 
     def labelled(self) -> list[tuple[str, str, str]]:
         """(file_unique_id, file_id, label) for each photo whose voters' majority names a label;

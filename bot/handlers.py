@@ -2,8 +2,9 @@
 
 Thin callbacks: each picks the file to look at (``bot.pictures``), hands it to the pipeline
 as a ``Photo`` and sends ``replies``' sentence for the outcome. The allow-list is
-``bot.access``'s, the vote buttons ``bot.votes``', ``/why`` ``bot.why``'s; everything between
-a file and its verdict is ``bot.pipeline``'s.
+``bot.access``'s, the vote buttons ``bot.votes``', ``/why`` ``bot.why``'s, the language of
+each update and ``/language`` ``bot.languages``'; everything between a file and its verdict
+is ``bot.pipeline``'s.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from nothotdog.bot.access import Gate
 from nothotdog.bot.albums import Albums
 from nothotdog.bot.classifier import why_unavailable
 from nothotdog.bot.feedback import FeedbackStore, StoreError
+from nothotdog.bot.languages import Languages
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.outcomes import Judged, Outcome, Photo, Refused
-from nothotdog.bot.pictures import IMAGE_DOCUMENT, photo_in
+from nothotdog.bot.pictures import IMAGE_DOCUMENT, MOVING, kind_of, photo_in, without_preview
 from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.retry import reply
 from nothotdog.bot.settings import Settings
@@ -61,8 +63,11 @@ class BotHandlers:
         self.why = Why(self.spec, no_why, settings, metrics, self.judged)
         self.votes = Votes(store, self.spec, metrics, self.judged,
                            why_button=settings.show_why_button and no_why is None)  # fmt: skip
+        self.languages = Languages(store)
 
     def register(self, app: Application) -> None:
+        # First of all, so that every reply of the update (a refusal too) is in its language.
+        app.add_handler(TypeHandler(Update, self.languages.speak), group=-2)
         allowed = self.settings.allowed_chat_ids
         if allowed is not None:
             gate = Gate(allowed, self.settings.outsider_reply_minutes * 60)
@@ -79,10 +84,11 @@ class BotHandlers:
                 CommandHandler("why", self.why.on_command, filters=new),
                 CommandHandler("privacy", self.privacy, filters=new),
                 CommandHandler("forget", self.forget, filters=new),
+                *self.languages.handlers(),
                 CallbackQueryHandler(self.why.on_button, pattern=f"^{WHY_BUTTON_DATA}$"),
                 CallbackQueryHandler(self.votes.on_press, pattern=VOTE_PATTERN),
                 CallbackQueryHandler(on_unknown_button),
-                MessageHandler(new & (filters.PHOTO | IMAGE_DOCUMENT), self.on_picture),
+                MessageHandler(new & (filters.PHOTO | IMAGE_DOCUMENT | MOVING), self.on_picture),
                 # In groups, other files are none of our business: silence.
                 MessageHandler(new & private & filters.Document.ALL, self.on_other_document),
                 MessageHandler(new & private, self.on_other_private),
@@ -115,6 +121,8 @@ class BotHandlers:
         photo = photo_in(target, self.spec.input_size)
         if target is not None and photo is not None:
             await self.answer(update, target, photo, source="command")
+        elif without_preview(target):
+            await reply(message, replies.no_preview())
         elif target is not None and target.document is not None:
             await reply(message, replies.not_an_image())
         else:
@@ -135,6 +143,7 @@ class BotHandlers:
             log.warning("forget failed %s", fields(error=type(exc).__name__, detail=exc))
             await reply(message, replies.vote_not_saved())
             return
+        self.languages.forget(user.id)  # the store deleted their private chat's choice too
         log.info("forgot %s", fields(votes=deleted))
         await reply(message, replies.forgotten(deleted))
 
@@ -145,8 +154,10 @@ class BotHandlers:
         message = _message(update)
         photo = photo_in(message, self.spec.input_size)
         if photo is None:
+            if without_preview(message):
+                await reply(message, replies.no_preview())
             return
-        source = "photo" if message.photo else "document"
+        source = kind_of(message) or "document"
         if self.albums.accepts(message):
             await self.albums.add(message, self.judged(update, message, photo, source))
         else:

@@ -1,23 +1,35 @@
-"""Every sentence the bot says, in one place, as plain functions of plain values."""
+"""Every sentence the bot says, in one place, as plain functions of plain values.
+
+Each goes through gettext (``bot.i18n``): ``_("... {name}").format(name=...)`` with named
+placeholders, so a translation can put them in its own order, and ``ngettext`` for counts.
+Whole sentences are msgids, never pieces glued together, so that each language can phrase
+them its own way. The language is the current update's (``bot.i18n.use``); English outside one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from nothotdog.bot.classifier import NoWhy, Verdict
+from nothotdog.bot.i18n import N_, _, ngettext
+from nothotdog.bot.model_texts import about as about
+from nothotdog.bot.model_texts import find_accuracy as find_accuracy
+from nothotdog.bot.model_texts import is_hotdog, label_text, told_apart, words
 from nothotdog.bot.outcomes import Outcome, Refusal, Refused
 from nothotdog.bot.settings import DEFAULT_MAX_FILE_MB
 from nothotdog.contract import ModelSpec
 
+# The command menu: each description is translated where the menu is set (bot.menus).
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", "What this bot does"),
-    ("help", "How to use it, in private chats and groups"),
-    ("about", "The model: name, version, labels, accuracy"),
-    ("hotdog", "Reply to a photo with this to classify it"),
-    ("classify", "The same as /hotdog, for any model"),
-    ("why", "Reply to a photo with this to see where I saw the hot dog"),
-    ("privacy", "What I keep when you tell me I was right or wrong"),
-    ("forget", "Delete everything I kept from you"),
+    ("start", N_("What this bot does")),
+    ("help", N_("How to use it, in private chats and groups")),
+    ("about", N_("The model: name, version, labels, accuracy")),
+    ("hotdog", N_("Reply to a photo with this to classify it")),
+    ("classify", N_("The same as /hotdog, for any model")),
+    ("why", N_("Reply to a photo with this to see where I saw the hot dog")),
+    ("privacy", N_("What I keep when you tell me I was right or wrong")),
+    ("forget", N_("Delete everything I kept from you")),
+    ("language", N_("Choose the language I answer in")),
 )
 
 
@@ -25,18 +37,15 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 CLOSE_CALL = 0.15
 
 
-def is_hotdog(spec: ModelSpec) -> bool:
-    """The hot-dog model: it keeps the words its users know."""
-    return set(spec.labels) == {"hot_dog", "not_hot_dog"}
-
-
 def verdict(v: Verdict, spec: ModelSpec, show_confidence: bool = True) -> str:
     """E.g. "🌭 Hotdog! (97%)"; with more classes, "Red (55%), or Green (42%)" when close."""
-    text = _with_confidence(spec.display_text(v.label), v.probability, show_confidence)
+    text = _with_confidence(label_text(spec, v.label), v.probability, show_confidence)
     second = runner_up(v, spec)
-    if second is not None:
-        text += ", or " + _with_confidence(spec.display_text(second[0]), second[1], show_confidence)
-    return text
+    if second is None:
+        return text
+    other = _with_confidence(label_text(spec, second[0]), second[1], show_confidence)
+    # TRANSLATORS: a close call between a model's two most likely labels, e.g. "Red (55%)".
+    return _("{first}, or {second}").format(first=text, second=other)
 
 
 def _with_confidence(text: str, probability: float, show_confidence: bool) -> str:
@@ -59,7 +68,7 @@ def verdict_mark(v: Verdict | None, failure: str, show_confidence: bool = True,
     is shown by its whole text ("Red 55%")."""
     if v is None:
         return failure.split(maxsplit=1)[0]
-    mark = _mark((spec or ModelSpec()).display_text(v.label))
+    mark = _mark(label_text(spec or ModelSpec(), v.label))
     return f"{mark} {v.probability:.0%}" if show_confidence else mark
 
 
@@ -81,23 +90,9 @@ def album(answers: Sequence[tuple[Verdict | None, str]], show_confidence: bool =
     return "\n".join([marks, *notes])
 
 
-def _told_apart(spec: ModelSpec) -> str:
-    """What this model tells apart, in its own words: "Cat or not", "Blue, Green or Red"."""
-    if spec.two_class:
-        return f"{_words(spec.display_text(spec.positive_label))} or not"
-    texts = [_words(spec.display_text(label)) for label in spec.labels]
-    return ", ".join(texts[:-1]) + f" or {texts[-1]}"
-
-
-def _words(text: str) -> str:
-    """A display text without its emoji and exclamation: "✅ Cat!" -> "Cat"."""
-    words = [w for w in text.split() if any(c.isalnum() for c in w)]
-    return " ".join(words).rstrip("!") or text
-
-
 def start(spec: ModelSpec | None = None) -> str:
     if spec is None or is_hotdog(spec):
-        return (
+        return _(
             "🌭 Hi! I tell hotdogs from not-hotdogs.\n\n"
             "Send me a photo (or an image file) and I'll reply with my verdict.\n"
             "In a group, reply to any photo with /hotdog.\n"
@@ -105,12 +100,14 @@ def start(spec: ModelSpec | None = None) -> str:
             "/help - how I work in private chats and groups\n"
             "/about - the model behind me"
         )
-    why = "Reply to a photo with /why to see where I looked.\n" if spec.two_class else ""
-    return (
-        f"👋 Hi! I look at photos and tell: {_told_apart(spec)}.\n\n"
+    text = _(
+        "👋 Hi! I look at photos and tell: {told_apart}.\n\n"
         "Send me a photo (or an image file) and I'll reply with my answer.\n"
-        "In a group, reply to any photo with /classify.\n"
-        f"{why}\n"
+        "In a group, reply to any photo with /classify."
+    ).format(told_apart=told_apart(spec))
+    if spec.two_class:
+        text += "\n" + _("Reply to a photo with /why to see where I looked.")
+    return text + "\n\n" + _(
         "/help - how I work in private chats and groups\n"
         "/about - the model behind me and its labels"
     )
@@ -118,128 +115,61 @@ def start(spec: ModelSpec | None = None) -> str:
 
 def help_text(max_file_mb: int = DEFAULT_MAX_FILE_MB, spec: ModelSpec | None = None) -> str:
     if spec is None or is_hotdog(spec):
-        answer, command = "🌭 Hotdog! or 🚫 Not hotdog", "/hotdog"
-        why = ("• /why as a reply to a photo: the photo back, brightest where it looked most like "
-               "a hot dog to me.\n")  # fmt: skip
+        answer, command = _("🌭 Hotdog! or 🚫 Not hotdog"), "/hotdog"
+        why = [_("• /why as a reply to a photo: the photo back, brightest where it looked most "
+                 "like a hot dog to me.")]  # fmt: skip
     else:
-        answer, command = _told_apart(spec), "/classify"
-        why = ("• /why as a reply to a photo: the photo back, brightest where it looked most like "
-               f"{_words(spec.display_text(spec.positive_label)).lower()} to me.\n"
-               if spec.two_class else "")  # fmt: skip
+        answer, command = told_apart(spec), "/classify"
+        positive = words(label_text(spec, spec.positive_label)).lower()
+        why = [_("• /why as a reply to a photo: the photo back, brightest where it looked most "
+                 "like {label} to me.").format(label=positive)]  # fmt: skip
+        if not spec.two_class:
+            why = []
     spec = spec or ModelSpec()
-    marks = "  ".join(f"{i} {_mark(spec.display_text(label))}"
+    marks = "  ".join(f"{i} {_mark(label_text(spec, label))}"
                       for i, label in enumerate(spec.labels[:2], 1))  # fmt: skip
-    return (
-        "How to use me:\n"
-        "• Private chat: send a photo or an image file (JPEG, PNG, WebP, GIF, BMP, TIFF) and I "
-        f"answer {answer}. An album gets one answer: {marks} ...\n"
-        "• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
-        f"admin) I answer every photo. Otherwise reply to a photo with {command} and I'll "
-        "answer that one.\n"
-        f"{why}"
-        f"• Files up to {max_file_mb} MB (bigger ones: I judge Telegram's preview); I look at "
-        "the whole picture, nothing is stored.\n\n"
-        "/about - which model answers, and how accurate it is\n"
-        "/privacy - what I keep when you vote 👍 or 👎; /forget deletes it"
-    )
-
-
-def about(spec: ModelSpec) -> str:
-    measured = _measured(spec)
-    labels = ", ".join(spec.labels)
-    if is_hotdog(spec):
-        rule = (f"Labels: {labels} (hotdog = {spec.positive_label})\n"
-                f"Threshold: {spec.threshold:.2f} (says hotdog when P({spec.positive_label}) ≥ "
-                "it)\n")  # fmt: skip
-    elif spec.two_class:
-        rule = (f"Labels: {_label_list(spec)}\n"
-                f"Threshold: {spec.threshold:.2f} (says {spec.positive_label} when "
-                f"P({spec.positive_label}) ≥ it)\n")  # fmt: skip
-    else:
-        rule = f"Labels: {_label_list(spec)}\nRule: the most probable label wins\n"
-    return (
-        f"Model: {spec.name} (version {spec.version})\n"
-        f"{rule}"
-        f"Accuracy: {measured}\n"
-        f"{_per_source(spec)}"
-        f"Input: {spec.input_size}×{spec.input_size} RGB, whole photo resized ({spec.resize})"
-    )
-
-
-def _label_list(spec: ModelSpec) -> str:
-    """Each label with the text the bot shows for it: "red (Red), green (Green)"."""
-    return ", ".join(f"{label} ({spec.display_text(label)})" for label in spec.labels)
-
-
-def _per_source(spec: ModelSpec) -> str:
-    """One line per photo source: test accuracy (photos), validation beside it; empty when the
-    file carries no per-source figures."""
-    test, val = (m.get("per_source") for m in (spec.test_metrics, spec.metrics))
-    test, val = (m if isinstance(m, Mapping) else {} for m in (test, val))
-    rows, beside = (test, val) if test else (val, {})
-    lines = []
-    for name, figures in rows.items():
-        acc, other = find_accuracy(figures), find_accuracy(beside.get(name, {}))
-        if acc is not None:
-            lines.append(f"  {name}: {acc:.1%} ({figures.get('n')} photos)"
-                         + (f", {other:.1%}" if other is not None else ""))
-    if not lines:
-        return ""
-    head = "By source (test, validation):" if beside else "By source:"
-    return "\n".join([head, *lines]) + "\n"
-
-
-def _measured(spec: ModelSpec) -> str:
-    """Test accuracy of this very file first (what users get), validation beside it."""
-    parts = []
-    test = find_accuracy(spec.test_metrics)
-    if test is not None:
-        n = spec.test_metrics.get("n")
-        parts.append(f"{test:.1%} on held-out test photos" + (f" ({n})" if n else ""))
-    val = find_accuracy(spec.metrics)
-    if val is not None:
-        parts.append(f"{val:.1%} on validation")
-    return ", ".join(parts) or "not recorded"
-
-
-def find_accuracy(metrics: Mapping[str, object]) -> float | None:
-    """Accuracy from the model's metrics, at the top level or one level down (``overall``)."""
-    for key in ("accuracy", "val_accuracy", "acc"):
-        value = metrics.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    for nested in metrics.values():
-        if isinstance(nested, Mapping):
-            found = find_accuracy(nested)
-            if found is not None:
-                return found
-    return None
+    return "\n".join([
+        _("How to use me:"),
+        _("• Private chat: send a photo or an image file (JPEG, PNG, WebP, GIF, BMP, TIFF) and I "
+          "answer {answer}. An album gets one answer: {marks} ...").format(answer=answer,
+                                                                            marks=marks),
+        _("• Groups: if I can read the group's messages (my privacy mode is off, or I'm an "
+          "admin) I answer every photo. Otherwise reply to a photo with {command} and I'll "
+          "answer that one.").format(command=command),
+        *why,
+        _("• Files up to {max_mb} MB (bigger ones: I judge Telegram's preview); I look at the "
+          "whole picture, nothing is stored.").format(max_mb=max_file_mb),
+        "",
+        _("/about - which model answers, and how accurate it is\n"
+          "/privacy - what I keep when you vote 👍 or 👎; /forget deletes it"),
+    ])  # fmt: skip
 
 
 def vote_buttons(votes: tuple[int, int] | None = None) -> tuple[str, str]:
     """The two feedback buttons, with the votes so far once there are any."""
+    right, wrong = _("👍 Right"), _("👎 Wrong")
     if votes is None:
-        return "👍 Right", "👎 Wrong"
-    return f"👍 Right · {votes[0]}", f"👎 Wrong · {votes[1]}"
+        return right, wrong
+    return f"{right} · {votes[0]}", f"{wrong} · {votes[1]}"
 
 
 def vote_thanks() -> str:
-    return "Thanks, noted! (/privacy says what I keep)"
+    return _("Thanks, noted! (/privacy says what I keep)")
 
 
 def vote_not_saved() -> str:
-    return "😕 I couldn't save that right now. Please try again later."
+    return _("😕 I couldn't save that right now. Please try again later.")
 
 
 def unknown_button() -> str:
-    return "🤷 That button isn't one of mine (any more)."
+    return _("🤷 That button isn't one of mine (any more).")
 
 
 def privacy(feedback: bool) -> str:
     if not feedback:
-        return ("🔒 I look at your photos in memory and forget them: nothing about you or your "
-                "photos is stored.")  # fmt: skip
-    return (
+        return _("🔒 I look at your photos in memory and forget them: nothing about you or your "
+                 "photos is stored.")  # fmt: skip
+    return _(
         "🔒 I look at your photos in memory and forget them. Only when you press 👍 or 👎 under "
         "a verdict do I keep a note of it: the photo's Telegram file id (not the photo), the "
         "kind of chat, a scrambled (salted hash) form of your user id, which model answered, "
@@ -250,25 +180,26 @@ def privacy(feedback: bool) -> str:
 
 def forgotten(count: int) -> str:
     if count == 0:
-        return "🧹 I had nothing of yours to delete."
-    return f"🧹 Done: deleted your {count} vote{'s' if count != 1 else ''}."
+        return _("🧹 I had nothing of yours to delete.")
+    return ngettext("🧹 Done: deleted your {count} vote.", "🧹 Done: deleted your {count} votes.",
+                    count).format(count=count)  # fmt: skip
 
 
 def why_two_class_only() -> str:
-    return ("🤷 /why explains two-class models only: this model's heatmap shows one label "
-            "against the rest, not the label I answered. The answers still work.")  # fmt: skip
+    return _("🤷 /why explains two-class models only: this model's heatmap shows one label "
+             "against the rest, not the label I answered. The answers still work.")  # fmt: skip
 
 
 def why_usage() -> str:
-    return "Reply to a photo with /why and I'll show you where I saw the hot dog."
+    return _("Reply to a photo with /why and I'll show you where I saw the hot dog.")
 
 
 def why_button() -> str:
-    return "Why?"
+    return _("Why?")
 
 
 def cant_explain() -> str:
-    return "🤷 This model can't explain itself: it has no heatmap. The verdicts still work."
+    return _("🤷 This model can't explain itself: it has no heatmap. The verdicts still work.")
 
 
 def no_why(reason: NoWhy) -> str:
@@ -277,47 +208,60 @@ def no_why(reason: NoWhy) -> str:
 
 
 def photo_gone() -> str:
-    return "😕 I can't find that photo any more."
+    return _("😕 I can't find that photo any more.")
 
 
 def why_caption(v: Verdict, spec: ModelSpec) -> str:
     """The verdict, P(hotdog), and how to read the colours."""
     name = spec.positive_label.replace("_", "")
-    return (
-        f"{verdict(v, spec, show_confidence=False)} · P({name}) = {v.p_positive:.0%}\n"
-        f"Bright = what looked most like {spec.positive_label.replace('_', ' ')} to me, "
-        "dark = least."
-    )
+    return _(
+        "{verdict} · P({name}) = {p}\n"
+        "Bright = what looked most like {label} to me, dark = least."
+    ).format(verdict=verdict(v, spec, show_confidence=False), name=name,
+             p=f"{v.p_positive:.0%}", label=spec.positive_label.replace("_", " "))  # fmt: skip
 
 
 def hotdog_usage(command: str = "hotdog") -> str:
     if command == "hotdog":
-        return "Reply to a photo with /hotdog and I'll tell you if it's a hotdog."
-    return f"Reply to a photo with /{command} and I'll tell you what I see."
+        return _("Reply to a photo with /hotdog and I'll tell you if it's a hotdog.")
+    return _("Reply to a photo with /{command} and I'll tell you what I see.").format(
+        command=command)
 
 
 def not_an_image() -> str:
-    return (
+    return _(
         "😕 That file isn't an image I can look at. Send a photo, or a JPEG, PNG, WebP, GIF, "
         "BMP or TIFF file."
     )
 
 
+def no_preview() -> str:
+    """A video, GIF or moving sticker that came without Telegram's preview picture: the bot
+    judges those by the preview and never decodes video."""
+    return _("🎞️ I only see a video, GIF or moving sticker through the preview picture Telegram "
+             "sends with it, and this one came without one. Send a photo or a screenshot "
+             "instead.")  # fmt: skip
+
+
 def unreadable(reason: str) -> str:
-    return f"😕 I couldn't read that image: {reason}. Try sending it as a photo."
+    # TRANSLATORS: {reason} is the decoder's own words, in English.
+    return _("😕 I couldn't read that image: {reason}. Try sending it as a photo.").format(
+        reason=reason)
 
 
 def too_large(size_bytes: int | None = None, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
-    size = f" ({size_bytes / 1_000_000:.0f} MB)" if size_bytes else ""
-    return (
-        f"📦 That file is too big{size}: I look at files up to {max_file_mb} MB. "
-        "Send it as a photo instead, Telegram will shrink it."
-    )
+    if size_bytes:
+        return _("📦 That file is too big ({size} MB): I look at files up to {max_mb} MB. "
+                 "Send it as a photo instead, Telegram will shrink it.").format(
+            size=f"{size_bytes / 1_000_000:.0f}", max_mb=max_file_mb)  # fmt: skip
+    return _("📦 That file is too big: I look at files up to {max_mb} MB. Send it as a photo "
+             "instead, Telegram will shrink it.").format(max_mb=max_file_mb)  # fmt: skip
 
 
 def from_preview(verdict_text: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     """A verdict on Telegram's small preview of a file too big to download."""
-    return f"{verdict_text}\n(from Telegram's preview: the file is over {max_file_mb} MB)"
+    return _("{verdict}\n(from Telegram's preview: the file is over {max_mb} MB)").format(
+        verdict=verdict_text, max_mb=max_file_mb)
 
 
 def refusal(refused: Refused, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
@@ -342,22 +286,43 @@ def outcome(
 
 
 def busy() -> str:
-    return "⏳ I'm swamped with photos right now. Please send that one again in a few seconds."
+    return _("⏳ I'm swamped with photos right now. Please send that one again in a few seconds.")
 
 
 def failed() -> str:
-    return "⚠️ Sorry, something went wrong on my side. Please try again."
+    return _("⚠️ Sorry, something went wrong on my side. Please try again.")
 
 
 def not_allowed() -> str:
-    return "🔒 Sorry, this bot is private and doesn't answer in this chat."
+    return _("🔒 Sorry, this bot is private and doesn't answer in this chat.")
 
 
 def not_allowed_group() -> str:
-    return "🔒 Sorry, this bot is private, so it is leaving this group."
+    return _("🔒 Sorry, this bot is private, so it is leaving this group.")
 
 
 def hotdog_usage_private(spec: ModelSpec | None = None) -> str:
     if spec is None or is_hotdog(spec):
-        return "Send me a photo and I'll tell you if it's a hotdog 🌭  (/help for more)"
-    return f"Send me a photo and I'll tell you: {_told_apart(spec)}  (/help for more)"
+        return _("Send me a photo and I'll tell you if it's a hotdog 🌭  (/help for more)")
+    return _("Send me a photo and I'll tell you: {told_apart}  (/help for more)").format(
+        told_apart=told_apart(spec))
+
+
+def language_menu(language: str) -> str:
+    """Above the language buttons; ``language`` is the current one's name."""
+    return _("🌍 Which language should I answer in, in this chat? Now: {language}.").format(
+        language=language)
+
+
+def language_set(language: str) -> str:
+    """Said in the language just chosen, ``language`` being its name in itself."""
+    return _("🌍 Done! The language of this chat: {language}.").format(language=language)
+
+
+def language_unknown(asked: str, codes: Sequence[str]) -> str:
+    return _("🤷 I don't speak “{asked}”. Send /language and tap one, or send /language with "
+             "one of: {codes}.").format(asked=asked, codes=", ".join(codes))
+
+
+def language_admins_only() -> str:
+    return _("🔒 In a group, only its admins can change my language.")

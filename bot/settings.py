@@ -123,9 +123,9 @@ class Settings(ModelSettings):
     feedback: bool = Field(True, description="'Right'/'Wrong' buttons under each verdict; votes "
                            "are kept in DATABASE_URL (/privacy says what)")  # fmt: skip
     # A relative SQLite path is relative to the folder the bot starts in.
-    database_url: str = Field("sqlite:///data/nothotdog.sqlite3", description="Where votes are "
-                              "kept (SQLAlchemy URL): an SQLite file, or postgresql+psycopg://... "
-                              "for several replicas")  # fmt: skip
+    database_url: str = Field("sqlite:///data/nothotdog.sqlite3", description="Where votes and "
+                              "/language choices are kept (SQLAlchemy URL): an SQLite file, or "
+                              "postgresql+psycopg://... for several replicas")  # fmt: skip
     queue_size: int = Field(
         64, ge=1, description="Photos being downloaded or classified at once; more wait in line")
     max_wait_s: float = Field(30.0, ge=0, description="Longest a photo waits in line for memory "

@@ -9,7 +9,7 @@ from nothotdog.bot import replies
 from nothotdog.bot.classifier import PICTURE_MIN_SIDE, NoWhy
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.outcomes import Judged, Photo
-from nothotdog.bot.pictures import Judge, photo_in
+from nothotdog.bot.pictures import Judge, photo_in, without_preview
 from nothotdog.bot.retry import answer_button, reply, reply_once
 from nothotdog.bot.settings import Settings
 from nothotdog.contract import ModelSpec
@@ -34,7 +34,8 @@ class Why:
         photo = photo_in(target, PICTURE_MIN_SIDE)
         if target is None or photo is None:
             has_file = target is not None and target.document is not None
-            await reply(message, replies.not_an_image() if has_file else replies.why_usage())
+            text = replies.not_an_image() if has_file else replies.why_usage()
+            await reply(message, replies.no_preview() if without_preview(target) else text)
             return
         await self.send(update, photo, answer_to=target, source="command")
 

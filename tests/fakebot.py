@@ -3,8 +3,9 @@
 Point python-telegram-bot at it with ``base_url=api.base_url`` and
 ``base_file_url=api.base_file_url``. It speaks enough of the Bot API for the bot (getMe,
 getUpdates with long polling, getFile and file downloads, sendMessage, sendPhoto,
-answerCallbackQuery, setMyCommands, getMyCommands, deleteWebhook, setWebhook, getWebhookInfo,
-sendChatAction, ...), records every call, and can inject faults:
+answerCallbackQuery, setMyCommands and setMyDescription per language, getChatMember,
+editMessageText, deleteWebhook, setWebhook, getWebhookInfo, sendChatAction, ...), records every
+call, and can inject faults:
 
     api.fail("sendMessage", status=502)           # next sendMessage answers 502
     api.rate_limit("sendMessage", retry_after=1)  # 429 with parameters.retry_after
@@ -13,10 +14,11 @@ sendChatAction, ...), records every call, and can inject faults:
     api.after_handling("sendMessage", "drop")     # do it, then hang up without an answer
     api.hook = my_coroutine                        # anything else: see ``Hook``
 
-Tests push updates (``push_photo``, ``push_document``, ``push_command``, ``push_album``,
-``push_callback_query`` for a button press) and await the bot's answers (``replies_to``,
-``wait_for_messages``). When the bot has called setWebhook, pushed updates are POSTed to its
-webhook, with the secret header, as Telegram does.
+Tests push updates (``push_photo``, ``push_document``, ``push_sticker``, ``push_animation``,
+``push_video``, ``push_video_note``, ``push_command``, ``push_album``, ``push_callback_query``
+for a button press; ``language_code=`` says the sender's app language) and await the bot's
+answers (``replies_to``, ``wait_for_messages``). When the bot has called setWebhook, pushed
+updates are POSTed to its webhook, with the secret header, as Telegram does.
 It imports nothing from the bot. It is a test tool, not part of the product: it lives in
 tests/, is not installed by ``pip install .`` nor copied into the Docker image, and the tests
 and benchmarks (``python -m bench``) import it as ``tests.fakebot`` from the checkout. It
@@ -47,7 +49,8 @@ LOOPBACK = "127.0.0.1"
 WAIT_S = 30.0
 # Form fields that are text even when they look like JSON (``"123"``, ``"true"``).
 _TEXT_FIELDS = frozenset(
-    {"text", "caption", "url", "secret_token", "file_id", "action", "parse_mode", "query"}
+    {"text", "caption", "url", "secret_token", "file_id", "action", "parse_mode", "query",
+     "description", "short_description", "language_code"}
 )
 
 
@@ -133,7 +136,12 @@ class FakeTelegram:
         self.files: dict[str, StoredFile] = {}
         self.admin_in: set[int] = set()  # group chats where the bot is an admin
         self.left: set[int] = set()  # chats the bot has left: Telegram sends nothing from them
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default menu (no language_code)
+        # By language_code ("" for the default): what set*/getMyCommands and the descriptions hold.
+        self.menus: dict[str, list[dict[str, Any]]] = {}
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
+        self.chat_admins: dict[int, set[int]] = {}  # group chat id -> its admins' user ids
         self.webhook: dict[str, Any] | None = None
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -255,6 +263,7 @@ class FakeTelegram:
         *,
         user_id: int | None = None,
         reply_to: dict[str, Any] | None = None,
+        language_code: str | None = None,
         **content: Any,
     ) -> dict[str, Any]:
         """Push a new message; returns it, with ``update_id`` (None: privacy mode hid it)."""
@@ -264,7 +273,7 @@ class FakeTelegram:
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": chat,
-            "from": {"id": sender_id, "is_bot": False, "first_name": f"User{sender_id}"},
+            "from": _user(sender_id, language_code),
             **content,
         }
         if reply_to is not None:
@@ -370,6 +379,60 @@ class FakeTelegram:
             document["thumbnail"] = self.photo_size(thumbnail, *thumbnail_size)
         return self.push_message(chat, document=document, **kwargs)
 
+    def push_sticker(
+        self,
+        data: bytes,
+        chat: dict[str, Any] | None = None,
+        *,
+        animated: bool = False,
+        video: bool = False,
+        thumbnail: bytes | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """A sticker: static (``data`` is its WebP), ``animated`` (TGS) or ``video`` (WebM);
+        ``thumbnail``: the preview Telegram sends with it."""
+        suffix = "tgs" if animated else "webm" if video else "webp"
+        stored = self.files[self.add_file(data, suffix=suffix)]
+        sticker: dict[str, Any] = {**stored.file_fields(), "type": "regular", "width": 512,
+                                   "height": 512, "is_animated": animated, "is_video": video,
+                                   "emoji": "🌭"}  # fmt: skip
+        if thumbnail is not None:
+            sticker["thumbnail"] = self.photo_size(thumbnail, 128, 128)
+        return self.push_message(chat, sticker=sticker, **kwargs)
+
+    def push_animation(
+        self, data: bytes, chat: dict[str, Any] | None = None, *,
+        thumbnail: bytes | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A GIF as Telegram delivers it: an MP4 animation, with the same file as a document."""
+        clip = self._clip(data, "mp4", thumbnail, file_name="giphy.mp4", mime_type="video/mp4",
+                          width=320, height=180, duration=3)  # fmt: skip
+        return self.push_message(chat, animation=clip, document=dict(clip), **kwargs)
+
+    def push_video(
+        self, data: bytes, chat: dict[str, Any] | None = None, *,
+        thumbnail: bytes | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        clip = self._clip(data, "mp4", thumbnail, mime_type="video/mp4", width=1280,
+                          height=720, duration=10)  # fmt: skip
+        return self.push_message(chat, video=clip, **kwargs)
+
+    def push_video_note(
+        self, data: bytes, chat: dict[str, Any] | None = None, *,
+        thumbnail: bytes | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A round video message."""
+        clip = self._clip(data, "mp4", thumbnail, length=384, duration=5)
+        return self.push_message(chat, video_note=clip, **kwargs)
+
+    def _clip(self, data: bytes, suffix: str, thumbnail: bytes | None, **fields: Any
+              ) -> dict[str, Any]:  # fmt: skip
+        """A video file's object; ``thumbnail`` (JPEG bytes): its preview, at most 320 px."""
+        clip = {**self.files[self.add_file(data, suffix=suffix)].file_fields(), **fields}
+        if thumbnail is not None:
+            clip["thumbnail"] = self.photo_size(thumbnail, 320, 180)
+        return clip
+
     def push_command(
         self, command: str, chat: dict[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
@@ -382,14 +445,15 @@ class FakeTelegram:
         return self.push_message(chat, text=text, **kwargs)
 
     def push_callback_query(
-        self, message: dict[str, Any], data: str, *, user_id: int = 1001
-    ) -> dict[str, Any]:
+        self, message: dict[str, Any], data: str, *, user_id: int = 1001,
+        language_code: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """A press on an inline button under ``message`` (one the bot sent, from ``sent``);
         Telegram sends the message as it is, with the message it replied to."""
         chat_id, message_id = message["chat"]["id"], message["message_id"]
         query = {
             "id": f"Q{next(self._query_ids)}",
-            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+            "from": _user(user_id, language_code),
             "message": self.messages[(chat_id, message_id)],
             "chat_instance": f"ci{chat_id}",
             "data": data,
@@ -640,16 +704,60 @@ class FakeTelegram:
         self.left.add(int(params["chat_id"]))
         return True
 
+    async def _m_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A message the bot sent gets new text, and the given buttons or none."""
+        message = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if message is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        if params.get("text") == message.get("text") and markup == message.get("reply_markup"):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        message["text"] = str(params.get("text", ""))
+        message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        return message
+
+    async def _m_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Everyone is a member; the users in ``chat_admins`` are its administrators."""
+        user_id = int(params["user_id"])
+        admin = user_id in self.chat_admins.get(int(params["chat_id"]), set())
+        if not admin:
+            return {"status": "member", "user": _user(user_id)}
+        return {"status": "administrator", "user": _user(user_id), "can_be_edited": False,
+                **{right: True for right in _ADMIN_RIGHTS}}  # fmt: skip
+
     async def _m_setMyCommands(self, params: dict[str, Any]) -> bool:
-        self.commands = list(params.get("commands") or [])
+        commands = list(params.get("commands") or [])
+        self.menus[params.get("language_code") or ""] = commands
+        if not params.get("language_code"):
+            self.commands = commands
         return True
 
     async def _m_getMyCommands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.commands
+        return self.menus.get(params.get("language_code") or "", [])
 
     async def _m_deleteMyCommands(self, params: dict[str, Any]) -> bool:
-        self.commands = []
+        self.menus.pop(params.get("language_code") or "", None)
+        if not params.get("language_code"):
+            self.commands = []
         return True
+
+    async def _m_setMyDescription(self, params: dict[str, Any]) -> bool:
+        self.descriptions[params.get("language_code") or ""] = params.get("description") or ""
+        return True
+
+    async def _m_getMyDescription(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"description": self.descriptions.get(params.get("language_code") or "", "")}
+
+    async def _m_setMyShortDescription(self, params: dict[str, Any]) -> bool:
+        short = params.get("short_description") or ""
+        self.short_descriptions[params.get("language_code") or ""] = short
+        return True
+
+    async def _m_getMyShortDescription(self, params: dict[str, Any]) -> dict[str, Any]:
+        short = self.short_descriptions.get(params.get("language_code") or "", "")
+        return {"short_description": short}
 
     async def _m_deleteWebhook(self, params: dict[str, Any]) -> bool:
         self.webhook = None
@@ -706,6 +814,18 @@ async def _lose_answer(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.close()  # "drop": nothing was written at all
     return response  # aiohttp writes nothing more to a closed transport
+
+
+# What an administrator's ChatMember carries besides its status (PTB requires each of them).
+_ADMIN_RIGHTS = ("is_anonymous", "can_manage_chat", "can_delete_messages",
+                 "can_manage_video_chats", "can_restrict_members", "can_promote_members",
+                 "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
+                 "can_delete_stories")  # fmt: skip
+
+
+def _user(user_id: int, language_code: str | None = None) -> dict[str, Any]:
+    user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+    return {**user, "language_code": language_code} if language_code else user
 
 
 def _chat_for(chat_id: int) -> dict[str, Any]:

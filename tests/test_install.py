@@ -87,6 +87,7 @@ def test_classify_runs_the_shipped_model_from_any_folder(installed: Path, elsewh
     assert line.startswith("some.jpg\t") and ("Hotdog!" in line or "Not hotdog" in line)
     site = next((installed.parent / "lib").glob("python*/site-packages"))
     assert (site / "nothotdog" / "bot" / "shipped" / "nothotdog.onnx").is_file()  # package data
+    assert (site / "nothotdog" / "bot" / "locales" / "de" / "LC_MESSAGES" / "messages.po").is_file()
 
 
 def test_one_namespace_in_site_packages(installed: Path):

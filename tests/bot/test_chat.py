@@ -286,7 +286,7 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     with caplog.at_level(logging.INFO, logger="nothotdog.bot"):
         await start_bot()
     assert [c["command"] for c in telegram.commands] == [
-        "start", "help", "about", "hotdog", "classify", "why", "privacy", "forget"]
+        "start", "help", "about", "hotdog", "classify", "why", "privacy", "forget", "language"]
     assert telegram.calls_to("deleteWebhook")  # polling mode clears any old webhook
     assert "Group privacy mode is ON" in caplog.text
     assert "Group Privacy > Turn off" in caplog.text
