@@ -483,3 +483,31 @@ def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
         if np.ptp(a) > 1.0:
             assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
 
+
+
+@pytest.mark.parametrize("which", ["float32", "int8"])
+def test_training_continues_from_an_exported_file(
+    which: str, float32_export: Path, int8_export: Path, model: keras.Model
+) -> None:
+    """``--init-from FILE.onnx``: the layers above the first convolution and the head come back
+    from the file (int8 weights dequantized), so a shipped model can be trained further."""
+    from nothotdog.training.model import load_top_from_onnx
+
+    path = float32_export if which == "float32" else int8_export
+    fresh = vgg_shaped(8, 2, "fresh")
+    fresh.set_weights(model.get_weights())
+    fresh.get_layer("block2_conv1").set_weights(
+        [np.zeros_like(w) for w in fresh.get_layer("block2_conv1").get_weights()])
+    fresh.get_layer(OUTPUT_NAME).set_weights(
+        [np.zeros_like(w) for w in fresh.get_layer(OUTPUT_NAME).get_weights()])
+    load_top_from_onnx(fresh, path, ["block2_conv1"])
+    for name in ("block2_conv1", OUTPUT_NAME):
+        (kernel, bias), (want_k, want_b) = (m.get_layer(name).get_weights() for m in (fresh, model))
+        # int8: per output channel, within half a step of the largest weight over 127.
+        int8 = which == "int8" and name != OUTPUT_NAME
+        step = np.abs(want_k).max(axis=tuple(range(want_k.ndim - 1))) / 127 if int8 else 0
+        assert np.all(np.abs(kernel - want_k) <= step / 2 + 1e-6)
+        np.testing.assert_allclose(bias, want_b, atol=1e-3 if which == "int8" else 1e-6)
+    images = generated_images(4, seed=9)
+    np.testing.assert_allclose(fresh.predict(images, verbose=0), model.predict(images, verbose=0),
+                               atol=0.02 if which == "int8" else 1e-5)  # fmt: skip

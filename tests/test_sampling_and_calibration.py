@@ -37,6 +37,23 @@ def test_weights_balance_classes_and_damp_big_sources():
     assert rooms / tacos == pytest.approx(3.0, rel=1e-4)
 
 
+def test_grouped_sources_weigh_as_one_source():
+    ex = examples({(0, "web"): 100, (1, "rooms"): 400, (1, "pizza"): 50, (1, "tacos"): 50})
+    w = example_weights(ex, power=0.5, grouped=("pizza", "tacos"))
+
+    def total(source: str) -> float:
+        return sum(w[i] for i, e in enumerate(ex) if e.source == source)
+
+    # One group of 100 against 400 rooms: sqrt(4) = 2x, split evenly between its two sources.
+    assert total("rooms") / (total("pizza") + total("tacos")) == pytest.approx(2.0, rel=1e-4)
+    assert total("pizza") == pytest.approx(total("tacos"))
+    # Apart, each of the two would weigh like a source of 50: together sqrt(2) times more.
+    apart = example_weights(ex, power=0.5)
+    ratio = sum(apart[i] for i, e in enumerate(ex) if e.source in ("pizza", "tacos")) / sum(
+        apart[i] for i, e in enumerate(ex) if e.source == "rooms")
+    assert ratio == pytest.approx(2 * 50**0.5 / 400**0.5, rel=1e-4)
+
+
 def test_power_zero_is_plain_class_balance():
     ex = examples({(0, "a"): 10, (1, "b"): 30, (1, "c"): 10})
     w = example_weights(ex, power=0.0)

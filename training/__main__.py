@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
     p.add_argument("--source-power", type=float, default=d.source_power,
                    help="weight of a photo ~ 1/(photos of its class and source)**power; "
                    "0: classes balanced only")
+    p.add_argument("--source-group", nargs="+", default=[], metavar="SOURCE",
+                   help="sources weighted as one source, e.g. several small sets of one kind")
     p.add_argument("--trunk-runtime", choices=train.TRUNK_RUNTIMES, default=d.trunk_runtime,
                    help="what computes the cached frozen-trunk outputs: onnxruntime int8 "
                    "(about 2.7x faster than Keras on CPU, what the shipped model runs) or Keras")
@@ -77,13 +79,15 @@ def parse_args(argv: list[str] | None = None) -> train.TrainConfig:
                    help="model input side (the bot's contract is 224; smaller only for tests)")
     p.add_argument("--cache-dir", type=Path, help="feature cache folder (default: OUT/cache)")
     p.add_argument("--init-from", type=Path, nargs="+", default=[],
-                   help="continue from a finished run (its folder or model.keras): same trunk "
-                   "and cache, the top block and head start from it; --head-epochs 0 skips phase 1."
-                   " Several runs: their weights are averaged (a model soup)")
+                   help="continue from a finished run (its folder or model.keras, or an exported "
+                   ".onnx file, e.g. the shipped model): same trunk and cache, the top block and "
+                   "head start from it; --head-epochs 0 skips phase 1. Several runs: their "
+                   "weights are averaged (a model soup)")
     p.add_argument("--min-crop-area", type=float, default=AugmentParams.min_area,
                    help="augmentation: smallest fraction of the photo a random crop keeps")
     a = vars(p.parse_args(argv))
     a.update(init_from=tuple(a["init_from"]), extra=tuple(a["extra"]),
+             source_group=tuple(a["source_group"]),
              display=tuple(a["display"]),
              calibrate=not a.pop("no_calibrate"),
              augment=AugmentParams(min_area=a.pop("min_crop_area")))  # fmt: skip

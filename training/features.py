@@ -85,12 +85,19 @@ def load_view(
     return augment(image, np.random.default_rng([seed, view, name_key]), params)
 
 
-def example_weights(examples: Sequence[Example], power: float = DEFAULT_SOURCE_POWER) -> np.ndarray:
-    """One weight per example, mean 1, every class summing to the same total."""
+def example_weights(examples: Sequence[Example], power: float = DEFAULT_SOURCE_POWER,
+                    grouped: Sequence[str] = ()) -> np.ndarray:  # fmt: skip
+    """One weight per example, mean 1, every class summing to the same total. The sources in
+    ``grouped`` count as one source: several small sources of one kind of photo then weigh
+    like one source of their joint size, not like that many independent ones."""
     if not examples:
         return np.zeros(0, np.float32)
-    groups = Counter((e.label, e.source) for e in examples)
-    w = np.array([groups[(e.label, e.source)] ** -power for e in examples], np.float64)
+
+    def group(e: Example) -> tuple[int, str]:
+        return e.label, "+".join(grouped) if e.source in grouped else e.source
+
+    groups = Counter(map(group, examples))
+    w = np.array([groups[group(e)] ** -power for e in examples], np.float64)
     labels = np.array([e.label for e in examples])
     classes = np.unique(labels)
     for c in classes:

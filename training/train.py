@@ -60,6 +60,7 @@ class TrainConfig:
     finetune_samples: int = 3500
     feature_zoom: float = 0.2
     source_power: float = features.DEFAULT_SOURCE_POWER
+    source_group: tuple[str, ...] = ()  # sources weighted as one
     trunk_runtime: str = "onnx-int8"
     calibrate: bool = True
     patience: int = 3
@@ -206,17 +207,17 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
         classifier = build_classifier(len(labels), cfg.dropout, cfg.input_size)
         weights_source = load_backbone_weights(classifier, cfg.weights)
     print(f"backbone weights: {weights_source}")
-    if cfg.init_from:
-        _start_from(classifier, cfg.init_from)
     cut = UNFREEZE_CUTS[cfg.unfreeze]
     trunk, top = split_at(classifier, cut)
+    if cfg.init_from:
+        _start_from(classifier, cfg.init_from, [layer.name for layer in top if layer.weights])
     print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
     t0 = time.time()
     cache = _feature_cache(cfg, trunk, f"{weights_source}|{cut}", precision, train_ex)
     train_digests, val_digests = features.file_digests(train_ex), features.file_digests(val_ex)
     val_x = cache.outputs(val_ex, val_digests, 0, "val")  # view 0: the plain photos
     views = [cache.outputs(train_ex, train_digests, v, "train") for v in range(cfg.views + 1)]
-    weights = features.example_weights(train_ex, cfg.source_power)
+    weights = features.example_weights(train_ex, cfg.source_power, cfg.source_group)
     data = features.Features(labels, positive, train_ex, val_ex, views, val_x, weights,
                              train_digests, val_digests, seconds=time.time() - t0)  # fmt: skip
     phases, history, final = _train_phases(cfg, strategy, classifier, top, data)
@@ -322,7 +323,7 @@ def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: st
         "threshold": threshold,
         "threshold_rule": rule,
         "calibration": calibration,
-        "sampling": {"source_power": cfg.source_power,
+        "sampling": {"source_power": cfg.source_power, "source_group": list(cfg.source_group),
                      "shares": features.source_shares(data.train_ex, data.weights)},
         "final_phase": final,
         "val": metrics,
@@ -380,17 +381,24 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def _start_from(classifier, runs: tuple[Path, ...]) -> None:
+def _start_from(classifier, runs: tuple[Path, ...], top: list[str]) -> None:
     """Continue finished runs: the trunk is unchanged (so is the cache); the top and head start
-    where they ended instead of from the ImageNet block and a new head.
+    where they ended instead of from the ImageNet block and a new head. A run is its folder,
+    its model.keras, or an exported .onnx file (its ``top`` layers and head read back, for a
+    shipped model whose Keras run was not kept).
 
     Several runs are averaged weight by weight, a uniform "model soup" (Wortsman et al., 2022):
     runs fine-tuned from one parent stay close enough that their mean works as one model, at
     one model's inference cost. Run with no epochs, it is just the soup.
     """
+    from nothotdog.training.model import load_top_from_onnx
+
     weights = []
     for run in map(Path, runs):
-        classifier.load_weights(run / layout.MODEL_FILE if run.is_dir() else run)
+        if run.suffix == ".onnx":
+            load_top_from_onnx(classifier, run, top)
+        else:
+            classifier.load_weights(run / layout.MODEL_FILE if run.is_dir() else run)
         weights.append(classifier.get_weights())
     if len(weights) > 1:
         mean = [np.mean(w, axis=0, dtype=w[0].dtype) for w in zip(*weights, strict=True)]
