@@ -38,6 +38,7 @@ from nothotdog.export.convert import load_float32, to_onnx
 from nothotdog.export.heatmap import HeatmapError, add_heatmap
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
 from nothotdog.training.int8 import decode_examples, side_branch, stratified_sample
+from nothotdog.training.resume import load_top_from_onnx
 from tests.kerasmodel import vgg_shaped
 
 THRESHOLD = 0.42
@@ -491,8 +492,6 @@ def test_training_continues_from_an_exported_file(
 ) -> None:
     """``--init-from FILE.onnx``: the layers above the first convolution and the head come back
     from the file (int8 weights dequantized), so a shipped model can be trained further."""
-    from nothotdog.training.model import load_top_from_onnx
-
     path = float32_export if which == "float32" else int8_export
     fresh = vgg_shaped(8, 2, "fresh")
     fresh.set_weights(model.get_weights())

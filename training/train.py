@@ -28,6 +28,7 @@ from nothotdog.training import distributed, features
 from nothotdog.training.evaluate import format_summary, write_evaluation
 from nothotdog.training.int8 import DEFAULT_CALIBRATION_IMAGES, int8_trunk
 from nothotdog.training.metrics import calibrate_classifier, choose_threshold
+from nothotdog.training.resume import start_from
 
 # TensorFlow, and the modules here that import it at their top (training.model,
 # training.weights), are imported inside the functions that train: importing it takes seconds,
@@ -210,7 +211,7 @@ def _run(cfg: TrainConfig, precision: str) -> dict:
     cut = UNFREEZE_CUTS[cfg.unfreeze]
     trunk, top = split_at(classifier, cut)
     if cfg.init_from:
-        _start_from(classifier, cfg.init_from, [layer.name for layer in top if layer.weights])
+        start_from(classifier, cfg.init_from, [layer.name for layer in top if layer.weights])
     print(f"caching {cut} outputs (1 clean + {cfg.views} augmented views of each training photo)")
     t0 = time.time()
     cache = _feature_cache(cfg, trunk, f"{weights_source}|{cut}", precision, train_ex)
@@ -379,28 +380,3 @@ def _write_records(cfg: TrainConfig, summary: dict, history: dict, data: feature
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def _start_from(classifier, runs: tuple[Path, ...], top: list[str]) -> None:
-    """Continue finished runs: the trunk is unchanged (so is the cache); the top and head start
-    where they ended instead of from the ImageNet block and a new head. A run is its folder,
-    its model.keras, or an exported .onnx file (its ``top`` layers and head read back, for a
-    shipped model whose Keras run was not kept).
-
-    Several runs are averaged weight by weight, a uniform "model soup" (Wortsman et al., 2022):
-    runs fine-tuned from one parent stay close enough that their mean works as one model, at
-    one model's inference cost. Run with no epochs, it is just the soup.
-    """
-    from nothotdog.training.model import load_top_from_onnx
-
-    weights = []
-    for run in map(Path, runs):
-        if run.suffix == ".onnx":
-            load_top_from_onnx(classifier, run, top)
-        else:
-            classifier.load_weights(run / layout.MODEL_FILE if run.is_dir() else run)
-        weights.append(classifier.get_weights())
-    if len(weights) > 1:
-        mean = [np.mean(w, axis=0, dtype=w[0].dtype) for w in zip(*weights, strict=True)]
-        classifier.set_weights(mean)
-    print(f"continuing from {' + '.join(map(str, runs))}")
