@@ -9,7 +9,7 @@ import logging
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
 
 from nothotdog.bot import replies
 from nothotdog.bot.feedback import FeedbackStore, StoreError
@@ -18,6 +18,7 @@ from nothotdog.bot.health import HealthServer
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.pipeline import MAX_WAITING, Pipeline, load_model, with_threshold
+from nothotdog.bot.ratelimit import InOrderRateLimiter
 from nothotdog.bot.retry import with_retries
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
@@ -51,7 +52,9 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .token(settings.require_token())
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(InOrderRateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        # bot.intake takes the updates in: PTB's Updater confirms them before they are answered.
+        .updater(None)
         # A photo waiting in the pipeline's line is a handler awaiting its turn; PTB's default
         # of 256 handlers at once would park every later update, /help included, behind them.
         .concurrent_updates(MAX_WAITING + settings.queue_size)
