@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = 100  # getUpdates' most per call
 POLL_TIMEOUT_S = 10.0  # a long poll with nothing in flight, as PTB's run_polling does
-CONFIRM_EVERY_S = 0.1
+CONFIRM_EVERY_S = 0.05
 # A look for new updates reads every held one again (Update.de_json: 0.1 to 0.2 ms each on a
 # busy 2-core machine), so it waits this long per held update: about 5% of the event loop.
 GAP_PER_HELD_S = 0.003
