@@ -132,6 +132,7 @@ def bot_env(api: FakeTelegram, model: Path, **settings: str) -> dict[str, str]:
         "MEMORY_BUDGET_MB": "",
         "MAX_FILE_MB": "",
         "ONNX_THREADS": "",
+        "RUNTIME": "",
         "OUTSIDER_REPLY_MINUTES": "",
         "LOG_LEVEL": "INFO",
         "WEBHOOK_URL": "",

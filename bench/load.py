@@ -9,11 +9,12 @@ production.
 
 Loads: N chats (1, 10, 50) each sending its next photo as soon as the previous one is
 answered (closed loop: as fast as answered), and photos at a fixed offered rate spread over 10
-chats (open loop: latency at a given traffic). Two bot processes run side by side, one per
-mode: the default (WORKER_THREADS=1) and two onnxruntime calls at once (WORKER_THREADS=2, twice
-the activation memory); each photo gets its own call (micro-batching was measured here at
-most 1.09x and removed). Each level runs in short slices in the order A B B A, so drifts of
-a shared machine hit every mode alike. Last, a
+chats (open loop: latency at a given traffic). Three bot processes run side by side, one per
+mode: the default (WORKER_THREADS=1, RUNTIME=auto: OpenVINO), two inference calls at once
+(WORKER_THREADS=2, twice the activation memory), and the default on onnxruntime
+(RUNTIME=onnxruntime); each photo gets its own call. Each level runs in short slices, every
+mode in turn and then in the reverse order, so drifts of a shared machine hit every mode
+alike. Last, a
 stock ``python -m nothotdog.bot`` (cap on) runs the 50-chat level once, to show what the cap does.
 
 Per mode and level: photos sent and answered, replies lost (no answer within 20 s: must be
@@ -27,7 +28,8 @@ bounded in time and count; the bots are stopped with SIGINT and must exit 0.
 Each row also gives photos/s as a percentage of the model's own rate (bench.ownrate): the
 same model file, batch 1, timed alone in this process before the first level and after each
 level while the bots sit idle; a level's reference is the two checkpoints around it. 100%
-would mean the bot adds nothing to the model's own time per photo.
+would mean the bot adds nothing to the model's own time per photo. That rate is the default
+runtime's, so the onnxruntime row's percentage compares it with OpenVINO's model rate.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ SLICES = 2
 WARMUP_SECONDS = 0.5  # of each slice, left out of latency and throughput
 REPLY_TIMEOUT_S = 20.0  # no reply by then: lost
 MAX_PHOTOS_PER_SLICE = 2000
-ONE, TWO = "1 worker (default)", "2 workers"
-MODES: dict[str, dict[str, str]] = {ONE: {"WORKER_THREADS": "1"}, TWO: {"WORKER_THREADS": "2"}}
+ONE, TWO, ORT = "1 worker (default)", "2 workers", "1 worker, onnxruntime"
+MODES: dict[str, dict[str, str]] = {ONE: {"WORKER_THREADS": "1"}, TWO: {"WORKER_THREADS": "2"},
+                                    ORT: {"WORKER_THREADS": "1", "RUNTIME": "onnxruntime"}}
 STOCK = "stock python -m nothotdog.bot"
 ONNX_THREADS = 0  # every bot runs with ONNX_THREADS unset (bench.botrun): all cores
 

@@ -2,7 +2,7 @@
 
 Run in a fresh interpreter by bench.inference, so the peak RSS (VmHWM) it prints is what that
 model costs on its own: interpreter, libraries, weights and one inference. ``onnx`` goes
-through the bot's own path (bot.pipeline: load_model, decode, predict) and must not import
+through the bot's own path (bot.classifier: load_model, decode, predict) and must not import
 TensorFlow; ``keras`` loads the .keras file and calls ``predict``, the baseline.
 """
 
@@ -18,7 +18,7 @@ def probe(kind: str, model_path: Path, image_path: Path) -> dict[str, object]:
     started = time.perf_counter()
     data = image_path.read_bytes()
     if kind == "onnx":
-        from nothotdog.bot.pipeline import decode, load_model, predict
+        from nothotdog.bot.classifier import decode, load_model, predict
 
         model = load_model(model_path)
         verdict = predict(model, [decode(model, data)])[0]

@@ -1,1 +1,2 @@
-"""The Telegram bot: settings -> classifier -> handlers -> application (see DESIGN.md)."""
+"""The Telegram bot: settings -> classifier -> pipeline (line, download) -> handlers -> app
+(docs/how-it-works.md)."""

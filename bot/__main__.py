@@ -17,11 +17,12 @@ import sys
 from typing import Any
 
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.ext import BaseRateLimiter
 
 from nothotdog.bot import intake
 from nothotdog.bot.app import ALLOWED_UPDATES, build_application
+from nothotdog.bot.classifier import load_model
 from nothotdog.bot.logs import redact, setup_logging
-from nothotdog.bot.pipeline import load_model
 from nothotdog.bot.settings import (
     TELEGRAM_BASE_URL,
     Settings,
@@ -29,8 +30,8 @@ from nothotdog.bot.settings import (
     load_settings,
     settings_help,
 )
-from nothotdog.contract.commands import add_version
 from nothotdog.contract.runtime import ModelLoadError, ModelMissing
+from nothotdog.contract.version import add_version
 
 log = logging.getLogger("nothotdog.bot")
 
@@ -71,7 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, rate_limiter: BaseRateLimiter | None = None) -> int:
+    """Run the bot; ``rate_limiter`` replaces the one at Telegram's limits (benchmarks)."""
     parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings()
@@ -83,14 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level, secrets=[token, secret], quiet=(Exception,))
     try:
         model = load_model(
-            settings.model_path, threshold=settings.threshold, onnx_threads=settings.onnx_threads
+            settings.model_path,
+            threshold=settings.threshold,
+            onnx_threads=settings.onnx_threads,
+            runtime=settings.runtime,
         )
     except ModelMissing as exc:  # missing_model() already names the fixes
         return _fail(f"cannot start: {exc}")
     except ModelLoadError as exc:
         return _fail(f"cannot start: {exc} {MODEL_FIX}")
-    log.info("loaded model %s from %s", model.spec.name, model.path)
-    app = build_application(settings, model=model)
+    log.info("loaded model %s from %s on %s", model.spec.name, model.path, model.runtime)
+    app = build_application(settings, model=model, rate_limiter=rate_limiter)
     webhook = webhook_options(settings, secret) if settings.use_webhook else None
     if webhook is not None:
         log.info("mode=webhook url=%s", settings.webhook_url)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from telegram import Message
 
 from nothotdog.bot.logs import fields
-from nothotdog.bot.pipeline import Outcome
+from nothotdog.bot.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -6,18 +6,22 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter
 
 from nothotdog.bot import replies
+from nothotdog.bot.classifier import load_model, with_threshold
+from nothotdog.bot.download import TelegramFiles
 from nothotdog.bot.feedback import FeedbackStore, StoreError
 from nothotdog.bot.handlers import BotHandlers
 from nothotdog.bot.health import HealthServer
+from nothotdog.bot.line import MAX_WAITING
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
-from nothotdog.bot.pipeline import MAX_WAITING, Pipeline, load_model, with_threshold
+from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.ratelimit import InOrderRateLimiter
 from nothotdog.bot.retry import with_retries
 from nothotdog.bot.settings import Settings
@@ -25,22 +29,37 @@ from nothotdog.contract.runtime import OnnxModel
 
 log = logging.getLogger(__name__)
 
-PIPELINE_KEY = "pipeline"
-STORE_KEY = "feedback"  # present only with FEEDBACK on
-METRICS_KEY = "metrics"
-HEALTH_KEY = "health"  # present only when HEALTH_PORT is set
 # All the bot reads; Telegram then sends nothing else. Callback queries: the "Why?" button.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # AIORateLimiter paces sends to Telegram's limits and retries nothing: bot.retry is the one
 # retry layer (it also sees network errors, which the limiter cannot retry).
 RATE_LIMIT_RETRIES = 0
+PARTS_KEY = "nothotdog"
 
 
-def build_application(settings: Settings, model: OnnxModel | None = None) -> Application:
-    """A ready-to-run Application; loads the model from settings unless one is given."""
+@dataclass(frozen=True)
+class Parts:
+    """What the bot adds to PTB's Application, kept in its ``bot_data`` (PTB's place for
+    application-wide objects) so that start-up, shutdown and the tests find them."""
+
+    pipeline: Pipeline
+    store: FeedbackStore | None  # None with FEEDBACK off
+    health: HealthServer | None  # None unless HEALTH_PORT is set
+
+
+def build_application(
+    settings: Settings,
+    model: OnnxModel | None = None,
+    rate_limiter: BaseRateLimiter | None = None,
+) -> Application:
+    """A ready-to-run Application; loads the model from settings unless one is given. The
+    rate limiter is InOrderRateLimiter at Telegram's limits unless one is given (benchmarks)."""
     if model is None:
         model = load_model(
-            settings.model_path, threshold=settings.threshold, onnx_threads=settings.onnx_threads
+            settings.model_path,
+            threshold=settings.threshold,
+            onnx_threads=settings.onnx_threads,
+            runtime=settings.runtime,
         )
     elif settings.threshold is not None:
         model = with_threshold(model, settings.threshold)
@@ -52,7 +71,7 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .token(settings.require_token())
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
-        .rate_limiter(InOrderRateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(rate_limiter or InOrderRateLimiter(max_retries=RATE_LIMIT_RETRIES))
         # bot.intake takes the updates in: PTB's Updater confirms them before they are answered.
         .updater(None)
         # A photo waiting in the pipeline's line is a handler awaiting its turn; PTB's default
@@ -67,31 +86,25 @@ def build_application(settings: Settings, model: OnnxModel | None = None) -> App
         .build()
     )
 
-    async def locate(file_id: str) -> tuple[str, int | None]:
-        file = await with_retries(lambda: app.bot.get_file(file_id), "getFile")
-        return str(file.file_path or ""), file.file_size
-
-    pipeline = app.bot_data[PIPELINE_KEY] = Pipeline(model, settings, locate)
+    pipeline = Pipeline(model, settings, TelegramFiles(app.bot))
     model_info = {"name": model.spec.name, "version": model.spec.version}
     metrics = BotMetrics(labels=model.spec.labels, admission=pipeline.admission, model=model_info)
-    app.bot_data[METRICS_KEY] = metrics
+    health: HealthServer | None = None
     if settings.health_port is not None:
-        app.bot_data[HEALTH_KEY] = HealthServer(
-            metrics,
-            lambda: app.running,
-            model_info,
-            listen=settings.health_listen,
-            port=settings.health_port,
-        )
+        health = HealthServer(metrics, lambda: app.running, model_info,
+                              listen=settings.health_listen, port=settings.health_port)  # fmt: skip
     store = FeedbackStore(settings.database_url) if settings.feedback else None
-    if store is not None:
-        app.bot_data[STORE_KEY] = store
+    app.bot_data[PARTS_KEY] = Parts(pipeline, store, health)
     BotHandlers(pipeline, settings, metrics, store).register(app)
     return app
 
 
+def parts_of(app: Application) -> Parts:
+    return app.bot_data[PARTS_KEY]
+
+
 def pipeline_of(app: Application) -> Pipeline:
-    return app.bot_data[PIPELINE_KEY]
+    return parts_of(app).pipeline
 
 
 def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
@@ -112,8 +125,11 @@ def privacy_mode_note(username: str, can_read_all_group_messages: bool) -> str:
 
 async def _post_init(app: Application) -> None:
     bot = app.bot  # initialize() has called getMe already
-    _start_health(app)
-    spec = pipeline_of(app).spec
+    parts = parts_of(app)
+    if parts.health is not None:  # /healthz and /metrics from here on
+        port = parts.health.start()
+        log.info("health and metrics on %s", fields(listen=parts.health.listen, port=port))
+    spec = parts.pipeline.spec
     log.info(
         "started %s",
         fields(
@@ -124,7 +140,7 @@ async def _post_init(app: Application) -> None:
         ),
     )
     log.info(privacy_mode_note(bot.username, bot.can_read_all_group_messages))
-    store: FeedbackStore | None = app.bot_data.get(STORE_KEY)
+    store = parts.store
     if store is not None:
         try:  # votes need it; verdicts don't, so a database that is down stops nothing
             await store.run(store.open)
@@ -140,16 +156,9 @@ async def _post_init(app: Application) -> None:
 
 
 async def _post_shutdown(app: Application) -> None:
-    if HEALTH_KEY in app.bot_data:
-        await app.bot_data[HEALTH_KEY].stop()
-    await pipeline_of(app).close()
-    if STORE_KEY in app.bot_data:
-        app.bot_data[STORE_KEY].close()
-
-
-def _start_health(app: Application) -> None:
-    """Serve /healthz and /metrics from here on, if HEALTH_PORT asks for them."""
-    server: HealthServer | None = app.bot_data.get(HEALTH_KEY)
-    if server is not None:
-        port = server.start()
-        log.info("health and metrics on %s", fields(listen=server.listen, port=port))
+    parts = parts_of(app)
+    if parts.health is not None:
+        await parts.health.stop()
+    await parts.pipeline.close()
+    if parts.store is not None:
+        parts.store.close()

@@ -1,10 +1,10 @@
 """``nothotdog classify PATH...``: the bot's verdict for files on disk, no Telegram needed;
 ``nothotdog why PHOTO --out overlay.png``: the picture ``/why`` sends, as a file.
 
-They call the very functions the bot's pipeline calls in its threads (``bot.pipeline``'s
-``decode``, ``predict`` and ``explain``), so a photo gets the same answer here as in a chat.
-They read only the settings they use (MODEL_PATH, THRESHOLD, ONNX_THREADS), checked as the
-bot checks them, so a bad bot-only setting in .env does not stop them.
+They call the very functions the bot's pipeline calls in its threads (``bot.classifier``), so
+a photo gets the same answer here as in a chat, and load no Telegram library.
+They read only the settings they use (MODEL_PATH, THRESHOLD, ONNX_THREADS, RUNTIME), checked
+as the bot checks them, so a bad bot-only setting in .env does not stop them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nothotdog.bot import feedback_export, replies
+from nothotdog.bot.classifier import (
+    PICTURE_SIDE,
+    Verdict,
+    decode,
+    load_model,
+    predict,
+    why_picture,
+    why_unavailable,
+)
 from nothotdog.bot.feedback import FeedbackStore, StoreError
-from nothotdog.bot.pipeline import PICTURE_SIDE, Verdict, decode, explain, load_model, predict
 from nothotdog.bot.settings import (
     SettingsError,
     check_threshold,
@@ -25,9 +33,9 @@ from nothotdog.bot.settings import (
     load_settings,
 )
 from nothotdog.contract import ImageDecodeError
-from nothotdog.contract.commands import add_version
 from nothotdog.contract.layout import IMAGE_SUFFIXES
 from nothotdog.contract.runtime import ModelLoadError, OnnxModel
+from nothotdog.contract.version import add_version
 
 CHUNK = 16  # images per onnxruntime call
 HEADER = "path\tlabel\tp_hotdog\tverdict"  # p_hotdog: P(hotdog), what THRESHOLD is compared to
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nothotdog",
         description="Hotdog or not hotdog, for image files: the bot's answer without Telegram. "
-        "Uses MODEL_PATH, THRESHOLD and ONNX_THREADS from the environment or ./.env.",
+        "Uses MODEL_PATH, THRESHOLD, ONNX_THREADS and RUNTIME from the environment or ./.env.",
     )
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,14 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             args.model or settings.model_path,
             threshold=args.threshold if args.threshold is not None else settings.threshold,
             onnx_threads=settings.onnx_threads,
+            runtime=settings.runtime,
         )
     except (SettingsError, ModelLoadError) as exc:
         print(f"nothotdog: {exc}", file=sys.stderr)
         return 2
     if args.command == "why":
-        if not model.spec.two_class:
-            print(f"nothotdog: {model.path}: {replies.why_two_class_only()}", file=sys.stderr)
-            return 2
         return draw_why(model, args.photo, args.out, args.max_side)
     files = list(_image_files(args.paths))
     missing = [p for p in args.paths if not p.exists()]
@@ -149,12 +155,13 @@ def feedback_command(args: argparse.Namespace) -> int:
 
 
 def draw_why(model: OnnxModel, photo: Path, out: Path, max_side: int) -> int:
-    """Write the overlay; 1 when the photo cannot be read, 2 when the model cannot explain."""
-    if not model.has_heatmap:
-        print(f"nothotdog: {model.path}: {replies.cant_explain()}", file=sys.stderr)
+    """Write the overlay; 1 when the photo cannot be read, 2 when the model cannot draw it."""
+    no_why = why_unavailable(model)
+    if no_why is not None:
+        print(f"nothotdog: {model.path}: {replies.no_why(no_why)}", file=sys.stderr)
         return 2
     try:
-        verdict, picture = explain(model, photo.read_bytes(), max_side)
+        verdict, picture = why_picture(model, photo.read_bytes(), max_side)
     except (ImageDecodeError, OSError) as exc:
         print(f"nothotdog: {photo}: {exc}", file=sys.stderr)
         return 1

@@ -119,7 +119,7 @@ class FeedbackStore:
         self.open()
         return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()
 
-    def record(self, vote: Vote) -> tuple[int, int]:
+    def save(self, vote: Vote) -> tuple[int, int]:
         """Keep ``vote`` (a second vote of the same user on the same photo replaces the first);
         returns the photo's (right, wrong) votes so far."""
         row = {

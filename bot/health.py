@@ -24,6 +24,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from nothotdog.bot.metrics import BotMetrics
+from nothotdog.bot.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,6 @@ def probe(listen: str, port: int, timeout: float = 5.0) -> bool:
 
 
 def main() -> int:
-    from nothotdog.bot.settings import SettingsError, load_settings
-
     try:
         settings = load_settings()
     except SettingsError as exc:

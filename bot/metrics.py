@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from nothotdog.bot.pipeline import Admission, Judged, Outcome, Refusal
-from nothotdog.contract.layout import TELEGRAM_MAX_FILE_MB
+from nothotdog.bot.line import Admission
+from nothotdog.bot.outcomes import Judged, Outcome, Refusal
+from nothotdog.bot.settings import TELEGRAM_MAX_FILE_MB
 
 # Seconds. Downloads from Telegram take tens of milliseconds to seconds; VGG16 on a small CPU
 # a few hundred milliseconds, more when photos queue for it.
@@ -21,7 +22,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class BotMetrics:
-    """The counters the handlers bump, and the gauges read when Prometheus scrapes."""
+    """Told what happened (a photo answered or refused, a vote, a /why picture, a failure);
+    counts it, and reads the line's gauges when Prometheus scrapes."""
 
     def __init__(
         self,
@@ -31,27 +33,27 @@ class BotMetrics:
         model: dict[str, str] | None = None,
     ) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
-        self.answered = Counter(
+        self._answered = Counter(
             "nothotdog_photos_answered", "Photos answered with a verdict.", ["verdict"], registry=r
         )
         for label in labels:  # so every verdict shows, at 0, before the first photo
-            self.answered.labels(verdict=label)
-        self.busy = _counter("busy_refusals", "Photos refused because the line was full or its "
+            self._answered.labels(verdict=label)
+        self._busy = _counter("busy_refusals", "Photos refused because the line was full or its "
                              "expected wait passed MAX_WAIT_S.", r)
-        self.too_large = _counter("too_large_refusals", "Files refused as over MAX_FILE_MB (no "
+        self._too_large = _counter("too_large_refusals", "Files refused as over MAX_FILE_MB (no "
                                   f"preview) or Telegram's {TELEGRAM_MAX_FILE_MB} MB.", r)
-        self.unreadable = _counter(
+        self._unreadable = _counter(
             "unreadable_inputs", "Files that could not be decoded as an image.", r
         )
-        self.votes = Counter("nothotdog_votes", "Feedback votes kept: was the verdict right?",
+        self._votes = Counter("nothotdog_votes", "Feedback votes kept: was the verdict right?",
                              ["vote"], registry=r)  # fmt: skip
-        self.errors = _counter("errors", "Updates whose handling failed with an error.", r)
-        self.explained = _counter(
+        self._errors = _counter("errors", "Updates whose handling failed with an error.", r)
+        self._explained = _counter(
             "heatmaps_sent", "/why pictures sent (the command or the button).", r
         )
-        self.download_seconds = _histogram("download", "Fetching the file from Telegram.", r)
-        self.classify_seconds = _histogram("classify", "Decoding and inference.", r)
-        self.total_seconds = _histogram("total", "From the update to the answer sent.", r)
+        self._download_seconds = _histogram("download", "Fetching the file from Telegram.", r)
+        self._classify_seconds = _histogram("classify", "Decoding and inference.", r)
+        self._total_seconds = _histogram("total", "From the update to the answer sent.", r)
         if admission is not None:
             _gauge("photos_in_flight", "Photos being downloaded or classified now.", r,
                    lambda: admission.in_flight)
@@ -62,19 +64,30 @@ class BotMetrics:
             _gauge("memory_budget_bytes", "MEMORY_BUDGET_MB, in bytes.", r).set(admission.total)
         if model:
             Info("nothotdog_model", "The ONNX model this process serves.", registry=r).info(model)
-        self._refusals = {Refusal.BUSY: self.busy, Refusal.TOO_LARGE: self.too_large,
-                          Refusal.UNREADABLE: self.unreadable}  # fmt: skip
+        self._refusals = {Refusal.BUSY: self._busy, Refusal.TOO_LARGE: self._too_large,
+                          Refusal.UNREADABLE: self._unreadable}  # fmt: skip
 
     def refused(self, reason: Refusal) -> None:
         self._refusals[reason].inc()
 
+    def voted(self, right: bool) -> None:
+        self._votes.labels(vote="right" if right else "wrong").inc()
+
+    def sent_why(self) -> None:
+        """A /why picture sent."""
+        self._explained.inc()
+
+    def failed(self) -> None:
+        """An update whose handling failed with an error."""
+        self._errors.inc()
+
     def observe(self, outcome: Outcome) -> None:
         """One picture answered; a verdict's time, from arrival to the answer sent."""
         if isinstance(outcome, Judged):
-            self.answered.labels(verdict=outcome.verdict.label).inc()
-            self.download_seconds.observe(outcome.download_s)
-            self.classify_seconds.observe(outcome.decode_s + outcome.infer_s)
-            self.total_seconds.observe(time.perf_counter() - outcome.started)
+            self._answered.labels(verdict=outcome.verdict.label).inc()
+            self._download_seconds.observe(outcome.download_s)
+            self._classify_seconds.observe(outcome.decode_s + outcome.infer_s)
+            self._total_seconds.observe(time.perf_counter() - outcome.started)
 
 
 def _histogram(stage: str, what: str, registry: CollectorRegistry) -> Histogram:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from nothotdog.bot.pipeline import Refusal, Refused, Verdict
+from nothotdog.bot.classifier import NoWhy, Verdict
+from nothotdog.bot.outcomes import Outcome, Refusal, Refused
+from nothotdog.bot.settings import DEFAULT_MAX_FILE_MB
 from nothotdog.contract import ModelSpec
-from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What this bot does"),
@@ -270,6 +271,11 @@ def cant_explain() -> str:
     return "🤷 This model can't explain itself: it has no heatmap. The verdicts still work."
 
 
+def no_why(reason: NoWhy) -> str:
+    """Why /why cannot draw its picture with this model."""
+    return cant_explain() if reason == NoWhy.NO_HEATMAP else why_two_class_only()
+
+
 def photo_gone() -> str:
     return "😕 I can't find that photo any more."
 
@@ -321,6 +327,18 @@ def refusal(refused: Refused, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str:
     if refused.reason == Refusal.TOO_LARGE:
         return too_large(refused.size, max_file_mb)
     return busy()
+
+
+def outcome(
+    result: Outcome | None, spec: ModelSpec, max_file_mb: int, show_confidence: bool = True
+) -> str:
+    """The sentence for one picture's outcome (None: judging it failed)."""
+    if result is None:
+        return failed()
+    if isinstance(result, Refused):
+        return refusal(result, max_file_mb)
+    text = verdict(result.verdict, spec, show_confidence)
+    return from_preview(text, max_file_mb) if result.from_preview else text
 
 
 def busy() -> str:

@@ -3,7 +3,8 @@
 python-telegram-bot's AIORateLimiter only paces requests here (built with ``max_retries=0``):
 it can retry RetryAfter but not a network error, and two nested loops multiplied attempts
 (4 x 4 = 16). This loop sees every failure, so it alone decides: at most ``attempts`` tries
-in all, and never a second sendMessage once Telegram may have taken the first.
+in all, and never a second sendMessage once Telegram may have taken the first. The bot's
+replies and button answers go through here too (:func:`reply`, :func:`answer_button`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import httpx
-from telegram import Message, ReplyParameters
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from nothotdog.bot.logs import fields
@@ -99,6 +100,27 @@ async def reply_once(
             fields(chat_id=message.chat.id, message_id=message.message_id),
         )  # fmt: skip
         return None
+
+
+async def reply(
+    message: Message, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Answer ``message`` with ``text``; None when it may have been delivered and failed
+    (never sent twice: see :func:`reply_once`)."""
+    return await reply_once(
+        message,
+        lambda quote: message.reply_text(text, reply_parameters=quote, reply_markup=markup),
+        "sendMessage",
+    )
+
+
+async def answer_button(query: CallbackQuery, text: str | None) -> None:
+    """Answer a press (its spinner stops and ``text`` pops up); a failure is only logged: the
+    press may be too old for Telegram to take an answer, and nothing retries it."""
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        log.warning("could not answer the button %s", fields(error=exc))
 
 
 def may_have_taken_effect(exc: BaseException) -> bool:

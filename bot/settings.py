@@ -8,7 +8,6 @@ is made from the fields; tests/bot/test_settings.py holds .env.example and READM
 
 from __future__ import annotations
 
-import importlib.resources
 import ipaddress
 import logging
 import os
@@ -28,12 +27,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from nothotdog.contract.layout import DEFAULT_MAX_FILE_MB, TELEGRAM_MAX_FILE_MB
+from nothotdog.bot.classifier import shipped_model_path
+from nothotdog.contract.runtime import Runtime
 
-MODEL_FILE = "nothotdog.onnx"
-# The shipped model's package: models/ installed as nothotdog/bot/shipped/ (see pyproject.toml).
-SHIPPED_PACKAGE = "nothotdog.bot.shipped"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
+TELEGRAM_MAX_FILE_MB = 20  # Bot API getFile refuses bigger files
+DEFAULT_MAX_FILE_MB = 10
 TELEGRAM_BASE_FILE_URL = "https://api.telegram.org/file/bot"
 # No longer read; set, they get a warning at start-up.
 _GONE = ("BATCH_SIZE", "BATCH_WAIT_MS")
@@ -43,21 +42,6 @@ log = logging.getLogger(__name__)
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
-
-
-def shipped_model_path() -> Path:
-    """The model that ships with nothotdog, wherever the bot runs from.
-
-    An installed package has it as package data (``nothotdog/bot/shipped/``); a checkout or an
-    editable install reads ``models/`` beside ``bot/``, where ``make model`` writes. Never the cwd.
-    """
-    try:
-        packaged = Path(str(importlib.resources.files(SHIPPED_PACKAGE) / MODEL_FILE))
-    except (ModuleNotFoundError, TypeError):  # a checkout: nothotdog.bot.shipped isn't a package
-        packaged = None
-    if packaged is not None and packaged.is_file():
-        return packaged
-    return Path(__file__).resolve().parents[1] / "models" / MODEL_FILE
 
 
 def _probability(value: float) -> float:
@@ -109,7 +93,10 @@ class ModelSettings(BaseSettings):
                              "model")  # fmt: skip
     threshold: Annotated[float, AfterValidator(_probability)] | None = Field(
         None, description="Say hotdog when P(hotdog) >= this (0..1); empty: the model's own")
-    onnx_threads: int = Field(0, ge=0, description="onnxruntime threads per call; 0: all cores")
+    onnx_threads: int = Field(0, ge=0, description="Inference threads per call; 0: all cores")
+    runtime: Runtime = Field("auto", description="What runs the model: openvino, onnxruntime, "
+                             "or auto (OpenVINO when installed, the faster on every CPU "
+                             "measured)")  # fmt: skip
 
     @classmethod
     def settings_customise_sources(
@@ -227,8 +214,8 @@ def load_settings(
 def load_model_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> ModelSettings:
-    """MODEL_PATH, THRESHOLD and ONNX_THREADS, read as ``load_settings`` reads them; the bot's
-    other variables are not even parsed."""
+    """MODEL_PATH, THRESHOLD, ONNX_THREADS and RUNTIME, read as ``load_settings`` reads them;
+    the bot's other variables are not even parsed."""
     return _load(ModelSettings, environ, env_file)
 
 

@@ -67,7 +67,7 @@ def overlay(picture: Image.Image, heatmap: np.ndarray) -> Image.Image:
     """``picture`` (RGB) with ``heatmap`` (one raw ``[h, w]`` output) painted over it.
 
     Painted in bands of rows, so its memory is a few bytes per pixel plus one band's float
-    working set (:func:`overlay_bytes`), whatever the picture's size.
+    working set (:func:`overlay_cost`), whatever the picture's size.
     """
     heat = upsample(normalise(heatmap), picture.size)
     photo = np.asarray(picture if picture.mode == "RGB" else picture.convert("RGB"))
@@ -81,7 +81,7 @@ def overlay(picture: Image.Image, heatmap: np.ndarray) -> Image.Image:
     return Image.fromarray(out)
 
 
-def overlay_bytes(width: int, height: int) -> int:
+def overlay_cost(width: int, height: int) -> int:
     """An upper estimate of what :func:`overlay` holds at its peak for a ``width`` x ``height``
     picture: the upsampled map (float32, and Pillow's copy while it resizes), the photo's and
     the result's pixels as arrays and as an image, and one band's float working set."""

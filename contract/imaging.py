@@ -115,7 +115,7 @@ class OpenedImage:
     reader: BufferReader
     width: int  # as stored in the file
     height: int
-    decode_bytes: int  # an upper estimate of the memory decoding it to the model input takes
+    decode_cost: int  # an upper estimate of the memory decoding it to the model input takes
 
     def close(self) -> None:
         self.image.close()
@@ -136,14 +136,14 @@ def open_image(data: Buffer, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXEL
             extra = 0
             if img.format == "JPEG":
                 if img.info.get("progressive") or img.info.get("progression"):
-                    extra = _progressive_jpeg_bytes(img, width, height)
+                    extra = _progressive_jpeg_cost(img, width, height)
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale while staying >= size: big win on
                 # large photos, no effect on the <=256 px training images.
                 img.draft("RGB", (size, size))
             if img.format in _READS_WHOLE_FILE:
                 extra += 2 * len(data)
             extra += _DECODER_BUFFERS.get(str(img.format), 0) * width * height
-            return OpenedImage(img, reader, width, height, extra + _decode_bytes(img, size))
+            return OpenedImage(img, reader, width, height, extra + _decode_cost(img, size))
     except BaseException:
         reader.close()
         raise
@@ -184,13 +184,13 @@ def picture_size(opened: OpenedImage, max_side: int) -> tuple[int, int]:
     return int(width * scale) + 1, int(height * scale) + 1
 
 
-def picture_bytes(opened: OpenedImage, max_side: int) -> int:
+def picture_cost(opened: OpenedImage, max_side: int) -> int:
     """What :func:`finish_picture` holds at its peak, for an image opened with
     ``size=max_side``: the decode's own price, the integer reduction ``thumbnail`` makes first
     (at most a quarter of the RGB pixels, 4 bytes each), and the picture it returns."""
     width, height = opened.image.size
     result = picture_size(opened, max_side)
-    return opened.decode_bytes + width * height + 4 * result[0] * result[1]
+    return opened.decode_cost + width * height + 4 * result[0] * result[1]
 
 
 def finish_picture(opened: OpenedImage, max_side: int) -> Image.Image:
@@ -252,7 +252,7 @@ def _pillow_errors() -> Iterator[None]:
         raise NotAnImage("the file is not an image I can read, or it is damaged") from exc
 
 
-def _decode_bytes(img: Image.Image, size: int) -> int:
+def _decode_cost(img: Image.Image, size: int) -> int:
     """Memory for the decoded pixels (at the draft scale) plus the conversion to RGB, or the
     rotated copy when the EXIF orientation asks for one, whichever is more, plus the resize's
     intermediate image (one side already ``size``)."""
@@ -275,7 +275,7 @@ def _orientation(img: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
-def _progressive_jpeg_bytes(img: Image.Image, width: int, height: int) -> int:
+def _progressive_jpeg_cost(img: Image.Image, width: int, height: int) -> int:
     """libjpeg keeps every DCT coefficient of a progressive JPEG (2 bytes each) until the end,
     at full resolution whatever the draft scale."""
     layers = getattr(img, "layers", 3)

@@ -1,4 +1,4 @@
-"""Names and sizes every room must agree on: the run folder's files, image suffixes, file limits.
+"""Names and sizes every room must agree on: the run folder's files, image suffixes, a megabyte.
 
 Training writes a run folder, evaluation and export read it, the bot and the CLI accept
 images: defined here once so a rename or a new format cannot reach only some of them.
@@ -32,8 +32,6 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 MB = 1024 * 1024
-TELEGRAM_MAX_FILE_MB = 20  # Bot API getFile refuses bigger files
-DEFAULT_MAX_FILE_MB = 10  # the bot's MAX_FILE_MB default
 
 
 class RunFolderError(ValueError):

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import nothotdog.export as d
-from nothotdog.contract.commands import add_version
+from nothotdog.contract.dataset import DatasetError
+from nothotdog.contract.layout import RunFolderError
+from nothotdog.contract.runtime import ModelLoadError
+from nothotdog.contract.version import add_version
 from nothotdog.training import int8
 
 PROG = "nothotdog-export"
@@ -76,9 +79,8 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's chatter off progress
-    from nothotdog.contract.dataset import DatasetError
-    from nothotdog.contract.layout import RunFolderError
-    from nothotdog.contract.runtime import ModelLoadError
+    # Imported here: they import TensorFlow, which reads TF_CPP_MIN_LOG_LEVEL once, at import
+    # (and takes seconds to import, which --help and a bad argument need not wait for).
     from nothotdog.export.checks import ParityError
     from nothotdog.export.convert import ConversionError
     from nothotdog.export.pipeline import ExportOptions, run_export

@@ -190,7 +190,9 @@ def compare_models(
     latency_runs: int = 20, warmup: int = 3,
 ) -> Comparison:  # fmt: skip
     """Both models over the same decoded images, timed in this one run."""
-    models = {"float32": load_onnx(float32_path), "int8": load_onnx(int8_path)}
+    # onnxruntime is the reference both files are judged on.
+    models = {name: load_onnx(path, runtime="onnxruntime")
+              for name, path in (("float32", float32_path), ("int8", int8_path))}
     run = _predict_all(models, examples, batch_size, latency_runs)
     truth = np.asarray(run.truth, dtype=np.int64)
     if not truth.size:

@@ -48,7 +48,7 @@ class FoldError(ValueError):
 
 
 @dataclass
-class LoadedModel:
+class Float32Model:
     """The float32 model export converts, and the model as trained when that differed."""
 
     model: keras.Model
@@ -56,7 +56,7 @@ class LoadedModel:
     trained: keras.Model | None  # only when trained_policy is not float32
 
 
-def load_float32(path: str | Path) -> LoadedModel:
+def load_float32(path: str | Path) -> Float32Model:
     """Load a .keras file as a model that computes in float32 everywhere (float32_copy)."""
     try:
         trained = keras.saving.load_model(path, compile=False)
@@ -68,7 +68,7 @@ def load_float32(path: str | Path) -> LoadedModel:
     except ValueError as exc:
         raise ConversionError(str(exc)) from exc
     _check_float32(model)
-    return LoadedModel(model, ",".join(low) or "float32", trained if low else None)
+    return Float32Model(model, ",".join(low) or "float32", trained if low else None)
 
 
 def _check_float32(model: keras.Model) -> None:

@@ -21,7 +21,7 @@ import onnxruntime as ort
 from nothotdog import export
 from nothotdog.contract import ModelSpec
 from nothotdog.contract.dataset import list_examples
-from nothotdog.contract.runtime import ModelLoadError, load_onnx
+from nothotdog.contract.runtime import ModelLoadError, OpenVinoEngine, load_onnx, openvino_installed
 from nothotdog.export import checks, convert, metadata
 from nothotdog.export.heatmap import add_heatmap
 from nothotdog.training import int8
@@ -86,7 +86,7 @@ def run_export(opts: ExportOptions, summary: dict[str, Any], log: Log = print) -
 
 def _convert(
     run: metadata.TrainedRun, opts: ExportOptions, summary: dict[str, Any], log: Log
-) -> tuple[convert.LoadedModel, onnx.ModelProto, ModelSpec]:
+) -> tuple[convert.Float32Model, onnx.ModelProto, ModelSpec]:
     """The Keras model as float32, converted to ONNX with preprocessing folded in, the
     heatmap output added and the contract's metadata written."""
     step = time.perf_counter()
@@ -119,7 +119,7 @@ def _convert(
 
 
 def _check_parity(
-    loaded: convert.LoadedModel, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
+    loaded: convert.Float32Model, proto: onnx.ModelProto, spec: ModelSpec, opts: ExportOptions,
     summary: dict[str, Any], log: Log,
 ) -> None:
     """The ONNX graph must give Keras's probabilities and labels (raises ParityError)."""
@@ -191,8 +191,15 @@ def quantize_and_gate(
 
 
 def verify_file(path: Path) -> None:
-    """Load the file exactly as the bot will and check every promised metadata key."""
-    load_onnx(path, intra_op_threads=1)
+    """Load the file as the bot will, on each runtime that is installed (a file OpenVINO
+    cannot compile fails here, not as a warning at the bot's start), and check every
+    promised metadata key."""
+    load_onnx(path, intra_op_threads=1, runtime="onnxruntime")
+    if openvino_installed():
+        try:
+            OpenVinoEngine(path, threads=1)
+        except Exception as exc:  # OpenVINO raises its own untyped errors
+            raise ModelLoadError(f"OpenVINO cannot run {path}: {exc}") from exc
     missing = [key for key in metadata.REQUIRED_KEYS if key not in metadata.read_metadata(path)]
     if missing:
         raise ModelLoadError(f"{path} lacks metadata {missing}")

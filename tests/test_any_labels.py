@@ -27,8 +27,8 @@ pytest.importorskip("tf2onnx")
 import keras
 
 from nothotdog.bot import replies
+from nothotdog.bot.classifier import Verdict, load_model
 from nothotdog.bot.cli import main as cli_main
-from nothotdog.bot.pipeline import Verdict, load_model
 from nothotdog.contract import OUTPUT_NAME, ModelSpec
 from nothotdog.contract.runtime import OnnxModel
 from nothotdog.export.__main__ import main as export_main

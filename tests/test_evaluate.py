@@ -138,10 +138,10 @@ def test_worst_mistakes_carry_heatmaps_when_the_model_has_them(tmp_path, data_di
 
 
 def test_eval_draws_the_heatmaps_of_an_onnx_file_that_has_them(tmp_path, data_dir):
-    from nothotdog.training.evaluate import load_model
+    from nothotdog.training.evaluate import load_predictor
 
-    plain = load_model(build_tiny_model(tmp_path / "plain.onnx"))
-    explained = load_model(build_tiny_model(tmp_path / "heatmap.onnx", heatmap=True))
+    plain = load_predictor(build_tiny_model(tmp_path / "plain.onnx"))
+    explained = load_predictor(build_tiny_model(tmp_path / "heatmap.onnx", heatmap=True))
     assert plain.heatmap is None and explained.heatmap is not None
     (bad,) = [e for e in list_examples(data_dir, LABELS) if e.path.name == "siteB__red.png"]
     assert explained.heatmap(bad.path).shape == (7, 7)

@@ -33,7 +33,7 @@ def test_metadata_follows_the_contract(shipped: OnnxModel):
     assert spec.input_size == INPUT_SIZE
     assert 0.0 < spec.threshold < 1.0
     assert spec.metrics["accuracy"] >= 0.95
-    meta = shipped.session.get_modelmeta().custom_metadata_map
+    meta = shipped.engine.metadata
     assert "int8" in meta[MetaKey.QUANTIZATION]
     assert len(meta[MetaKey.WEIGHTS_SHA256]) == 64
     assert json.loads(meta[MetaKey.DATA_SUMMARY])["train"]["n"] > 1000
@@ -42,8 +42,8 @@ def test_metadata_follows_the_contract(shipped: OnnxModel):
 
 
 def test_input_is_uint8_nhwc_with_any_batch(shipped: OnnxModel):
-    (inp,) = shipped.session.get_inputs()
-    assert inp.type == "tensor(uint8)" and inp.shape[1:] == [INPUT_SIZE, INPUT_SIZE, 3]
+    (inp,) = shipped.engine.inputs
+    assert inp.dtype == "uint8" and inp.shape[1:] == (INPUT_SIZE, INPUT_SIZE, 3)
     for batch in (1, 3):
         probs = shipped.predict(np.zeros((batch, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
         assert probs.shape == (batch, len(LABELS))

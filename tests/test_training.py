@@ -90,7 +90,7 @@ def test_a_model_saved_by_an_older_layout_still_loads(run: Path, tmp_path: Path,
     training.model). Keras finds it by its registered name, ``nothotdog>VGGPreprocess``."""
     import zipfile
 
-    from nothotdog.training.evaluate import load_model
+    from nothotdog.training.evaluate import load_predictor
 
     old = tmp_path / "model.keras"
     with zipfile.ZipFile(run / "model.keras") as src, zipfile.ZipFile(old, "w") as dst:
@@ -101,7 +101,7 @@ def test_a_model_saved_by_an_older_layout_still_loads(run: Path, tmp_path: Path,
                 assert '"module": "nothotdog.training.model"' in text
                 data = text.replace('"nothotdog.training.model"', f'"{module}"').encode()
             dst.writestr(item, data)
-    loaded = load_model(old)
+    loaded = load_predictor(old)
     probs = loaded.predict(np.zeros((2, 32, 32, 3), np.uint8))
     assert np.asarray(probs).shape[0] == 2
 

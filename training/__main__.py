@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nothotdog.contract.commands import add_version
 from nothotdog.contract.dataset import DatasetError
+from nothotdog.contract.version import add_version
 from nothotdog.training import train
 from nothotdog.training.features import AugmentParams
 from nothotdog.training.weights import BUNDLED, WeightsError

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+# TensorFlow is imported inside the functions, as in train.py (which imports this module at its
+# top): it takes seconds to import.
 _PATCHED = False
 # TF's coordination service declares a worker dead after this long without a heartbeat. Its
 # default, 10 s, is shorter than a worker can go without the CPU while every core runs VGG16

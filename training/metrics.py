@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.linear_model import LogisticRegression
 
 from nothotdog.contract import OUTPUT_NAME, ModelSpec
 from nothotdog.contract.spec import says_positive
@@ -173,8 +174,6 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def fit_platt(is_positive: np.ndarray, p_pos: np.ndarray) -> Platt:
     """Maximum-likelihood ``a`` and ``b`` (scikit-learn's logistic regression, no penalty)."""
-    from sklearn.linear_model import LogisticRegression
-
     fit = LogisticRegression(C=np.inf).fit(_logit(p_pos)[:, None], np.asarray(is_positive, int))
     return Platt(a=float(fit.coef_[0, 0]), b=float(fit.intercept_[0]))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -193,26 +192,6 @@ def finetune_top(classifier, top, data: Features, cfg) -> dict:
         validation_batch_size=FEATURE_BATCH, callbacks=[keep_best(cfg.patience)], verbose=2,
     )  # fmt: skip
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
-
-
-def evaluate_phase(name: str, classifier, top, data: Features, out: Path, history) -> dict:
-    """Validation metrics, plots and the decision threshold chosen on validation."""
-    from nothotdog.training.evaluate import write_evaluation
-    from nothotdog.training.metrics import choose_threshold
-
-    inp = keras.Input(data.val_x.shape[1:])
-    layers = [layer for layer in head_layers(classifier) if layer.name != HEAD_DROPOUT]
-    model = keras.Model(inp, stack(layers, stack(top, inp)))
-    probs = np.asarray(local_predict(model, data.val_x, FEATURE_BATCH), np.float64)
-    pos = data.labels.index(data.positive)
-    if len(data.labels) == 2:
-        threshold, rule = choose_threshold(data.y_val == pos, probs[:, pos])
-    else:
-        threshold, rule = 0.5, "argmax: more than two classes"
-    metrics = write_evaluation(out / name, data.y_val, probs, data.val_ex, data.labels,
-                               data.positive, threshold, history={name: history})  # fmt: skip
-    np.save(out / name / "val_probabilities.npy", probs)
-    return {**metrics, "threshold": float(threshold), "threshold_rule": rule}
 
 
 # --- float32 ----------------------------------------------------------------------------------

@@ -24,7 +24,14 @@ import numpy as np
 
 from nothotdog.contract import INPUT_SIZE, POSITIVE_LABEL, default_display, layout
 from nothotdog.contract.dataset import DatasetError, Example, class_names, list_examples
-from nothotdog.training import features
+from nothotdog.training import distributed, features
+from nothotdog.training.evaluate import format_summary, write_evaluation
+from nothotdog.training.int8 import DEFAULT_CALIBRATION_IMAGES, int8_trunk
+from nothotdog.training.metrics import calibrate_classifier, choose_threshold
+
+# TensorFlow, and the modules here that import it at their top (training.model,
+# training.weights), are imported inside the functions that train: importing it takes seconds,
+# and --help, a bad argument or a missing data folder should answer at once.
 
 # What "--unfreeze X" fine-tunes, and the frozen layer whose output is cached for it.
 UNFREEZE_CUTS = {"none": "block5_pool", "block5": "block4_pool", "block4": "block3_pool"}
@@ -159,9 +166,7 @@ def choose_strategy(requested: str = "auto"):
         else:
             requested = "default"
     if requested == "multiworker":
-        from nothotdog.training.distributed import multi_worker_strategy
-
-        return multi_worker_strategy()
+        return distributed.multi_worker_strategy()
     if requested == "mirrored":
         return tf.distribute.MirroredStrategy()
     if requested == "default":
@@ -233,8 +238,6 @@ def _feature_cache(cfg: TrainConfig, trunk, trunk_id: str, precision: str,
 
         trunk_id += f"|{precision}"
     else:
-        from nothotdog.training.int8 import DEFAULT_CALIBRATION_IMAGES, int8_trunk
-
         int8: list = []  # built on the first cache miss: a rerun on a full cache skips it
 
         def predict(images: np.ndarray) -> np.ndarray:
@@ -251,7 +254,7 @@ def _feature_cache(cfg: TrainConfig, trunk, trunk_id: str, precision: str,
 def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: features.Features):
     """Phase 1 (the head), then phase 2 (the top block) if asked and if it lowers val loss;
     returns each phase's metrics, the histories and the phase whose weights stay."""
-    from nothotdog.training.model import evaluate_phase, finetune_top, train_head
+    from nothotdog.training.model import finetune_top, train_head
 
     history1: dict = {}
     if cfg.head_epochs > 0:
@@ -274,10 +277,30 @@ def _train_phases(cfg: TrainConfig, strategy, classifier, top, data: features.Fe
     return phases, history, final
 
 
+def evaluate_phase(name: str, classifier, top, data: features.Features, out: Path, history) -> dict:
+    """Validation metrics, plots and the decision threshold chosen on validation."""
+    import keras
+
+    from nothotdog.training.model import FEATURE_BATCH, HEAD_DROPOUT, head_layers, stack
+
+    inp = keras.Input(data.val_x.shape[1:])
+    layers = [layer for layer in head_layers(classifier) if layer.name != HEAD_DROPOUT]
+    model = keras.Model(inp, stack(layers, stack(top, inp)))
+    probs = np.asarray(distributed.local_predict(model, data.val_x, FEATURE_BATCH), np.float64)
+    pos = data.labels.index(data.positive)
+    if len(data.labels) == 2:
+        threshold, rule = choose_threshold(data.y_val == pos, probs[:, pos])
+    else:
+        threshold, rule = 0.5, "argmax: more than two classes"
+    metrics = write_evaluation(out / name, data.y_val, probs, data.val_ex, data.labels,
+                               data.positive, threshold, history={name: history})  # fmt: skip
+    np.save(out / name / "val_probabilities.npy", probs)
+    return {**metrics, "threshold": float(threshold), "threshold_rule": rule}
+
+
 def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: str,
             data: features.Features, run: dict) -> dict:  # fmt: skip
     """Calibrate the kept phase, evaluate and save it, and write the run folder's records."""
-    from nothotdog.training.evaluate import format_summary, write_evaluation
     from nothotdog.training.model import float32_copy
 
     labels, positive, out = data.labels, data.positive, cfg.out
@@ -285,8 +308,6 @@ def _finish(cfg: TrainConfig, classifier, phases: dict, history: dict, final: st
     probs = np.load(out / final / "val_probabilities.npy")
     calibration = None
     if cfg.calibrate and len(labels) == 2:
-        from nothotdog.training.metrics import calibrate_classifier
-
         probs, calibration = calibrate_classifier(
             classifier, probs, data.y_val, labels.index(positive)
         )

@@ -14,7 +14,12 @@ import re
 from importlib import resources
 from pathlib import Path
 
+import keras
 import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from nothotdog.training.model import build_backbone
 
 # block1_conv1 ... block5_conv3: two convolutions in blocks 1 and 2, three in blocks 3 to 5.
 CONV_LAYERS = tuple(f"block{b}_conv{c}" for b, n in enumerate((2, 2, 3, 3, 3), 1)
@@ -42,9 +47,6 @@ def resolve_source(source: str) -> str:
 
 def read_onnx_conv_weights(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Kernels (as Keras HWIO) and biases of every ``blockN_convM`` Conv node in an ONNX file."""
-    import onnx
-    from onnx import numpy_helper
-
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
@@ -73,8 +75,6 @@ def load_backbone_weights(model, source: str) -> str:
     if source in ("none", "random"):
         return "random initialisation"
     if source == "imagenet":
-        import keras
-
         reference = keras.applications.VGG16(
             weights="imagenet", include_top=False, input_shape=model.input_shape[1:]
         )
@@ -89,8 +89,6 @@ def load_backbone_weights(model, source: str) -> str:
     if path.suffix == ".onnx":
         _assign(model, read_onnx_conv_weights(path), str(path))
     elif path.name.endswith(".h5"):
-        from nothotdog.training.model import build_backbone
-
         reference = build_backbone(model.input_shape[1])
         try:
             reference.load_weights(str(path))

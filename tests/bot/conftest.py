@@ -11,7 +11,7 @@ import pytest
 from telegram.ext import Application
 
 from nothotdog.bot.app import build_application
-from nothotdog.bot.pipeline import load_model
+from nothotdog.bot.classifier import load_model
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
 from tests.bot.harness import running

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 from PIL import Image
 
 from nothotdog.bot.cli import main
-from nothotdog.bot.pipeline import Photo, Pipeline
+from nothotdog.bot.outcomes import Photo
+from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
 from tests.imagefiles import GREEN, RED, encode, solid
@@ -78,11 +81,12 @@ def test_same_answer_as_the_bot_path(tiny_model: OnnxModel, tmp_path: Path) -> N
         paths[-1].write_bytes(data)
     cli_rows = classify_files(tiny_model, paths)
 
-    async def locate(file_id: str) -> tuple[str, int | None]:
-        return str(tmp_path / file_id), None  # a local path, as a --local Bot API server gives
+    class LocalFiles:  # a local path, as a --local Bot API server gives
+        async def locate(self, file_id: str) -> tuple[str, int | None]:
+            return str(tmp_path / file_id), None
 
     async def bot_path() -> list:
-        pipeline = Pipeline(tiny_model, Settings(), locate)
+        pipeline = Pipeline(tiny_model, Settings(), LocalFiles())
         try:
             return await asyncio.gather(*(pipeline.judge(Photo(p.name)) for p in paths))
         finally:
@@ -161,3 +165,21 @@ def test_why_needs_a_model_with_a_heatmap(
     assert main(["why", str(photo), "--out", str(out), "--model", str(tiny_model_path)]) == 2
     assert "can't explain itself" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_classify_loads_no_telegram_library(photos: Path, tiny_model_path: Path) -> None:
+    """``nothotdog classify`` is offline: the classifier it runs imports no python-telegram-bot
+    (nor the bot's settings' Telegram parts), checked in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        "from nothotdog.bot.cli import main\n"
+        f"status = main(['classify', {str(photos)!r}, '--model', {str(tiny_model_path)!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.partition('.')[0] == 'telegram')\n"
+        "print('telegram modules:', loaded, file=sys.stderr)\n"
+        "sys.exit(status or (3 if loaded else 0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=photos)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "hot_dog" in done.stdout
+    assert "telegram modules: []" in done.stderr

@@ -18,8 +18,8 @@ from telegram.ext import Application
 
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
+from nothotdog.bot.classifier import load_model
 from nothotdog.bot.intake import is_taking
-from nothotdog.bot.pipeline import load_model
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, exif_rotated, heic, heic_supported
 from tests.bot.conftest import StartBot
 from tests.bot.memory import MB, peak_memory
@@ -113,7 +113,7 @@ async def test_corpus_file_gets_a_clear_answer_and_the_bot_carries_on(
     assert all(m["text"] != replies.failed() for m in telegram.sent)
 
 
-def test_corpus_covers_issue_7() -> None:
+def test_corpus_covers_every_kind_of_bad_file() -> None:
     wanted = {"zero-bytes", "truncated-jpeg", "corrupt-png", "text-named-jpg", "html-page", "pdf",
               "one-pixel", "png-bomb-20000", "40mb-file", "animated-gif", "animated-webp",
               "cmyk-jpeg", "16-bit-rgb-png", "16-bit-gray-png", "grayscale-jpeg",

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nothotdog.bot import replies
-from nothotdog.bot.app import HEALTH_KEY, build_application
+from nothotdog.bot.app import build_application, parts_of
 from nothotdog.bot.health import main as health_main
 from nothotdog.bot.health import probe
 from nothotdog.bot.settings import Settings, SettingsError, load_settings
@@ -51,7 +51,7 @@ def test_off_by_default_and_on_loopback_when_on() -> None:
 
 async def test_no_health_server_unless_asked(settings: Settings, tiny_model: OnnxModel) -> None:
     app = build_application(settings, model=tiny_model)
-    assert HEALTH_KEY not in app.bot_data
+    assert parts_of(app).health is None
 
 
 async def test_metrics_count_what_the_bot_answered(
@@ -99,7 +99,7 @@ async def test_busy_refusals_are_counted(telegram: FakeTelegram, start_bot: Star
     assert busy >= 1 and texts.count(RED_TEXT) == 4 - busy
     _, _, text = await _get(f"http://127.0.0.1:{port}/metrics")
     assert samples(text)[("nothotdog_busy_refusals_total", ())] == busy
-    assert app.bot_data[HEALTH_KEY].port == port
+    assert parts_of(app).health.port == port
 
 
 async def test_healthz_answers_while_the_bot_runs_and_not_after(

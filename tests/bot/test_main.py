@@ -68,7 +68,7 @@ def test_missing_shipped_model_says_reinstall(
 ) -> None:
     gone = clean_env / "site-packages" / "nothotdog" / "bot" / "shipped" / "nothotdog.onnx"
     monkeypatch.setattr("nothotdog.bot.settings.shipped_model_path", lambda: gone)
-    monkeypatch.setattr("nothotdog.bot.pipeline.shipped_model_path", lambda: gone)
+    monkeypatch.setattr("nothotdog.bot.classifier.shipped_model_path", lambda: gone)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:abc")
     assert main([]) == 2
     err = capsys.readouterr().err

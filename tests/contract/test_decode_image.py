@@ -172,7 +172,7 @@ def test_open_image_reads_only_the_header_and_prices_the_decode() -> None:
     opened = open_image(_png_header_only(6_000, 6_000))  # 36 MP RGB: 144 MB once decoded
     assert time.perf_counter() - started < 0.5
     assert (opened.width, opened.height) == (6_000, 6_000)
-    assert opened.decode_bytes >= 6_000 * 6_000 * 4  # Pillow keeps RGB as 4 bytes a pixel
+    assert opened.decode_cost >= 6_000 * 6_000 * 4  # Pillow keeps RGB as 4 bytes a pixel
     opened.close()
 
 
@@ -180,10 +180,10 @@ def test_jpeg_draft_scale_is_priced_not_the_full_size() -> None:
     big = encode(Image.new("RGB", (4000, 3000), (200, 90, 88)), "JPEG", quality=85)
     opened = open_image(big)
     assert (opened.width, opened.height) == (4000, 3000)
-    assert opened.decode_bytes < 4000 * 3000  # decoded at 1/8 scale: 500 x 375
+    assert opened.decode_cost < 4000 * 3000  # decoded at 1/8 scale: 500 x 375
     opened.close()
     progressive = encode(Image.new("RGB", (4000, 3000), (200, 90, 88)), "JPEG", quality=85,
                          progressive=True)
     opened = open_image(progressive)
-    assert opened.decode_bytes >= 2 * 4000 * 3000  # libjpeg keeps every coefficient
+    assert opened.decode_cost >= 2 * 4000 * 3000  # libjpeg keeps every coefficient
     opened.close()

@@ -84,14 +84,14 @@ def test_the_why_picture_is_priced_above_what_drawing_it_holds(
 ) -> None:
     """What numpy allocates (tracemalloc sees it) stays well inside the price, which also
     covers Pillow's own buffers."""
-    from nothotdog.bot.pipeline import PICTURE_SIDE, draw_bytes, draw_jpeg
+    from nothotdog.bot.classifier import PICTURE_SIDE, draw_cost, draw_jpeg
 
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode).save(buffer, fmt)
     opened = open_image(buffer.getvalue(), size=PICTURE_SIDE)
-    price = draw_bytes(opened)
+    price = draw_cost(opened)
     tracemalloc.start()
     try:
         jpeg = draw_jpeg(opened, rng.standard_normal((7, 7)).astype(np.float32))

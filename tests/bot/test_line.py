@@ -1,24 +1,14 @@
-"""The parts that bound memory, on their own: the admission line, the byte budget and the
-streaming download."""
+"""The line on its own: places, the byte budget, first come first served."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
-import sys
-import time
-import tracemalloc
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from nothotdog.bot import pipeline
-from nothotdog.bot.pipeline import Admission, Busy, FileTooLarge, fetch
-from tests.ports import free_port
+from nothotdog.bot import line
+from nothotdog.bot.line import Admission, Busy
 
 # --- Admission ------------------------------------------------------------------------------
 
@@ -90,7 +80,7 @@ async def test_busy_only_past_the_wait_limit_and_a_cancelled_wait_leaves_the_lin
 
 
 async def test_busy_at_once_when_the_line_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "MAX_WAITING", 1)
+    monkeypatch.setattr(line, "MAX_WAITING", 1)
     admission = Admission(places=1, total=100, max_wait_s=5)
     async with admission.place(10):
         waiting = asyncio.create_task(admission._admit(10))
@@ -161,46 +151,3 @@ async def test_a_decode_that_cannot_fit_while_nothing_decodes_is_busy_not_stuck(
             await asyncio.wait_for(admission.for_decode(30), 1)
         with await admission.for_decode(25):  # what fits, runs
             assert admission.used == 100
-
-
-# --- download ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def file_server(tmp_path: Path) -> Iterator[str]:
-    """A plain HTTP server in another process, so this process's memory is the client's."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                break
-            assert time.monotonic() < deadline, "http.server did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-async def test_download_holds_the_file_once(file_server: str, tmp_path: Path) -> None:
-    """PTB's download_as_bytearray peaks at three copies (httpx's chunks joined into bytes,
-    then a bytearray); streaming into one buffer of the file's size keeps one, plus a chunk."""
-    data = bytes(range(256)) * (40 * 1024)  # 10 MB
-    (tmp_path / "photo.png").write_bytes(data)
-    url = f"{file_server}/photo.png"
-    async with httpx.AsyncClient(headers={"Accept-Encoding": "identity"}) as client:
-        tracemalloc.start()
-        got = await fetch(client, url, limit=len(data))
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert got == data and isinstance(got, bytearray)
-        assert peak < len(data) + 1024 * 1024, f"{peak / len(data):.2f} copies"
-        with pytest.raises(FileTooLarge) as refused:  # from Content-Length: nothing read
-            await fetch(client, url, limit=len(data) - 1)
-        assert refused.value.size == len(data)

@@ -1,37 +1,23 @@
-"""What every console script shares: ``--version``, and the training-side commands' launchers.
+"""The training-side commands' launchers: ``nothotdog-train``, ``nothotdog-eval``,
+``nothotdog-export``.
 
-A serving-only install (``pip install nothotdog``) still has ``nothotdog-train``,
-``nothotdog-eval`` and ``nothotdog-export`` on its PATH, since a distribution's scripts cannot
-depend on its extras. Their entry points are the launchers here, which import the real command
-only when it runs, so a missing TensorFlow (or any other tool of the ``train`` extra) ends in
-one line naming the extra to install, not a ModuleNotFoundError traceback.
+A serving-only install (``pip install nothotdog``) still has these on its PATH, since a
+distribution's scripts cannot depend on its extras. Their entry points are the launchers here,
+which import the real command only when it runs (this module itself imports nothing of the
+train extra), so a missing TensorFlow (or any other tool of the ``train`` extra) ends in one
+line naming the extra to install, not a ModuleNotFoundError traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 
-DISTRIBUTION = "nothotdog"
+from nothotdog.contract.version import DISTRIBUTION, package_version
+
 OWN_PACKAGES = frozenset({"nothotdog"})  # bot, contract, training, export live under it
 EXIT_USAGE = 2  # argparse's status for a command that cannot run as asked
-
-
-def package_version() -> str:
-    """The installed distribution's version; a bare checkout on PYTHONPATH has none."""
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown (not installed; run from a checkout)"
-
-
-def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--version`` on ``parser``, printing ``PROG VERSION``."""
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    return parser
 
 
 def train_extra_missing(prog: str, missing: str) -> str:

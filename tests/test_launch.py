@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from nothotdog.contract.commands import run_with_extra
+from nothotdog.training.launch import run_with_extra
 
 
 def _module(monkeypatch: pytest.MonkeyPatch, name: str, main) -> None:
