@@ -19,7 +19,7 @@ from typing import Any
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter
 
-from nothotdog.bot import intake
+from nothotdog.bot import serving
 from nothotdog.bot.app import ALLOWED_UPDATES, build_application
 from nothotdog.bot.classifier import load_model
 from nothotdog.bot.logs import redact, setup_logging
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None, rate_limiter: BaseRateLimiter | None = N
     else:
         log.info("mode=polling")
     try:  # SIGINT and SIGTERM stop it once the photos it has are answered
-        intake.run(app, webhook=webhook, stop_timeout=settings.stop_timeout_s)
+        serving.run(app, webhook=webhook, stop_timeout=settings.stop_timeout_s)
     except (TelegramError, OSError) as exc:
         log.debug("start-up failed", exc_info=exc)
         return _fail(redact(startup_failure(exc, settings), [token, secret]))

@@ -18,23 +18,17 @@ yet confirmed (docs/reliability.md says how few).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from telegram import Update
 from telegram.ext import Application
 
 from nothotdog.bot.logs import fields
-from nothotdog.bot.polling import POLL_TIMEOUT_S, Poller
-from nothotdog.bot.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
 INTAKE_KEY = "intake"  # in bot_data while the application is being served
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Source(Protocol):
@@ -116,59 +110,3 @@ def is_taking(app: Application) -> bool:
     intake = intake_of(app)
     return (app.running and intake is not None and intake.taking
             and intake.source is not None and intake.source.running)  # fmt: skip
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    app: Application,
-    *,
-    webhook: dict[str, Any] | None = None,
-    stop_timeout: float,
-    poll_timeout: float | None = None,
-) -> AsyncIterator[Intake]:
-    """The Application started and fed by polling (or by ``webhook``: ``webhook_options``)
-    until the block ends; then it drains, confirms and shuts down, as PTB's ``run_polling``
-    does minus its signal handling (``run`` adds that)."""
-    await app.initialize()
-    try:
-        if app.post_init:
-            await app.post_init(app)
-        intake = app.bot_data[INTAKE_KEY] = Intake(app)
-        source: Source
-        if webhook is None:
-            source = Poller(app.bot, intake, timeout=poll_timeout or POLL_TIMEOUT_S)
-        else:
-            source = WebhookServer(app.bot, intake, **webhook)
-        intake.source = source
-        await app.start()
-        try:
-            await source.start()
-            try:
-                yield intake
-            finally:
-                await source.stop_taking()
-                await intake.drain(stop_timeout)
-                await source.close()
-        finally:
-            if app.running:
-                await app.stop()
-                if app.post_stop:
-                    await app.post_stop(app)
-    finally:
-        await app.shutdown()
-        if app.post_shutdown:
-            await app.post_shutdown(app)
-
-
-def run(app: Application, *, webhook: dict[str, Any] | None, stop_timeout: float) -> None:
-    """Serve until SIGINT or SIGTERM, then stop as :func:`serving` does."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, stop.set)
-        async with serving(app, webhook=webhook, stop_timeout=stop_timeout):
-            await stop.wait()
-
-    asyncio.run(main())

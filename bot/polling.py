@@ -14,17 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from telegram import Bot, Update
 from telegram.error import RetryAfter, TelegramError
 
 from nothotdog.bot.app import ALLOWED_UPDATES
+from nothotdog.bot.intake import Intake
 from nothotdog.bot.logs import fields
 from nothotdog.bot.retry import BASE_DELAY, retry_after_seconds, with_retries
-
-if TYPE_CHECKING:
-    from nothotdog.bot.intake import Intake
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,14 @@ import hmac
 import json
 import logging
 import re
-from typing import TYPE_CHECKING
 
 import tornado.httpserver
 import tornado.web
 from telegram import Bot, Update
 
+from nothotdog.bot.intake import Intake
 from nothotdog.bot.logs import fields
 from nothotdog.bot.retry import with_retries
-
-if TYPE_CHECKING:
-    from nothotdog.bot.intake import Intake
 
 log = logging.getLogger(__name__)
 

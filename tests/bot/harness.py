@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from telegram.ext import Application
 
-from nothotdog.bot.intake import serving
+from nothotdog.bot.serving import serving
 from nothotdog.bot.settings import VARIABLES
 from tests.fakebot import WAIT_S, FakeTelegram
 
@@ -61,7 +61,7 @@ async def bot_process(
 async def running(
     app: Application, webhook: dict[str, Any] | None = None
 ) -> AsyncIterator[Application]:
-    """The production start/stop sequence (``bot.intake.serving``), minus the signal handling;
+    """The production start/stop sequence (``bot.serving.serving``), minus the signal handling;
     a short long-poll, so a test's stop does not wait one out."""
     async with serving(app, webhook=webhook, stop_timeout=STOP_TIMEOUT_S, poll_timeout=5):
         yield app

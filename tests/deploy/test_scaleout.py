@@ -157,6 +157,22 @@ class Stack:
             )
         )
 
+    async def start_all(self, client: aiohttp.ClientSession) -> None:
+        """nginx and every replica, until each replica is healthy and has set the webhook."""
+        await self.start_nginx()
+        self.bots = list(await asyncio.gather(*(self.start_bot(i) for i in range(REPLICAS))))
+
+        async def all_up() -> bool:
+            for proc in (self.nginx, *self.bots):
+                assert proc is not None and proc.returncode is None, (
+                    self.log("error.log") + self.log("bot0.log") + self.log("bot1.log")
+                )
+            health = [_get(client, f"http://127.0.0.1:{p}/healthz") for p in self.health_ports]
+            statuses = [status for status, _ in await asyncio.gather(*health)]
+            return statuses == [200] * REPLICAS and len(self.telegram.calls_to("setWebhook")) >= 2
+
+        await _wait_for(all_up, "nginx and both replicas")
+
     async def stop(self) -> list[int | None]:
         await asyncio.gather(*(_stop(bot, signal.SIGTERM) for bot in self.bots))
         if self.nginx is not None:
@@ -181,21 +197,7 @@ async def test_two_replicas_behind_nginx_answer_every_photo_exactly_once(
     stack = Stack(telegram, tmp_path, model)
     async with aiohttp.ClientSession() as client:
         try:
-            await stack.start_nginx()
-            stack.bots = list(
-                await asyncio.gather(*(stack.start_bot(i) for i in range(REPLICAS)))
-            )
-
-            async def all_up() -> bool:
-                for proc in (stack.nginx, *stack.bots):
-                    assert proc is not None and proc.returncode is None, (
-                        stack.log("error.log") + stack.log("bot0.log") + stack.log("bot1.log")
-                    )
-                health = [_get(client, f"http://127.0.0.1:{p}/healthz") for p in stack.health_ports]
-                statuses = [status for status, _ in await asyncio.gather(*health)]
-                return statuses == [200] * REPLICAS and len(telegram.calls_to("setWebhook")) >= 2
-
-            await _wait_for(all_up, "nginx and both replicas")
+            await stack.start_all(client)
             assert telegram.webhook == {"url": stack.url, "secret_token": SECRET}
 
             colours = [(RED, RED_TEXT), (GREEN, GREEN_TEXT)]
@@ -275,17 +277,7 @@ async def test_stopping_a_replica_mid_burst_loses_no_photo(
     stop_after = PHOTOS // 10
     async with aiohttp.ClientSession() as client:
         try:
-            await stack.start_nginx()
-            stack.bots = list(
-                await asyncio.gather(*(stack.start_bot(i) for i in range(REPLICAS)))
-            )
-
-            async def all_up() -> bool:
-                health = [_get(client, f"http://127.0.0.1:{p}/healthz") for p in stack.health_ports]
-                statuses = [status for status, _ in await asyncio.gather(*health)]
-                return statuses == [200] * REPLICAS and len(telegram.calls_to("setWebhook")) >= 2
-
-            await _wait_for(all_up, "nginx and both replicas")
+            await stack.start_all(client)
             colours = [(RED, RED_TEXT), (GREEN, GREEN_TEXT)]
             images = [solid(colour, size=(320, 240)) for colour, _ in colours]
             messages = [
