@@ -19,6 +19,7 @@ from typing import Any
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter
 
+from nothotdog.bot import serving
 from nothotdog.bot.app import ALLOWED_UPDATES, build_application
 from nothotdog.bot.classifier import load_model
 from nothotdog.bot.logs import redact, setup_logging
@@ -45,7 +46,7 @@ _TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]{30,}$")
 
 
 def webhook_options(settings: Settings, secret_token: str) -> dict[str, Any]:
-    """Arguments shared by ``Application.run_webhook`` and ``Updater.start_webhook``."""
+    """What ``bot.webhook.WebhookServer`` takes: where to listen, and what to tell Telegram."""
     return {
         "listen": settings.webhook_listen,
         "port": settings.webhook_port,
@@ -95,14 +96,13 @@ def main(argv: list[str] | None = None, rate_limiter: BaseRateLimiter | None = N
         return _fail(f"cannot start: {exc} {MODEL_FIX}")
     log.info("loaded model %s from %s on %s", model.spec.name, model.path, model.runtime)
     app = build_application(settings, model=model, rate_limiter=rate_limiter)
-    try:
-        # Both stop cleanly on SIGINT and SIGTERM (PTB's default stop_signals).
-        if settings.use_webhook:
-            log.info("mode=webhook url=%s", settings.webhook_url)
-            app.run_webhook(**webhook_options(settings, secret))
-        else:
-            log.info("mode=polling")
-            app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    webhook = webhook_options(settings, secret) if settings.use_webhook else None
+    if webhook is not None:
+        log.info("mode=webhook url=%s", settings.webhook_url)
+    else:
+        log.info("mode=polling")
+    try:  # SIGINT and SIGTERM stop it once the photos it has are answered
+        serving.run(app, webhook=webhook, stop_timeout=settings.stop_timeout_s)
     except (TelegramError, OSError) as exc:
         log.debug("start-up failed", exc_info=exc)
         return _fail(redact(startup_failure(exc, settings), [token, secret]))

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseRateLimiter
+from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter
 
 from nothotdog.bot import menus
 from nothotdog.bot.classifier import load_model, with_threshold
@@ -21,6 +21,7 @@ from nothotdog.bot.line import MAX_WAITING
 from nothotdog.bot.logs import fields
 from nothotdog.bot.metrics import BotMetrics
 from nothotdog.bot.pipeline import Pipeline
+from nothotdog.bot.ratelimit import InOrderRateLimiter
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
 
@@ -50,7 +51,7 @@ def build_application(
     rate_limiter: BaseRateLimiter | None = None,
 ) -> Application:
     """A ready-to-run Application; loads the model from settings unless one is given. The
-    rate limiter is AIORateLimiter at Telegram's limits unless one is given (benchmarks)."""
+    rate limiter is InOrderRateLimiter at Telegram's limits unless one is given (benchmarks)."""
     if model is None:
         model = load_model(
             settings.model_path,
@@ -68,7 +69,9 @@ def build_application(
         .token(settings.require_token())
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
-        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(rate_limiter or InOrderRateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        # bot.intake takes the updates in: PTB's Updater confirms them before they are answered.
+        .updater(None)
         # A photo waiting in the pipeline's line is a handler awaiting its turn; PTB's default
         # of 256 handlers at once would park every later update, /help included, behind them.
         .concurrent_updates(MAX_WAITING + settings.queue_size)

@@ -130,6 +130,10 @@ class Settings(ModelSettings):
         64, ge=1, description="Photos being downloaded or classified at once; more wait in line")
     max_wait_s: float = Field(30.0, ge=0, description="Longest a photo waits in line for memory "
                               "and a place before the user is told the bot is busy")  # fmt: skip
+    # A photo let in just before a stop may wait MAX_WAIT_S in line, then needs a few seconds.
+    stop_timeout_s: float = Field(45.0, ge=0, description="On SIGTERM or SIGINT, the longest "
+                                  "the bot keeps answering the photos it has before it exits; "
+                                  "the rest stay with Telegram for the next start")  # fmt: skip
     # MB = 1024 * 1024 bytes. The default keeps the bot under 300 MB (docs/reliability.md).
     memory_budget_mb: int = Field(
         48, ge=1, description="Memory for pictures in flight (files, decodes); >= 2 x MAX_FILE_MB")

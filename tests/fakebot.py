@@ -17,8 +17,11 @@ call, and can inject faults:
 Tests push updates (``push_photo``, ``push_document``, ``push_sticker``, ``push_animation``,
 ``push_video``, ``push_video_note``, ``push_command``, ``push_album``, ``push_callback_query``
 for a button press; ``language_code=`` says the sender's app language) and await the bot's
-answers (``replies_to``, ``wait_for_messages``). When the bot has called setWebhook, pushed
-updates are POSTed to its webhook, with the secret header, as Telegram does.
+answers (``replies_to``, ``wait_for_messages``). Updates are confirmed as Telegram confirms
+them: getUpdates forgets every update below its ``offset`` (a call without one returns the
+unconfirmed ones again). When the bot has called setWebhook, pushed updates are POSTed to its
+webhook, with the secret header, at most ``max_connections`` at once, and again until one is
+answered with a 2xx.
 It imports nothing from the bot. It is a test tool, not part of the product: it lives in
 tests/, is not installed by ``pip install .`` nor copied into the Docker image, and the tests
 and benchmarks (``python -m bench``) import it as ``tests.fakebot`` from the checkout. It
@@ -152,6 +155,10 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._delivering: set[int] = set()  # update ids
+        self._connections = asyncio.Semaphore(40)  # setWebhook's max_connections
+        # Telegram waits longer before delivering a failed update again; tests can't.
+        self.redeliver_s = 0.3
         self.port = 0
         self._closing = False
 
@@ -251,11 +258,18 @@ class FakeTelegram:
         update = {"update_id": next(self._update_ids), **update}
         self._updates.append(update)
         if self.webhook:
-            task = asyncio.create_task(self._deliver(update))
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+            self._start_delivery(update)
         self._notify()
         return update
+
+    def _start_delivery(self, update: dict[str, Any]) -> None:
+        if update["update_id"] in self._delivering:
+            return
+        self._delivering.add(update["update_id"])
+        task = asyncio.create_task(self._deliver(update))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        task.add_done_callback(lambda _: self._delivering.discard(update["update_id"]))
 
     def push_message(
         self,
@@ -598,16 +612,31 @@ class FakeTelegram:
         return _error(fault.status, description, fault.retry_after), fault
 
     async def _deliver(self, update: dict[str, Any]) -> None:
-        assert self.webhook is not None
+        """POST ``update`` to the webhook, as Telegram does: at most ``max_connections`` at
+        once, and again after ``redeliver_s`` until it is answered with a 2xx (only then is
+        it gone). Each try is recorded as a ``webhook`` call, status 0 for no answer."""
         if self._client is None:
             self._client = aiohttp.ClientSession()
+        while self.webhook and not self._closing:
+            async with self._connections:
+                status = await self._post_update(update, self.webhook)
+            self.calls.append(Call("webhook", {"update_id": update["update_id"], "status": status}))
+            self._notify()
+            if 200 <= status < 300:
+                self._updates = [u for u in self._updates if u is not update]
+                return
+            await asyncio.sleep(self.redeliver_s)
+
+    async def _post_update(self, update: dict[str, Any], webhook: dict[str, Any]) -> int:
+        assert self._client is not None
         headers = {}
-        if self.webhook.get("secret_token"):
-            headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook["secret_token"]
-        async with self._client.post(self.webhook["url"], json=update, headers=headers) as resp:
-            record = {"update_id": update["update_id"], "status": resp.status}
-            self.calls.append(Call("webhook", record))
-        self._notify()
+        if webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = webhook["secret_token"]
+        try:
+            async with self._client.post(webhook["url"], json=update, headers=headers) as resp:
+                return resp.status
+        except aiohttp.ClientError:
+            return 0
 
     # --- Bot API methods ---------------------------------------------------------------------
 
@@ -767,6 +796,9 @@ class FakeTelegram:
 
     async def _m_setWebhook(self, params: dict[str, Any]) -> bool:
         self.webhook = {"url": params["url"], "secret_token": params.get("secret_token")}
+        self._connections = asyncio.Semaphore(int(params.get("max_connections") or 40))
+        for update in self._updates:  # what waited while there was no webhook
+            self._start_delivery(update)
         return True
 
     async def _m_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,11 +1,10 @@
-"""Run the real bot Application inside a test, as ``run_polling``/``run_webhook`` would, or
-the real ``python -m nothotdog.bot`` process beside it."""
+"""Run the real bot Application inside a test, as ``python -m nothotdog.bot`` runs it, or the
+real ``python -m nothotdog.bot`` process beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -14,12 +13,13 @@ from typing import IO, Any
 
 from telegram.ext import Application
 
-from nothotdog.bot.app import ALLOWED_UPDATES
+from nothotdog.bot.serving import serving
 from nothotdog.bot.settings import VARIABLES
 from tests.fakebot import WAIT_S, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = list(VARIABLES)  # every environment variable the bot reads
+STOP_TIMEOUT_S = 10.0  # a test that ends with photos in flight does not wait 45 s for them
 
 
 async def until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
@@ -61,29 +61,7 @@ async def bot_process(
 async def running(
     app: Application, webhook: dict[str, Any] | None = None
 ) -> AsyncIterator[Application]:
-    """Same start/stop sequence as ``Application.run_polling``, minus the signal handling."""
-    assert app.updater is not None
-    await app.initialize()
-    try:
-        if app.post_init:
-            await app.post_init(app)
-        if webhook is None:
-            await app.updater.start_polling(
-                poll_interval=0, timeout=dt.timedelta(seconds=5), allowed_updates=ALLOWED_UPDATES
-            )
-        else:
-            await app.updater.start_webhook(**webhook)
-        await app.start()
-        try:
-            yield app
-        finally:
-            if app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-                if app.post_stop:
-                    await app.post_stop(app)
-    finally:
-        await app.shutdown()
-        if app.post_shutdown:
-            await app.post_shutdown(app)
+    """The production start/stop sequence (``bot.serving.serving``), minus the signal handling;
+    a short long-poll, so a test's stop does not wait one out."""
+    async with serving(app, webhook=webhook, stop_timeout=STOP_TIMEOUT_S, poll_timeout=5):
+        yield app

@@ -19,6 +19,7 @@ from telegram.ext import Application
 from nothotdog.bot import replies
 from nothotdog.bot.app import pipeline_of
 from nothotdog.bot.classifier import load_model
+from nothotdog.bot.intake import is_taking
 from tests.badfiles import BOMB_SIDE, BadFile, Expect, corpus, exif_rotated, heic, heic_supported
 from tests.bot.conftest import StartBot
 from tests.bot.memory import MB, peak_memory
@@ -107,7 +108,7 @@ async def test_corpus_file_gets_a_clear_answer_and_the_bot_carries_on(
         _one_way(telegram, bad, kind, where, base + i, follow_red=i % 2 == 0)
         for i, (kind, where) in enumerate(VARIANTS)
     ))
-    assert bot.running and bot.updater is not None and bot.updater.running
+    assert is_taking(bot)
     # Nothing unexpected reached the error handler: no "something went wrong" anywhere.
     assert all(m["text"] != replies.failed() for m in telegram.sent)
 

@@ -18,6 +18,7 @@ from telegram.ext import Application
 
 from nothotdog.bot import replies
 from nothotdog.bot.app import RATE_LIMIT_RETRIES
+from nothotdog.bot.intake import is_taking
 from nothotdog.bot.retry import ATTEMPTS, may_have_taken_effect
 from tests.bot.conftest import StartBot
 from tests.fakebot import AFTER_EFFECTS, FakeTelegram
@@ -32,7 +33,7 @@ no_ptb_deprecation = pytest.mark.filterwarnings(
 
 
 def still_running(app: Application) -> bool:
-    return app.running and app.updater is not None and app.updater.running
+    return is_taking(app)
 
 
 async def only_answer(api: FakeTelegram, message: dict, text: str, settle: float) -> None:

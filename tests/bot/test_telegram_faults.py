@@ -12,6 +12,7 @@ from aiohttp import web
 from telegram.ext import Application
 
 from nothotdog.bot import replies
+from nothotdog.bot.intake import is_taking
 from nothotdog.bot.retry import BASE_DELAY
 from tests.bot.conftest import StartBot
 from tests.fakebot import Call, FakeTelegram
@@ -34,7 +35,7 @@ async def answered_once(api: FakeTelegram, message: dict, text: str, timeout: fl
 
 
 def still_running(app: Application) -> bool:
-    return app.running and app.updater is not None and app.updater.running
+    return is_taking(app)
 
 
 @no_ptb_deprecation

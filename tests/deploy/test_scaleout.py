@@ -157,6 +157,22 @@ class Stack:
             )
         )
 
+    async def start_all(self, client: aiohttp.ClientSession) -> None:
+        """nginx and every replica, until each replica is healthy and has set the webhook."""
+        await self.start_nginx()
+        self.bots = list(await asyncio.gather(*(self.start_bot(i) for i in range(REPLICAS))))
+
+        async def all_up() -> bool:
+            for proc in (self.nginx, *self.bots):
+                assert proc is not None and proc.returncode is None, (
+                    self.log("error.log") + self.log("bot0.log") + self.log("bot1.log")
+                )
+            health = [_get(client, f"http://127.0.0.1:{p}/healthz") for p in self.health_ports]
+            statuses = [status for status, _ in await asyncio.gather(*health)]
+            return statuses == [200] * REPLICAS and len(self.telegram.calls_to("setWebhook")) >= 2
+
+        await _wait_for(all_up, "nginx and both replicas")
+
     async def stop(self) -> list[int | None]:
         await asyncio.gather(*(_stop(bot, signal.SIGTERM) for bot in self.bots))
         if self.nginx is not None:
@@ -181,21 +197,7 @@ async def test_two_replicas_behind_nginx_answer_every_photo_exactly_once(
     stack = Stack(telegram, tmp_path, model)
     async with aiohttp.ClientSession() as client:
         try:
-            await stack.start_nginx()
-            stack.bots = list(
-                await asyncio.gather(*(stack.start_bot(i) for i in range(REPLICAS)))
-            )
-
-            async def all_up() -> bool:
-                for proc in (stack.nginx, *stack.bots):
-                    assert proc is not None and proc.returncode is None, (
-                        stack.log("error.log") + stack.log("bot0.log") + stack.log("bot1.log")
-                    )
-                health = [_get(client, f"http://127.0.0.1:{p}/healthz") for p in stack.health_ports]
-                statuses = [status for status, _ in await asyncio.gather(*health)]
-                return statuses == [200] * REPLICAS and len(telegram.calls_to("setWebhook")) >= 2
-
-            await _wait_for(all_up, "nginx and both replicas")
+            await stack.start_all(client)
             assert telegram.webhook == {"url": stack.url, "secret_token": SECRET}
 
             colours = [(RED, RED_TEXT), (GREEN, GREEN_TEXT)]
@@ -261,3 +263,50 @@ async def test_two_replicas_behind_nginx_answer_every_photo_exactly_once(
         f"{PHOTOS} photos through nginx to {REPLICAS} replicas in {elapsed:.2f}s "
         f"({PHOTOS / elapsed:.0f}/s); answered per replica {[int(n) for n in served]}"
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+async def test_stopping_a_replica_mid_burst_loses_no_photo(
+    telegram: FakeTelegram, tmp_path: Path, sig: int
+) -> None:
+    """A rolling deploy (SIGTERM) or a crash (SIGKILL) of one replica while a burst is being
+    answered: the replica answers nginx only once a photo is answered, so what it had not
+    answered gets an error from nginx and Telegram delivers it again, to the other replica."""
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    stack = Stack(telegram, tmp_path, model)
+    stop_after = PHOTOS // 10
+    async with aiohttp.ClientSession() as client:
+        try:
+            await stack.start_all(client)
+            colours = [(RED, RED_TEXT), (GREEN, GREEN_TEXT)]
+            images = [solid(colour, size=(320, 240)) for colour, _ in colours]
+            messages = [
+                telegram.push_photo(
+                    images[i % 2], telegram.private_chat(30_000 + i), width=320, height=240
+                )
+                for i in range(PHOTOS)
+            ]
+            await telegram.wait_until(lambda: len(telegram.sent) >= stop_after, timeout=60)
+            stopped = stack.bots[0]
+            stopped.send_signal(sig)
+            await asyncio.wait_for(stopped.wait(), timeout=60)
+            assert stopped.returncode == (0 if sig == signal.SIGTERM else -sig), stack.log(
+                "bot0.log")
+
+            async def all_answered() -> bool:
+                return all(telegram.replies_now(m) for m in messages)
+
+            await _wait_for(all_answered, f"answers to {PHOTOS} photos", timeout=60)
+            await telegram.quiet(0.5)
+        finally:
+            await stack.stop()
+    twice = 0
+    for i, message in enumerate(messages):
+        texts = [a["text"] for a in telegram.replies_now(message)]
+        assert set(texts) == {colours[i % 2][1]}, (i, texts)
+        twice += len(texts) > 1
+    failed = sum(c.params["status"] != 200 for c in telegram.calls_to("webhook"))
+    print(f"two replicas behind nginx, one sent {signal.Signals(sig).name} after {stop_after} "
+          f"verdicts: {PHOTOS} of {PHOTOS} photos have their verdict, {twice} answered twice, "
+          f"{failed} deliveries failed and were made again")  # fmt: skip
+    assert twice <= (0 if sig == signal.SIGTERM else 10)
