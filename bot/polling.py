@@ -4,9 +4,12 @@ answered (``bot.intake`` says why PTB's Updater is not used).
 Telegram hands back every update from the offset on, at most 100 per call, so the loop holds
 at most 100 updates past the oldest unanswered one; the rest wait with Telegram, unconfirmed.
 While any update is held Telegram answers a long poll at once, so the calls are paced: a
-cheap call (limit 1) confirms what finished every CONFIRM_EVERY_S, which bounds what a crash
-can have answered but not confirmed, and a full call looks for new updates as often as the
-held ones it reads again allow (GAP_PER_HELD_S).
+cheap call (limit 1) confirms as soon as the finished prefix grows (one call at a time, so a
+busy moment confirms many in one call), which keeps what a crash can have answered but not
+confirmed to the answers of one round trip, and a full call looks for new updates as often
+as the held ones it reads again allow (GAP_PER_HELD_S). Confirming on a timer instead (every
+50 ms) let a loaded machine fall behind: killed mid-burst, up to 18 of 200 were answered
+twice.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ log = logging.getLogger(__name__)
 
 WINDOW = 100  # getUpdates' most per call
 POLL_TIMEOUT_S = 10.0  # a long poll with nothing in flight, as PTB's run_polling does
-CONFIRM_EVERY_S = 0.05
 # A look for new updates reads every held one again (Update.de_json: 0.1 to 0.2 ms each on a
 # busy 2-core machine), so it waits this long per held update: about 5% of the event loop.
 GAP_PER_HELD_S = 0.003
@@ -49,6 +51,7 @@ class Ledger:
         self.offset: int | None = None  # None until the first update: getUpdates' default
         self.idle = asyncio.Event()  # set while nothing is in flight
         self.idle.set()
+        self.progress = asyncio.Event()  # set when the offset moves: something to confirm
 
     @property
     def held(self) -> int:
@@ -67,14 +70,16 @@ class Ledger:
             self.offset = update_id
         return True
 
-    async def wait_idle(self, seconds: float) -> None:
-        """Until nothing is in flight, or ``seconds`` have passed."""
+    async def wait_progress(self, seconds: float) -> None:
+        """Until the offset moves (or has moved since the last wait), or ``seconds`` pass."""
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                await self.idle.wait()
+                await self.progress.wait()
+        self.progress.clear()
 
     def finish(self, update_id: int) -> None:
+        before = self.offset
         self.in_flight.discard(update_id)
         self.finished.add(update_id)
         if self.in_flight:
@@ -83,6 +88,8 @@ class Ledger:
             self.offset = max(self.finished) + 1
             self.idle.set()
         self.finished = {i for i in self.finished if i >= self.offset}
+        if self.offset != before:
+            self.progress.set()
 
 
 class Poller:
@@ -143,19 +150,20 @@ class Poller:
         ledger, loop = self.ledger, asyncio.get_running_loop()
         if ledger.in_flight:
             fetch_at = self._fetched_at + max(MIN_GAP_S, ledger.held * GAP_PER_HELD_S)
-            confirm_at = self._called_at + CONFIRM_EVERY_S
-            await ledger.wait_idle(max(0.0, min(fetch_at, confirm_at) - loop.time()))
+            if ledger.offset == self.confirmed:  # nothing to confirm yet
+                await ledger.wait_progress(max(0.0, fetch_at - loop.time()))
         if not ledger.in_flight:  # a long poll, whose offset confirms all that finished
             await self._get(limit=WINDOW, timeout=self.timeout)
         elif loop.time() >= fetch_at and ledger.held < WINDOW:
             await self._get(limit=WINDOW, timeout=0)
-        elif loop.time() >= confirm_at and ledger.offset != self.confirmed:
+        elif ledger.offset != self.confirmed:
             await self._get(limit=1, timeout=0)
 
     async def _confirm_while_draining(self) -> None:
         """While a stop drains, keep confirming what finishes (a SIGKILL may come yet)."""
         while self.ledger.in_flight:
-            await self.ledger.wait_idle(CONFIRM_EVERY_S)
+            if self.ledger.offset == self.confirmed:
+                await self.ledger.wait_progress(MIN_GAP_S)
             if self.ledger.offset != self.confirmed:
                 with contextlib.suppress(TelegramError):
                     await self._get(limit=1, timeout=0)
