@@ -57,6 +57,19 @@ async def bot_process(
     )
 
 
+async def signalled(proc: asyncio.subprocess.Process, sig: int, timeout: float = 15.0) -> str:
+    """Send ``sig`` to a bot process started with pipes and wait for it to exit: its stderr.
+    A process that outlives ``timeout`` is killed, so no test leaves one behind."""
+    try:
+        proc.send_signal(sig)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return err.decode()
+
+
 @contextlib.asynccontextmanager
 async def running(
     app: Application, webhook: dict[str, Any] | None = None

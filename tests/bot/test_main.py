@@ -16,7 +16,7 @@ import pytest
 from nothotdog.bot.__main__ import main, webhook_options
 from nothotdog.bot.settings import Settings, load_settings, shipped_model_path
 from tests.bot.conftest import StartBot
-from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env
+from tests.bot.harness import SETTING_NAMES, bot_process, bot_process_env, signalled
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 from tests.ports import free_port
@@ -143,13 +143,8 @@ async def test_bot_process_answers_and_stops_cleanly_on_a_signal(
         message = telegram.push_photo(solid(RED))
         assert await telegram.reply_text(message, timeout=15) == RED_TEXT
         first_answer_s = time.monotonic() - started
-        proc.send_signal(stop)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=15)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    log = err.decode()
+        log = await signalled(proc, stop)
     assert proc.returncode == 0, log
     assert "Group privacy mode is ON" in log
     assert "classified" in log and "label=hot_dog" in log

@@ -3,7 +3,6 @@ process, and OpenVINO that cannot run the file handing it to onnxruntime."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from nothotdog.bot.app import build_application
 from nothotdog.contract import runtime as runtimes
-from tests.bot.harness import bot_process, bot_process_env, running
+from tests.bot.harness import bot_process, bot_process_env, running, signalled
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
 
@@ -28,13 +27,8 @@ async def test_bot_process_answers_on_the_runtime_it_is_told(
         red, green = telegram.push_photo(solid(RED)), telegram.push_photo(solid(GREEN))
         assert await telegram.reply_text(red, timeout=15) == RED_TEXT
         assert await telegram.reply_text(green, timeout=15) == GREEN_TEXT
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=15)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    log = err.decode()
+        log = await signalled(proc, signal.SIGTERM)
     assert proc.returncode == 0, log
     assert f"on {runtime}" in log and "cannot run" not in log
 
