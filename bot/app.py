@@ -12,7 +12,7 @@ from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseRateLimiter
 
-from nothotdog.bot import replies
+from nothotdog.bot import replies, teach_replies
 from nothotdog.bot.classifier import load_model, with_threshold
 from nothotdog.bot.download import TelegramFiles
 from nothotdog.bot.feedback import FeedbackStore, StoreError
@@ -145,7 +145,8 @@ async def _post_init(app: Application) -> None:
         except StoreError as exc:
             log.warning("cannot open DATABASE_URL (%s); votes are not saved until it answers",
                         type(exc).__name__)  # fmt: skip
-    commands = [BotCommand(name, text) for name, text in replies.COMMANDS]
+    commands = [BotCommand(name, text)
+                for name, text in (*replies.COMMANDS, *teach_replies.COMMANDS)]  # fmt: skip
     try:  # the command menu is a nicety: never a reason not to start
         await with_retries(lambda: bot.set_my_commands(commands), "setMyCommands")
     except TelegramError as exc:

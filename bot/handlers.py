@@ -23,7 +23,7 @@ from telegram.ext import (
     filters,
 )
 
-from nothotdog.bot import replies
+from nothotdog.bot import replies, teach_replies
 from nothotdog.bot.access import Gate
 from nothotdog.bot.albums import Albums
 from nothotdog.bot.classifier import why_unavailable
@@ -35,6 +35,7 @@ from nothotdog.bot.pictures import IMAGE_DOCUMENT, photo_in
 from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.retry import reply
 from nothotdog.bot.settings import Settings
+from nothotdog.bot.teach import Teaching
 from nothotdog.bot.votes import VOTE_PATTERN, WHY_BUTTON_DATA, Votes, on_unknown_button
 from nothotdog.bot.why import Why
 
@@ -61,6 +62,7 @@ class BotHandlers:
         self.why = Why(self.spec, no_why, settings, metrics, self.judged)
         self.votes = Votes(store, self.spec, metrics, self.judged,
                            why_button=settings.show_why_button and no_why is None)  # fmt: skip
+        self.teaching = Teaching(pipeline.model, store, settings, self.judged)
 
     def register(self, app: Application) -> None:
         allowed = self.settings.allowed_chat_ids
@@ -79,6 +81,7 @@ class BotHandlers:
                 CommandHandler("why", self.why.on_command, filters=new),
                 CommandHandler("privacy", self.privacy, filters=new),
                 CommandHandler("forget", self.forget, filters=new),
+                *self.teaching.handlers(new),
                 CallbackQueryHandler(self.why.on_button, pattern=f"^{WHY_BUTTON_DATA}$"),
                 CallbackQueryHandler(self.votes.on_press, pattern=VOTE_PATTERN),
                 CallbackQueryHandler(on_unknown_button),
@@ -96,7 +99,10 @@ class BotHandlers:
         await reply(_message(update), replies.start(self.spec))
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await reply(_message(update), replies.help_text(self.settings.max_file_mb, self.spec))
+        text = replies.help_text(self.settings.max_file_mb, self.spec)
+        if self.teaching.offered:
+            text += "\n" + teach_replies.help_line()
+        await reply(_message(update), text)
 
     async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(_message(update), replies.about(self.spec))
@@ -121,7 +127,10 @@ class BotHandlers:
             await reply(message, replies.hotdog_usage(command))
 
     async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await reply(_message(update), replies.privacy(self.store is not None))
+        text = replies.privacy(self.store is not None)
+        if self.teaching.offered:
+            text += "\n\n" + teach_replies.privacy()
+        await reply(_message(update), text)
 
     async def forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/forget``: every vote of this user deleted, and how many there were."""
@@ -131,12 +140,15 @@ class BotHandlers:
             return
         try:
             deleted = await self.store.run(self.store.forget, user.id)
+            taught = await self.teaching.forget(user.id)
         except StoreError as exc:
             log.warning("forget failed %s", fields(error=type(exc).__name__, detail=exc))
             await reply(message, replies.vote_not_saved())
             return
-        log.info("forgot %s", fields(votes=deleted))
-        await reply(message, replies.forgotten(deleted))
+        log.info("forgot %s", fields(votes=deleted, taught=taught))
+        texts = [replies.forgotten(deleted) if deleted or not taught else "",
+                 teach_replies.forgotten(taught)]  # fmt: skip
+        await reply(message, "\n".join(text for text in texts if text))
 
     # --- pictures and everything else -------------------------------------------------------
 
@@ -147,6 +159,8 @@ class BotHandlers:
         if photo is None:
             return
         source = "photo" if message.photo else "document"
+        if await self.teaching.take(update, message, photo, source):
+            return  # an example being taught, or a photo for the chat's own labels
         if self.albums.accepts(message):
             await self.albums.add(message, self.judged(update, message, photo, source))
         else:
@@ -159,9 +173,9 @@ class BotHandlers:
         await reply(_message(update), replies.hotdog_usage_private(self.spec))
 
     async def judged(self, update: Update, message: Message, photo: Photo, source: str, *,
-                     picture: bool = False) -> Outcome:  # fmt: skip
+                     picture: bool = False, features: bool = False) -> Outcome:  # fmt: skip
         """The pipeline's outcome for ``photo``, logged and counted (a ``pictures.Judge``)."""
-        outcome = await self.pipeline.judge(photo, picture=picture)
+        outcome = await self.pipeline.judge(photo, picture=picture, features=features)
         self.log_outcome(outcome, update, message, source)
         return outcome
 

@@ -4,7 +4,7 @@ Point python-telegram-bot at it with ``base_url=api.base_url`` and
 ``base_file_url=api.base_file_url``. It speaks enough of the Bot API for the bot (getMe,
 getUpdates with long polling, getFile and file downloads, sendMessage, sendPhoto,
 answerCallbackQuery, setMyCommands, getMyCommands, deleteWebhook, setWebhook, getWebhookInfo,
-sendChatAction, ...), records every call, and can inject faults:
+sendChatAction, getChatMember with ``chat_admins``, ...), records every call, and can inject faults:
 
     api.fail("sendMessage", status=502)           # next sendMessage answers 502
     api.rate_limit("sendMessage", retry_after=1)  # 429 with parameters.retry_after
@@ -132,6 +132,7 @@ class FakeTelegram:
         self.hook: Hook | None = None
         self.files: dict[str, StoredFile] = {}
         self.admin_in: set[int] = set()  # group chats where the bot is an admin
+        self.chat_admins: dict[int, set[int]] = {}  # group chat -> its admins' user ids
         self.left: set[int] = set()  # chats the bot has left: Telegram sends nothing from them
         self.commands: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
@@ -632,6 +633,20 @@ class FakeTelegram:
             raise _ApiError(400, "Bad Request: message is not modified")
         message["reply_markup"] = markup
         return message
+
+    async def _m_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A private chat's user is its "owner"; in groups, ``chat_admins`` are admins."""
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        admin = chat_id == user_id or user_id in self.chat_admins.get(chat_id, set())
+        user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+        if not admin:
+            return {"status": "member", "user": user}
+        return {"status": "administrator", "user": user, "can_be_edited": False,
+                "is_anonymous": False, "can_manage_chat": True, "can_delete_messages": False,
+                "can_manage_video_chats": False, "can_restrict_members": False,
+                "can_promote_members": False, "can_change_info": False,
+                "can_invite_users": False, "can_post_stories": False,
+                "can_edit_stories": False, "can_delete_stories": False}  # fmt: skip
 
     async def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
         return True
