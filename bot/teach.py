@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KEEP_CLASSIFIERS = 1_000  # taught chats whose classifier is kept built (a few KB each)
+# After the database failed to answer, photos skip the chat-labels lookup this long: a
+# database that hangs must not hold up every hot-dog verdict (which need no database).
+LOOKUP_PAUSE_S = 30.0
 ADMINS = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 
 
@@ -73,6 +77,7 @@ class Teaching:
         self.taught_albums = Albums(settings.album_wait_s, self._ack_album)
         self.live_albums = Albums(settings.album_wait_s, self._answer_album)
         self._built: OrderedDict[int, tuple[int, NearestMean | None]] = OrderedDict()
+        self._paused_until = 0.0  # time.monotonic(): see LOOKUP_PAUSE_S
 
     @property
     def offered(self) -> bool:
@@ -148,7 +153,7 @@ class Teaching:
     async def take(self, update: Update, message: Message, photo: Photo, source: str) -> bool:
         """Answer ``photo`` if it is the chat's business (an example being taught, or a photo
         for the chat's own labels) and say True; False leaves it to the hot-dog verdict."""
-        if not self.offered:
+        if not self.offered or time.monotonic() < self._paused_until:
             return False
         assert self.examples is not None
         examples, chat, user = self.examples, message.chat.id, message.from_user
@@ -163,6 +168,7 @@ class Teaching:
             classifier = await self._classifier(chat, state) if state.live else None
         except StoreError as exc:  # the hot-dog verdict needs no database: it answers
             log.warning("chat labels unreadable %s", fields(error=type(exc).__name__))
+            self._paused_until = time.monotonic() + LOOKUP_PAUSE_S
             return False
         if classifier is None:
             return False

@@ -166,19 +166,18 @@ class OnnxModel:
 
     def explain(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and ``float32 [n, h, w]`` heatmaps (see contract.heatmap) in one run."""
-        if not self.has_heatmap:
-            raise ModelLoadError(f"{self.path} has no {HEATMAP_NAME!r} output")
-        feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
-        probs, heatmaps = self.engine.run([self.output_names[0], HEATMAP_NAME], feed)
-        return probs, heatmaps
+        return self._with(HEATMAP_NAME, images)
 
     def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and ``float32 [n, channels]`` features in one run."""
-        if not self.has_features:
-            raise ModelLoadError(f"{self.path} has no {FEATURES_NAME!r} output")
+        return self._with(FEATURES_NAME, images)
+
+    def _with(self, output: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if output not in self.output_names:
+            raise ModelLoadError(f"{self.path} has no {output!r} output")
         feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
-        probs, features = self.engine.run([self.output_names[0], FEATURES_NAME], feed)
-        return probs, features
+        probs, extra = self.engine.run([self.output_names[0], output], feed)
+        return probs, extra
 
 
 def openvino_installed() -> bool:

@@ -76,16 +76,22 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def test_two_replicas_one_database_one_export(
-    telegram: FakeTelegram, start_bot: StartBot, heatmap_model: OnnxModel, postgres: str,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+async def two_replicas(start_bot: StartBot, postgres: str) -> list[str]:
+    """Two bots in webhook mode on one database; their webhook URLs."""
     urls = []
     for _ in range(2):
         port = free_port()
         urls.append(f"http://127.0.0.1:{port}/hook")
         webhook = Settings(webhook_url=urls[-1], webhook_listen="127.0.0.1", webhook_port=port)
         await start_bot(webhook=webhook_options(webhook, "s3cret"), database_url=postgres)
+    return urls
+
+
+async def test_two_replicas_one_database_one_export(
+    telegram: FakeTelegram, start_bot: StartBot, heatmap_model: OnnxModel, postgres: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    urls = await two_replicas(start_bot, postgres)
     verdicts = []
     for i, url in enumerate(urls):  # each replica takes one photo and its vote
         assert telegram.webhook is not None
@@ -112,12 +118,7 @@ async def test_two_replicas_answer_with_the_labels_taught_on_either(
 ) -> None:
     """A chat taught half on one replica and half on the other: both answer with its labels,
     and a /reset on one sends both back to hot dog."""
-    urls = []
-    for _ in range(2):
-        port = free_port()
-        urls.append(f"http://127.0.0.1:{port}/hook")
-        webhook = Settings(webhook_url=urls[-1], webhook_listen="127.0.0.1", webhook_port=port)
-        await start_bot(webhook=webhook_options(webhook, "s3cret"), database_url=postgres)
+    urls = await two_replicas(start_bot, postgres)
 
     def to(replica: int) -> None:
         assert telegram.webhook is not None

@@ -19,6 +19,7 @@ from nothotdog.bot.taught import MAX_LABEL_CHARS, MIN_PHOTOS, NearestMean, clean
 from tests.bot.conftest import StartBot
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, RED, RED_TEXT, solid
+from tests.ports import free_port
 from tests.tinymodel import build_tiny_model
 
 BLUE = (40, 60, 200)
@@ -186,3 +187,13 @@ def test_labels_are_cleaned_and_the_nearest_mean_answers() -> None:
     assert not classifier.classify(np.zeros(3)).sure
     with pytest.raises(ValueError):
         NearestMean({"a": np.ones((3, 3))})
+
+
+async def test_with_the_database_down_photos_are_judged_and_teaching_apologises(
+    telegram: FakeTelegram, start_bot: StartBot
+) -> None:
+    down = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nothing?connect_timeout=2"
+    await start_bot(database_url=down)
+    assert await photo(telegram, solid(RED)) == RED_TEXT
+    assert await command(telegram, "/teach tomato") == say.not_saved()
+    assert await photo(telegram, solid(RED)) == RED_TEXT  # the lookup paused: no wait at all
