@@ -69,7 +69,6 @@ class Teaching:
     def __init__(self, model: OnnxModel, store: FeedbackStore | None, settings: Settings,
                  judge: Judge) -> None:  # fmt: skip
         self.model = model
-        self.store = store
         version = f"{model.spec.name} {model.spec.version}"
         self.examples = ExampleStore(store, version) if store is not None else None
         self.settings = settings
@@ -124,15 +123,16 @@ class Teaching:
         log.info("chat labels live %s", fields(chat_type=message.chat.type, labels=len(taking)))
 
     async def labels(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = _message(update)
-        if self.examples is None:
-            await reply(message, say.needs_database())
+        message, why_not = _message(update), unavailable(self.model, self.examples)
+        if why_not is not None or self.examples is None:
+            await reply(message, why_not or say.needs_database())
             return
         counts = await self._stored(message, self.examples.counts, message.chat.id)
+        if counts is None:
+            return
         state = await self._stored(message, self.examples.state, message.chat.id)
-        if counts is not None:
-            live, now = (state.live, state.teaching) if state is not None else (False, None)
-            await reply(message, say.labels(counts, live, now))
+        live, now = (state.live, state.teaching) if state is not None else (False, None)
+        await reply(message, say.labels(counts, live, now))
 
     async def reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = _message(update)
@@ -245,8 +245,7 @@ class Teaching:
         the model must give features, the bot keep a database, and in groups the sender be
         an admin (getChatMember)."""
         message, user = _message(update), update.effective_user
-        refusal = (say.needs_newer_model() if not self.model.has_features
-                   else say.needs_database() if self.examples is None else None)  # fmt: skip
+        refusal = unavailable(self.model, self.examples)
         group = message.chat.type != ChatType.PRIVATE
         if refusal is None and group and not await _is_admin(context, message.chat.id, user):
             refusal = say.admins_only()
@@ -263,6 +262,12 @@ class Teaching:
             log.warning("chat labels not saved %s", fields(error=type(exc).__name__, detail=exc))
             await reply(message, say.not_saved())
             return None
+
+
+def unavailable(model: OnnxModel, examples: ExampleStore | None) -> str | None:
+    """Why this bot cannot be taught (a model without features, no database), or None."""
+    return (say.needs_newer_model() if not model.has_features
+            else say.needs_database() if examples is None else None)  # fmt: skip
 
 
 async def _is_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user: User | None) -> bool:

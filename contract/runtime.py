@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from nothotdog.contract.spec import FEATURES_NAME, HEATMAP_NAME, INPUT_NAME, ModelSpec
+from nothotdog.contract.spec import FEATURES_NAME, HEATMAP_NAME, INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class OpenVinoEngine:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(model, OPENVINO_DEVICE, config)
         self.inputs, self.outputs = (
-            tuple(Port(p.get_any_name(), p.get_element_type().to_dtype().name,
+            tuple(Port(_contract_name(p), p.get_element_type().to_dtype().name,
                        tuple(d.get_length() if d.is_static else None
                              for d in p.get_partial_shape()))
                   for p in ports)
@@ -178,6 +178,15 @@ class OnnxModel:
         feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
         probs, extra = self.engine.run([self.output_names[0], output], feed)
         return probs, extra
+
+
+def _contract_name(port: object) -> str:
+    """An OpenVINO port's name as the contract spells it. A tensor may carry several names
+    (an output read through an Identity, as the features are, keeps its producer's name
+    too), and OpenVINO's ``get_any_name`` may return either."""
+    names = port.get_names()  # type: ignore[attr-defined]
+    known = (INPUT_NAME, OUTPUT_NAME, HEATMAP_NAME, FEATURES_NAME)
+    return next((name for name in known if name in names), port.get_any_name())  # type: ignore[attr-defined]
 
 
 def openvino_installed() -> bool:

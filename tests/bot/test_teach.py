@@ -150,6 +150,7 @@ async def test_a_model_without_features_says_teaching_needs_a_newer_one(
     older = load_model(build_tiny_model(tmp_path / "older.onnx", features=False), onnx_threads=1)
     await start_bot(model=older)
     assert await command(telegram, "/teach tomato") == say.needs_newer_model()
+    assert await command(telegram, "/labels") == say.needs_newer_model()
     assert await photo(telegram, solid(RED)) == RED_TEXT
     help_text = await command(telegram, "/help")
     assert "/teach" not in help_text
