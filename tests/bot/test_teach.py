@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from nothotdog.bot import i18n
 from nothotdog.bot import teach_replies as say
 from nothotdog.bot.classifier import load_model
 from nothotdog.bot.examples import chats, examples
@@ -176,6 +177,16 @@ async def test_privacy_and_forget_cover_what_was_taught(
         assert [row.teaching for row in db.execute(select(chats))] == [None]
     store.close()
     assert await photo(telegram, solid(RED)) == RED_TEXT
+
+
+async def test_teaching_speaks_the_senders_language(telegram: FakeTelegram, bot: Any) -> None:
+    with i18n.speaking("de"):
+        expected = say.teaching("tomato", 0), say.learned("tomato", 1), say.privacy()
+    assert expected[0] != say.teaching("tomato", 0)  # German, not the English text
+    de = {"language_code": "de"}
+    assert await telegram.reply_text(telegram.push_command("/teach tomato", **de)) == expected[0]
+    assert await telegram.reply_text(telegram.push_photo(solid(RED), **de)) == expected[1]
+    assert expected[2] in await telegram.reply_text(telegram.push_command("/privacy", **de))
 
 
 def test_labels_are_cleaned_and_the_nearest_mean_answers() -> None:
