@@ -18,11 +18,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from telegram import Message
 
 from nothotdog.bot.logs import fields
-from nothotdog.bot.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +31,24 @@ MAX_OPEN = 256  # albums collected at once; each holds only its messages and sma
 
 
 
-# Each picture's outcome in order; None where judging it failed (the error is logged).
-SendAlbum = Callable[[Message, Sequence[Outcome | None]], Awaitable[None]]
+# What judging one picture gives: an Outcome for verdicts; bot.teach's own results for the
+# photos a chat is taught with, and for its own labels' answers.
+R = TypeVar("R")
+# Each picture's result in order; None where judging it failed (the error is logged).
+SendAlbum = Callable[[Message, Sequence[R | None]], Awaitable[None]]
 
 
 @dataclass
 class _Album:
     first: Message  # the lowest message_id so far: the one the answer replies to
     deadline: float  # loop time: wait_s after the latest picture arrived
-    judged: dict[int, asyncio.Task[Outcome]] = field(default_factory=dict)  # by message_id
+    judged: dict[int, asyncio.Task] = field(default_factory=dict)  # by message_id
 
 
-class Albums:
+class Albums(Generic[R]):
     """The albums whose pictures are still arriving, keyed by chat and media_group_id."""
 
-    def __init__(self, wait_s: float, send: SendAlbum, max_open: int = MAX_OPEN) -> None:
+    def __init__(self, wait_s: float, send: SendAlbum[R], max_open: int = MAX_OPEN) -> None:
         self.wait_s = wait_s
         self.send = send
         self.max_open = max_open
@@ -60,7 +63,7 @@ class Albums:
             return len(self._open) < self.max_open
         return len(album.judged) < MAX_PICTURES
 
-    async def add(self, message: Message, judge: Awaitable[Outcome]) -> None:
+    async def add(self, message: Message, judge: Awaitable[R]) -> None:
         """Judge one picture of an album; the album's first arrival also sends the answer."""
         loop = asyncio.get_running_loop()
         key = _key(message)
@@ -97,7 +100,7 @@ class Albums:
             await asyncio.wait(pending)
 
     @staticmethod
-    def _answer(album: _Album, message_id: int) -> Outcome | None:
+    def _answer(album: _Album, message_id: int) -> R | None:
         task = album.judged[message_id]
         error = task.exception()
         if error is None:

@@ -144,6 +144,12 @@ def predict_with_heatmap(model: OnnxModel, image: np.ndarray) -> tuple[Verdict, 
     return verdict_from(model.spec, probs[0]), heatmaps[0]
 
 
+def predict_with_features(model: OnnxModel, image: np.ndarray) -> tuple[Verdict, np.ndarray]:
+    """One image's verdict and its ``features`` (what /teach compares), in one call."""
+    probs, features = model.features(image[None])
+    return verdict_from(model.spec, probs[0]), features[0]
+
+
 def draw_jpeg(opened: OpenedImage, heatmap: np.ndarray, max_side: int = PICTURE_SIDE) -> bytes:
     """The opened photo (opened for ``max_side``) with ``heatmap`` over it, as a JPEG (Telegram
     recompresses photos anyway); closes ``opened``."""

@@ -24,7 +24,7 @@ from telegram.ext import (
     filters,
 )
 
-from nothotdog.bot import replies
+from nothotdog.bot import replies, teach_replies
 from nothotdog.bot.access import Gate
 from nothotdog.bot.albums import Albums
 from nothotdog.bot.classifier import why_unavailable
@@ -37,6 +37,7 @@ from nothotdog.bot.pictures import IMAGE_DOCUMENT, MOVING, kind_of, photo_in, wi
 from nothotdog.bot.pipeline import Pipeline
 from nothotdog.bot.retry import reply
 from nothotdog.bot.settings import Settings
+from nothotdog.bot.teach import Teaching
 from nothotdog.bot.votes import VOTE_PATTERN, WHY_BUTTON_DATA, Votes, on_unknown_button
 from nothotdog.bot.why import Why
 
@@ -64,6 +65,7 @@ class BotHandlers:
         self.votes = Votes(store, self.spec, metrics, self.judged,
                            why_button=settings.show_why_button and no_why is None)  # fmt: skip
         self.languages = Languages(store)
+        self.teaching = Teaching(pipeline.model, store, settings, self.judged)
 
     def register(self, app: Application) -> None:
         # First of all, so that every reply of the update (a refusal too) is in its language.
@@ -85,6 +87,7 @@ class BotHandlers:
                 CommandHandler("privacy", self.privacy, filters=new),
                 CommandHandler("forget", self.forget, filters=new),
                 *self.languages.handlers(),
+                *self.teaching.handlers(new),
                 CallbackQueryHandler(self.why.on_button, pattern=f"^{WHY_BUTTON_DATA}$"),
                 CallbackQueryHandler(self.votes.on_press, pattern=VOTE_PATTERN),
                 CallbackQueryHandler(on_unknown_button),
@@ -102,7 +105,10 @@ class BotHandlers:
         await reply(_message(update), replies.start(self.spec))
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await reply(_message(update), replies.help_text(self.settings.max_file_mb, self.spec))
+        text = replies.help_text(self.settings.max_file_mb, self.spec)
+        if self.teaching.offered:
+            text += "\n" + teach_replies.help_line()
+        await reply(_message(update), text)
 
     async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(_message(update), replies.about(self.spec))
@@ -129,7 +135,10 @@ class BotHandlers:
             await reply(message, replies.hotdog_usage(command))
 
     async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await reply(_message(update), replies.privacy(self.store is not None))
+        text = replies.privacy(self.store is not None)
+        if self.teaching.offered:
+            text += "\n\n" + teach_replies.privacy()
+        await reply(_message(update), text)
 
     async def forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/forget``: every vote of this user deleted, and how many there were."""
@@ -139,13 +148,16 @@ class BotHandlers:
             return
         try:
             deleted = await self.store.run(self.store.forget, user.id)
+            taught = await self.teaching.forget(user.id)
         except StoreError as exc:
             log.warning("forget failed %s", fields(error=type(exc).__name__, detail=exc))
             await reply(message, replies.vote_not_saved())
             return
         self.languages.forget(user.id)  # the store deleted their private chat's choice too
-        log.info("forgot %s", fields(votes=deleted))
-        await reply(message, replies.forgotten(deleted))
+        log.info("forgot %s", fields(votes=deleted, taught=taught))
+        texts = [replies.forgotten(deleted) if deleted or not taught else "",
+                 teach_replies.forgotten(taught)]  # fmt: skip
+        await reply(message, "\n".join(text for text in texts if text))
 
     # --- pictures and everything else -------------------------------------------------------
 
@@ -158,6 +170,8 @@ class BotHandlers:
                 await reply(message, replies.no_preview())
             return
         source = kind_of(message) or "document"
+        if await self.teaching.take(update, message, photo, source):
+            return  # an example being taught, or a photo for the chat's own labels
         if self.albums.accepts(message):
             await self.albums.add(message, self.judged(update, message, photo, source))
         else:
@@ -170,9 +184,9 @@ class BotHandlers:
         await reply(_message(update), replies.hotdog_usage_private(self.spec))
 
     async def judged(self, update: Update, message: Message, photo: Photo, source: str, *,
-                     picture: bool = False) -> Outcome:  # fmt: skip
+                     picture: bool = False, features: bool = False) -> Outcome:  # fmt: skip
         """The pipeline's outcome for ``photo``, logged and counted (a ``pictures.Judge``)."""
-        outcome = await self.pipeline.judge(photo, picture=picture)
+        outcome = await self.pipeline.judge(photo, picture=picture, features=features)
         self.log_outcome(outcome, update, message, source)
         return outcome
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from telegram import Bot, BotCommand
 from telegram.error import TelegramError
 
-from nothotdog.bot import i18n, model_texts, replies
+from nothotdog.bot import i18n, model_texts, replies, teach_replies
 from nothotdog.bot.retry import with_retries
 from nothotdog.contract import ModelSpec
 
@@ -25,7 +25,8 @@ async def publish(bot: Bot, spec: ModelSpec) -> None:
     for language in i18n.LANGUAGES:
         code = None if language == i18n.ENGLISH else language  # None: the default
         with i18n.speaking(language):
-            commands = [BotCommand(name, i18n._(text)) for name, text in replies.COMMANDS]
+            commands = [BotCommand(name, i18n._(text))
+                        for name, text in (*replies.COMMANDS, *teach_replies.COMMANDS)]  # fmt: skip
             description = model_texts.description(spec)
             short = model_texts.short_description(spec)
         calls += [

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 from nothotdog.bot.classifier import Verdict
 
 
@@ -34,6 +36,7 @@ class Judged:
     infer_s: float = 0.0
     started: float = 0.0  # perf_counter when the photo arrived, waiting in line included
     picture: bytes | None = None  # /why: the photo with its heatmap, as a JPEG
+    features: np.ndarray | None = None  # when asked for: the model's features (bot.taught)
 
 
 class Refusal(enum.StrEnum):

@@ -100,4 +100,4 @@ class Judge(Protocol):
     verdict goes through one of these, whichever handler asked for it."""
 
     async def __call__(self, update: Update, message: Message, photo: Photo, source: str, *,
-                       picture: bool = False) -> Outcome: ...  # fmt: skip
+                       picture: bool = False, features: bool = False) -> Outcome: ...  # fmt: skip

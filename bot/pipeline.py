@@ -25,6 +25,7 @@ from nothotdog.bot.classifier import (
     draw_cost,
     draw_jpeg,
     predict,
+    predict_with_features,
     predict_with_heatmap,
 )
 from nothotdog.bot.download import Downloader, FileLocator, FileTooLarge, download_cost
@@ -66,9 +67,11 @@ class Pipeline:
     def spec(self) -> ModelSpec:
         return self.model.spec
 
-    async def judge(self, photo: Photo, *, picture: bool = False) -> Outcome:
+    async def judge(self, photo: Photo, *, picture: bool = False, features: bool = False
+                    ) -> Outcome:  # fmt: skip
         """The verdict on ``photo`` (with ``picture``, also the photo with its heatmap drawn
-        over it, in ``Judged.picture``), or why there is none."""
+        over it, in ``Judged.picture``; with ``features``, the model's features in
+        ``Judged.features``), or why there is none."""
         started = time.perf_counter()
         from_preview = False
         if photo.size and photo.size > self.max_file_bytes:
@@ -79,7 +82,8 @@ class Pipeline:
         try:
             async with self.admission.place(download_cost(declared)) as lease:
                 admitted = time.perf_counter()
-                judged = await self._admitted(photo, lease, declared, picture=picture)
+                judged = await self._admitted(photo, lease, declared, picture=picture,
+                                              features=features)  # fmt: skip
         except Busy as exc:
             return Refused(Refusal.BUSY, detail=str(exc))
         except ImageDecodeError as exc:
@@ -94,8 +98,8 @@ class Pipeline:
         return replace(judged, from_preview=from_preview, started=started,
                        wait_s=admitted - started)  # fmt: skip
 
-    async def _admitted(self, photo: Photo, lease: Lease, declared: int, *, picture: bool
-                        ) -> Judged:  # fmt: skip
+    async def _admitted(self, photo: Photo, lease: Lease, declared: int, *, picture: bool,
+                        features: bool = False) -> Judged:  # fmt: skip
         """Download, decode, infer (and draw) one admitted photo. The file lives only until
         its last decode: one copy, within ``lease``."""
         t0 = time.perf_counter()
@@ -107,7 +111,7 @@ class Pipeline:
             image = await self._decode(data, size, functools.partial(finish_decode, size=size),
                                        held=lease.nbytes)  # fmt: skip
             t2 = time.perf_counter()
-            jpeg = None
+            jpeg = vector = None
             self.classified += 1
             if picture:
                 verdict, heatmap = await self._in_worker(predict_with_heatmap, self.model, image)
@@ -118,12 +122,16 @@ class Pipeline:
             else:
                 data = None
                 lease.release()  # decoded: the file's bytes go back before inference
-                (verdict,) = await self._in_worker(predict, self.model, [image])
+                if features:
+                    verdict, vector = await self._in_worker(predict_with_features, self.model,
+                                                            image)  # fmt: skip
+                else:
+                    (verdict,) = await self._in_worker(predict, self.model, [image])
             t3 = time.perf_counter()
         finally:
             data = None  # freed now, not when a traceback that saw it is dropped
         return Judged(verdict, nbytes=nbytes, download_s=t1 - t0, decode_s=t2 - t1,
-                      infer_s=t3 - t2, picture=jpeg)  # fmt: skip
+                      infer_s=t3 - t2, picture=jpeg, features=vector)  # fmt: skip
 
     async def _fetch(self, photo: Photo, lease: Lease, declared: int) -> bytearray:
         """The file's bytes, within ``lease`` (admitted for ``declared`` bytes, grown to

@@ -15,6 +15,7 @@ from nothotdog.contract.imaging import (
 )
 from nothotdog.contract.spec import (
     DEFAULT_THRESHOLD,
+    FEATURES_NAME,
     HEATMAP_NAME,
     HOTDOG_DISPLAY,
     IMAGENET_MEAN_BGR,
@@ -30,8 +31,8 @@ from nothotdog.contract.spec import (
 )
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "HEATMAP_NAME", "HOTDOG_DISPLAY", "IMAGENET_MEAN_BGR", "INPUT_NAME",
-    "INPUT_SIZE", "LABELS", "OUTPUT_NAME", "POSITIVE_LABEL", "RESIZE_METHOD", "ImageDecodeError",
-    "ImageTooLarge", "MetaKey", "ModelSpec", "NotAnImage", "OpenedImage", "decode_image",
-    "default_display", "finish_decode", "load_image_file", "open_image",
+    "DEFAULT_THRESHOLD", "FEATURES_NAME", "HEATMAP_NAME", "HOTDOG_DISPLAY", "IMAGENET_MEAN_BGR",
+    "INPUT_NAME", "INPUT_SIZE", "LABELS", "OUTPUT_NAME", "POSITIVE_LABEL", "RESIZE_METHOD",
+    "ImageDecodeError", "ImageTooLarge", "MetaKey", "ModelSpec", "NotAnImage", "OpenedImage",
+    "decode_image", "default_display", "finish_decode", "load_image_file", "open_image",
 ]  # fmt: skip

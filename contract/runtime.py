@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from nothotdog.contract.spec import HEATMAP_NAME, INPUT_NAME, ModelSpec
+from nothotdog.contract.spec import FEATURES_NAME, HEATMAP_NAME, INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ Runtime = Literal["auto", "openvino", "onnxruntime"]
 RUNTIMES: tuple[Runtime, ...] = ("auto", "openvino", "onnxruntime")
 PROVIDERS = ["CPUExecutionProvider"]
 OPENVINO_DEVICE = "CPU"
+# The outputs a file may have after the probabilities, each at most once, with its rank:
+# heatmap [batch, height, width] (/why), features [batch, channels] (/teach).
+OPTIONAL_OUTPUTS = {HEATMAP_NAME: 3, FEATURES_NAME: 2}
 
 
 class ModelLoadError(RuntimeError):
@@ -109,7 +112,7 @@ class OpenVinoEngine:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(model, OPENVINO_DEVICE, config)
         self.inputs, self.outputs = (
-            tuple(Port(p.get_any_name(), p.get_element_type().to_dtype().name,
+            tuple(Port(_contract_name(p), p.get_element_type().to_dtype().name,
                        tuple(d.get_length() if d.is_static else None
                              for d in p.get_partial_shape()))
                   for p in ports)
@@ -146,6 +149,11 @@ class OnnxModel:
         """Whether the file can say where it saw the positive class (``/why``)."""
         return HEATMAP_NAME in self.output_names
 
+    @property
+    def has_features(self) -> bool:
+        """Whether the file gives the pooled features a chat's own labels compare (``/teach``)."""
+        return FEATURES_NAME in self.output_names
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """``uint8 [n, size, size, 3]`` RGB in, ``float32 [n, classes]`` probabilities out.
 
@@ -158,11 +166,27 @@ class OnnxModel:
 
     def explain(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and ``float32 [n, h, w]`` heatmaps (see contract.heatmap) in one run."""
-        if not self.has_heatmap:
-            raise ModelLoadError(f"{self.path} has no {HEATMAP_NAME!r} output")
+        return self._with(HEATMAP_NAME, images)
+
+    def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and ``float32 [n, channels]`` features in one run."""
+        return self._with(FEATURES_NAME, images)
+
+    def _with(self, output: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if output not in self.output_names:
+            raise ModelLoadError(f"{self.path} has no {output!r} output")
         feed = {INPUT_NAME: np.ascontiguousarray(images, np.uint8)}
-        probs, heatmaps = self.engine.run([self.output_names[0], HEATMAP_NAME], feed)
-        return probs, heatmaps
+        probs, extra = self.engine.run([self.output_names[0], output], feed)
+        return probs, extra
+
+
+def _contract_name(port: object) -> str:
+    """An OpenVINO port's name as the contract spells it. A tensor may carry several names
+    (an output read through an Identity, as the features are, keeps its producer's name
+    too), and OpenVINO's ``get_any_name`` may return either."""
+    names = port.get_names()  # type: ignore[attr-defined]
+    known = (INPUT_NAME, OUTPUT_NAME, HEATMAP_NAME, FEATURES_NAME)
+    return next((name for name in known if name in names), port.get_any_name())  # type: ignore[attr-defined]
 
 
 def openvino_installed() -> bool:
@@ -213,14 +237,15 @@ def load_onnx(path: str | Path, intra_op_threads: int = 0, runtime: Runtime = "a
             f"{path} input shape {list(shape)} is not [batch, {spec.input_size}, "
             f"{spec.input_size}, 3]"
         )
-    if not 1 <= len(outputs) <= 2 or outputs[0].shape[-1] != len(spec.labels):
-        raise ModelLoadError(
-            f"{path} must have a first output with {len(spec.labels)} columns "
-            f"(and at most a {HEATMAP_NAME!r} output besides)"
-        )
-    if len(outputs) == 2 and (outputs[1].name != HEATMAP_NAME or len(outputs[1].shape) != 3):
-        raise ModelLoadError(
-            f"{path}'s second output must be {HEATMAP_NAME!r}, [batch, height, width]; "
-            f"found {outputs[1].name!r} {list(outputs[1].shape)}"
-        )
+    if not outputs or outputs[0].shape[-1] != len(spec.labels):
+        raise ModelLoadError(f"{path} must have a first output with {len(spec.labels)} columns")
+    names = [port.name for port in outputs[1:]]
+    for port in outputs[1:]:
+        rank = OPTIONAL_OUTPUTS.get(port.name)
+        if rank is None or len(port.shape) != rank or names.count(port.name) > 1:
+            allowed = ", ".join(f"{name!r} (rank {r})" for name, r in OPTIONAL_OUTPUTS.items())
+            raise ModelLoadError(
+                f"{path}'s output {port.name!r} {list(port.shape)} is not one of the outputs "
+                f"allowed after the first, each once: {allowed}"
+            )
     return OnnxModel(engine=engine, spec=spec, path=path)

@@ -51,6 +51,9 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 # Optional second output: the class activation map of the positive class (see contract.heatmap).
 HEATMAP_NAME = "heatmap"
+# Optional output: the pooled features the dense head reads, float32 [batch, channels] (for
+# VGG16, 512), which /teach compares between photos (bot.taught).
+FEATURES_NAME = "features"
 
 
 class MetaKey:
@@ -74,6 +77,7 @@ class MetaKey:
     QUANTIZATION = "nothotdog.quantization"
     HEATMAP = "nothotdog.heatmap"  # JSON object; present when the file has the heatmap output
     DISPLAY = "nothotdog.display"  # JSON object: label -> the text the bot shows for it
+    FEATURES = "nothotdog.features"  # JSON object; present when the file has the features output
 
 
 INPUT_LAYOUT = "NHWC uint8 RGB"

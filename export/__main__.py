@@ -32,8 +32,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "a check fails; nothing is written at --out unless every check passed.",
     )
     add_version(p)
-    p.add_argument("source", type=Path, help="training run folder, or a bare .keras file")
-    p.add_argument("--out", type=Path, required=True, help="models/NAME.onnx")
+    p.add_argument("source", type=Path, nargs="?",
+                   help="training run folder, or a bare .keras file")
+    p.add_argument("--out", type=Path,
+                   help="models/NAME.onnx (with --add-features: default FILE itself)")
+    p.add_argument("--add-features", type=Path, metavar="FILE",
+                   help="instead of an export: add the 'features' output (what /teach needs) to "
+                        "an exported .onnx file, after proving its verdicts stay bit-identical")
     p.add_argument("--quantize", choices=["int8"], help="ship a static int8 model at --out")
     p.add_argument("--calibration", type=Path, metavar="DIR",
                    help="labelled folder (training images) to calibrate int8 on")
@@ -59,7 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--opset", type=int, default=int8.DEFAULT_OPSET)
     p.add_argument("--model-version", help="default: RUN-NAME-<weights sha256 prefix>")
     args = p.parse_args(argv)
-    if args.out.suffix != ".onnx":
+    if args.add_features is not None and args.source is not None:
+        p.error("--add-features FILE takes no training run")
+    if args.add_features is None and (args.source is None or args.out is None):
+        p.error("give a training run and --out (or --add-features FILE)")
+    if args.out is not None and args.out.suffix != ".onnx":
         p.error("--out must name a .onnx file")
     if args.quantize and (args.calibration is None or args.check is None):
         p.error("--quantize int8 needs --calibration DIR (to calibrate) and --check DIR (the gate)")
@@ -78,6 +87,8 @@ def log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.add_features is not None:
+        return add_features(args.add_features, args.out)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's chatter off progress
     # Imported here: they import TensorFlow, which reads TF_CPP_MIN_LOG_LEVEL once, at import
     # (and takes seconds to import, which --help and a bad argument need not wait for).
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 int8.QuantizationError, ModelLoadError)  # fmt: skip
     # Every option is named like its ExportOptions or QuantSettings field.
     a = vars(args)
+    a.pop("add_features")
     quant = {k: a.pop(k) for k in ("calibration_images", "seed", "exclude", "activations")}
     opts = ExportOptions(**a, quant=int8.QuantSettings(**quant))
     summary: dict[str, Any] = {"command": [PROG, *(sys.argv[1:] if argv is None else argv)]}
@@ -108,6 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"nothing written at {opts.out}; figures in {path}")
         return 1
     log(f"done in {summary['seconds']:.0f}s; summary {path}")
+    return 0
+
+
+def add_features(path: Path, out: Path | None) -> int:
+    """``--add-features``: no TensorFlow, no run folder, no summary file: one graph edit."""
+    from nothotdog.export.features import add_features_to_file
+
+    try:
+        written = add_features_to_file(path, out)
+    except (ModelLoadError, OSError, ValueError) as exc:
+        print(f"[export] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    log(f"{written}: the same verdicts, bit for bit, and a 'features' output")
     return 0
 
 

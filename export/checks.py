@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nothotdog.contract import INPUT_NAME, INPUT_SIZE, MetaKey, ModelSpec
+from nothotdog.contract import FEATURES_NAME, INPUT_NAME, INPUT_SIZE, MetaKey, ModelSpec
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import OnnxModel, load_onnx
 from nothotdog.export import DEFAULT_MAX_DROP, TOLERANCE
@@ -124,6 +124,47 @@ def check_parity(
     return report
 
 
+# float32 ONNX vs Keras features, as a share of the largest feature (they are ReLU averages).
+FEATURES_TOLERANCE = 1e-4
+
+
+def keras_features(model: Any, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """The output of the model's global average pooling (the dense head's input)."""
+    import keras  # only the parity check needs it: the rest of this module runs without
+
+    pools = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.GlobalAveragePooling2D)]  # fmt: skip
+    if len(pools) != 1:
+        raise ParityError(f"the Keras model has {len(pools)} global average poolings, not one")
+    pooled = keras.Model(model.inputs, pools[0].output)
+    return keras_probabilities(pooled, images, batch)
+
+
+def check_features_parity(model: Any, session: Any, images: np.ndarray,
+                          tolerance: float = FEATURES_TOLERANCE) -> dict[str, float]:  # fmt: skip
+    """The ONNX ``features`` output against Keras's pooling (raises ParityError)."""
+    reference = keras_features(model, images)
+    runs = (session.run([FEATURES_NAME], {INPUT_NAME: images[i : i + BATCH]})[0]
+            for i in range(0, len(images), BATCH))
+    onnx_features = np.concatenate(list(runs))
+    if onnx_features.shape != reference.shape:
+        raise ParityError(f"features are {onnx_features.shape}, Keras's {reference.shape}")
+    scale = max(float(np.abs(reference).max()), 1e-12)
+    diff = float(np.abs(onnx_features.astype(np.float64) - reference).max()) / scale
+    if not diff <= tolerance:
+        raise ParityError(f"ONNX features differ from Keras's by {diff:.3g} of the largest "
+                          f"value (limit {tolerance:g})")  # fmt: skip
+    return {"images": len(images), "max_relative_diff": diff, "tolerance": tolerance}
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity; 1 where both rows are zero."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    dots = (a * b).sum(axis=1)
+    return np.where(norms > 0, dots / np.maximum(norms, 1e-300), 1.0)
+
+
 # --- the int8 gate --------------------------------------------------------------------------
 
 
@@ -154,6 +195,9 @@ class Comparison:
     drop_points: float
     threads: str = "onnxruntime default (all cores)"
     per_class_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+    # int8 features against float32's, per photo (cosine similarity: nearest class means,
+    # bot.taught, compare directions): information, not a gate; None without features.
+    features_cosine: dict[str, float] | None = None
 
     @property
     def passed(self) -> bool:
@@ -180,6 +224,10 @@ class Comparison:
             f"{self.max_abs_diff:.3g}; accuracy drop {self.drop_points:+.2f} points "
             f"(allowed {self.max_drop_points:g})"
         )
+        if self.features_cosine:
+            lines.append(f"  features: cosine similarity int8 vs float32 "
+                         f"{self.features_cosine['mean']:.4f} on average, "
+                         f"{self.features_cosine['min']:.4f} at worst")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -213,6 +261,10 @@ def compare_models(
         for name, model in models.items()
     }
     labels = models["float32"].spec.labels
+    similar = None
+    if run.features["float32"] and run.features["int8"]:
+        both = [np.concatenate(run.features[name]) for name in ("float32", "int8")]
+        similar = cosines(*both)
     return Comparison(
         images=int(truth.size),
         skipped=run.skipped,
@@ -225,6 +277,8 @@ def compare_models(
         per_class_accuracy={name: {label: accuracy(truth[truth == i], picked[name][truth == i])
                                    for i, label in enumerate(labels) if (truth == i).any()}
                             for name in models},
+        features_cosine=None if similar is None else
+        {"mean": float(similar.mean()), "min": float(similar.min())},
     )  # fmt: skip
 
 
@@ -234,6 +288,7 @@ class _Pass:
 
     probs: dict[str, list[np.ndarray]]
     seconds: dict[str, float]
+    features: dict[str, list[np.ndarray]] = field(default_factory=dict)
     truth: list[int] = field(default_factory=list)
     skipped: int = 0
     sample: np.ndarray = field(default_factory=lambda: generated_images(1))
@@ -242,7 +297,9 @@ class _Pass:
 def _predict_all(models: dict[str, OnnxModel], examples: Sequence[Example], batch_size: int,
                  latency_runs: int) -> _Pass:  # fmt: skip
     """Every decodable image through both models, each model's batches timed."""
-    run = _Pass({name: [] for name in models}, dict.fromkeys(models, 0.0))
+    run = _Pass({name: [] for name in models}, dict.fromkeys(models, 0.0),
+                {name: [] for name in models})  # fmt: skip
+    with_features = all(model.has_features for model in models.values())
     for images, truth, bad in batches(examples, batch_size):
         run.skipped += len(bad)
         if not len(images):
@@ -253,7 +310,12 @@ def _predict_all(models: dict[str, OnnxModel], examples: Sequence[Example], batc
                 model.predict(images)
         for name, model in models.items():
             start = time.perf_counter()
-            run.probs[name].append(model.predict(images))
+            if with_features:  # in the same run: the features cost nothing extra
+                probs, features = model.features(images)
+                run.features[name].append(features)
+            else:
+                probs = model.predict(images)
+            run.probs[name].append(probs)
             run.seconds[name] += time.perf_counter() - start
         run.truth.extend(truth)
     return run

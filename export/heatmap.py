@@ -44,11 +44,11 @@ class Head:
     bias: np.ndarray  # [classes]
 
 
-def find_head(graph: onnx.GraphProto) -> Head:
-    """Walk back from ``probabilities`` through what tf2onnx makes of the Keras head:
-    Softmax <- [Add <-] MatMul <- pass-through ops <- GlobalAveragePool."""
+def find_dense(graph: onnx.GraphProto) -> tuple[onnx.NodeProto, str | None]:
+    """The dense layer that computes the logits, and its bias's name when an Add adds it:
+    Softmax <- [Add <-] MatMul, or Softmax <- Gemm (tf2onnx's MatMul and Add, fused by
+    onnxruntime's optimiser in the int8 files)."""
     producers = {out: node for node in graph.node for out in node.output}
-    inits = {t.name: t for t in graph.initializer}
     softmax = producers.get(graph.output[0].name)
     if softmax is None or softmax.op_type != "Softmax":
         raise HeatmapError("the first output is not computed by a Softmax")
@@ -59,19 +59,38 @@ def find_head(graph: onnx.GraphProto) -> Head:
         if at is None:
             raise HeatmapError("the logits come from an Add without a MatMul")
         bias_name, dense = dense.input[1 - at], matmuls[at]
-    if dense is None or dense.op_type != "MatMul":
-        raise HeatmapError("the Softmax does not read a dense layer (MatMul)")
-    weights = _array(dense.input[1], inits, "weights")
-    bias = np.zeros(weights.shape[1])
-    if bias_name is not None:
-        bias = np.broadcast_to(_array(bias_name, inits, "bias").reshape(-1), bias.shape)
-    pool = producers.get(dense.input[0])
+    if dense is None or dense.op_type not in ("MatMul", "Gemm"):
+        raise HeatmapError("the Softmax does not read a dense layer (MatMul or Gemm)")
+    if dense.op_type == "Gemm" and any(a.name == "transA" and a.i for a in dense.attribute):
+        raise HeatmapError("the dense layer (Gemm) reads its features transposed")
+    return dense, bias_name
+
+
+def find_pool(graph: onnx.GraphProto, features: str) -> int:
+    """Position in graph.node of the GlobalAveragePool whose output, through pass-through ops
+    only, is the tensor ``features``."""
+    producers = {out: node for node in graph.node for out in node.output}
+    pool = producers.get(features)
     while pool is not None and pool.op_type in PASS_THROUGH:
         pool = producers.get(pool.input[0])
     if pool is None or pool.op_type != "GlobalAveragePool":
         raise HeatmapError("found no global average pooling before the dense layer")
-    index = next(i for i, node in enumerate(graph.node) if node is pool)
-    return Head(index, pool.input[0], weights, bias)
+    return next(i for i, node in enumerate(graph.node) if node is pool)
+
+
+def find_head(graph: onnx.GraphProto) -> Head:
+    """Walk back from ``probabilities`` through what tf2onnx makes of the Keras head:
+    Softmax <- [Add <-] MatMul <- pass-through ops <- GlobalAveragePool."""
+    inits = {t.name: t for t in graph.initializer}
+    dense, bias_name = find_dense(graph)
+    if dense.op_type != "MatMul":
+        raise HeatmapError("the heatmap is added before onnxruntime fuses the head into a Gemm")
+    weights = _array(dense.input[1], inits, "weights")
+    bias = np.zeros(weights.shape[1])
+    if bias_name is not None:
+        bias = np.broadcast_to(_array(bias_name, inits, "bias").reshape(-1), bias.shape)
+    index = find_pool(graph, dense.input[0])
+    return Head(index, graph.node[index].input[0], weights, bias)
 
 
 def _array(name: str, inits: dict[str, onnx.TensorProto], what: str) -> np.ndarray:

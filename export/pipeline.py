@@ -23,6 +23,7 @@ from nothotdog.contract import ModelSpec
 from nothotdog.contract.dataset import list_examples
 from nothotdog.contract.runtime import ModelLoadError, OpenVinoEngine, load_onnx, openvino_installed
 from nothotdog.export import checks, convert, metadata
+from nothotdog.export.features import add_features
 from nothotdog.export.heatmap import add_heatmap
 from nothotdog.training import int8
 from nothotdog.training.weights import sha256_file
@@ -104,6 +105,7 @@ def _convert(
     sha = metadata.weights_sha256(model.get_weights())
     spec = metadata.build_spec(run, name=opts.out.stem, weights_sha=sha, version=opts.model_version)
     spec = add_heatmap(proto, spec)  # the second output, for /why; probabilities untouched
+    spec = add_features(proto, spec)  # the third, for /teach; the head's input, as it is
     metadata.write_metadata(proto, spec)
     onnx.checker.check_model(proto, full_check=True)
     log(f"converted with tf2onnx (opset {opts.opset}), preprocessing folded into the first "
@@ -137,6 +139,10 @@ def _check_parity(
     summary["parity"] = parity.as_dict()
     log(f"parity ok on {parity.images} images ({source}): max |Δp| {parity.max_abs_diff:.2e} "
         f"(limit {opts.tolerance:g}), same label on all ({time.perf_counter() - step:.1f}s)")
+    features = checks.check_features_parity(loaded.model, session, images)
+    summary["parity"]["features"] = features
+    log(f"features match Keras's pooling: max |Δ| {features['max_relative_diff']:.2e} of the "
+        f"largest value (limit {features['tolerance']:g})")
     if loaded.trained is not None:
         # Information, not a gate: how far float32 serving sits from the model as trained.
         drift = checks.compare(checks.keras_probabilities(loaded.trained, images),

@@ -33,7 +33,7 @@ from nothotdog.contract import (
 from nothotdog.contract.dataset import Example
 from nothotdog.contract.runtime import load_onnx
 from nothotdog.export.__main__ import main
-from nothotdog.export.checks import ParityError, check_parity, generated_images
+from nothotdog.export.checks import ParityError, check_parity, generated_images, keras_features
 from nothotdog.export.convert import load_float32, to_onnx
 from nothotdog.export.heatmap import HeatmapError, add_heatmap
 from nothotdog.export.metadata import REQUIRED_KEYS, read_metadata, weights_sha256
@@ -335,7 +335,7 @@ def test_excluded_nodes_are_found_by_position(float32_export: Path):
     proto = onnx.load(str(float32_export))
     ops = {node.name: node.op_type for node in proto.graph.node}
     branch = side_branch(proto)  # kept float whatever the groups
-    assert [ops[name] for name in branch] == ["Mul", "ReduceSum", "Add"]
+    assert [ops[name] for name in branch] == ["Mul", "ReduceSum", "Add", "Identity"]  # features
     assert excluded_nodes(proto, "none") == branch
 
     def group(which: str) -> list[str]:
@@ -466,7 +466,7 @@ def test_int8_keeps_the_heatmap_float_and_close_to_float32(int8_export: Path):
     int8 = load_onnx(int8_export)
     assert int8.has_heatmap and MetaKey.HEATMAP in int8.spec.extra
     proto = onnx.load(str(int8_export))
-    branch = set(side_branch(proto))
+    branch = {name for name in side_branch(proto) if name.startswith("heatmap/")}
     assert len(branch) == 3
     producers = {out: n for n in proto.graph.node for out in n.output}
     mul = next(n for n in proto.graph.node if n.name in branch and n.op_type == "Mul")
@@ -510,3 +510,20 @@ def test_training_continues_from_an_exported_file(
     images = generated_images(4, seed=9)
     np.testing.assert_allclose(fresh.predict(images, verbose=0), model.predict(images, verbose=0),
                                atol=0.02 if which == "int8" else 1e-5)  # fmt: skip
+
+
+# --- the features output ------------------------------------------------------------------------
+
+
+def test_features_are_the_keras_pooling_and_int8_keeps_their_direction(
+    float32_export: Path, int8_export: Path, model: keras.Model
+) -> None:
+    images = generated_images(6, seed=7)
+    probs, features = load_onnx(float32_export).features(images)
+    np.testing.assert_allclose(features, keras_features(model, images), rtol=1e-4, atol=1e-5)
+    assert np.array_equal(probs, load_onnx(float32_export).predict(images))
+    assert summary_of(float32_export)["parity"]["features"]["max_relative_diff"] <= 1e-4
+    int8 = load_onnx(int8_export)
+    assert int8.has_features and MetaKey.FEATURES in int8.spec.extra
+    cosine = summary_of(int8_export)["comparison"]["features_cosine"]
+    assert 0.9 < cosine["min"] <= cosine["mean"] <= 1.0 + 1e-9

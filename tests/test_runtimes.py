@@ -65,7 +65,7 @@ def test_both_runtimes_read_the_same_metadata_and_ports(both) -> None:
     ort, ov = both["onnxruntime"], both["openvino"]
     assert (ort.runtime, ov.runtime) == ("onnxruntime", "openvino")
     assert ov.spec == ort.spec and ov.engine.metadata == ort.engine.metadata
-    assert ov.output_names == ort.output_names == ("probabilities", "heatmap")
+    assert ov.output_names == ort.output_names == ("probabilities", "heatmap", "features")
     assert ov.engine.inputs[0].shape[1:] == ort.engine.inputs[0].shape[1:]
 
 

@@ -3,7 +3,9 @@
 Built with ``onnx.helper`` (no TensorFlow), it follows the same input/output contract as the
 shipped model, so tests exercise real decoding and onnxruntime inference end to end. With
 ``heatmap=True`` it also has the ``heatmap`` output: the same redness logit per 32 x 32 block
-(7 x 7 at 224), whose mean is the logit of P(hot_dog), as in the exported models.
+(7 x 7 at 224), whose mean is the logit of P(hot_dog), as in the exported models. Unless
+``features=False`` it has the ``features`` output too, as exports now have it: its pooled
+colour channels (the image's mean R, G, B: what its head reads), ``[batch, 3]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from nothotdog.contract import HEATMAP_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME, MetaKey, ModelSpec
+from nothotdog.contract import (
+    FEATURES_NAME,
+    HEATMAP_NAME,
+    INPUT_NAME,
+    INPUT_SIZE,
+    OUTPUT_NAME,
+    MetaKey,
+    ModelSpec,
+)
 
 # p(hot_dog) = sigmoid((R - (G + B) / 2) / SCALE), R, G, B being the image's mean channels.
 SCALE = 32.0
@@ -45,6 +55,7 @@ def build_tiny_model(
     metadata: Mapping[str, str] | None = None,
     heatmap: bool = False,
     top_half: bool = False,
+    features: bool = True,
 ) -> Path:
     """Write the model to ``path``; ``input_shape``/``metadata`` let tests break the contract.
 
@@ -86,6 +97,10 @@ def build_tiny_model(
         outputs.append(
             helper.make_tensor_value_info(HEATMAP_NAME, TensorProto.FLOAT, ["batch", GRID, GRID])
         )
+    if features:
+        nodes.append(helper.make_node("Identity", ["mean_rgb"], [FEATURES_NAME]))
+        outputs.append(helper.make_tensor_value_info(FEATURES_NAME, TensorProto.FLOAT,
+                                                     ["batch", 3]))  # fmt: skip
     graph = helper.make_graph(
         nodes,
         "tiny_redness",
@@ -98,6 +113,8 @@ def build_tiny_model(
     meta = dict(spec.to_metadata() if metadata is None else metadata)
     if heatmap and metadata is None:
         meta[MetaKey.HEATMAP] = '{"output": "heatmap", "label": "hot_dog"}'
+    if features and metadata is None:
+        meta[MetaKey.FEATURES] = '{"output": "features", "shape": ["batch", 3]}'
     helper.set_model_props(model, dict(meta))
     onnx.checker.check_model(model)
     path = Path(path)

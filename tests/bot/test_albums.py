@@ -9,6 +9,7 @@ import pytest
 from telegram.ext import Application
 
 from tests.bot.conftest import StartBot
+from tests.bot.harness import until
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, solid
 
@@ -77,7 +78,7 @@ async def test_albums_beyond_the_bound_are_answered_photo_by_photo(
     )
     handlers_albums.max_open = 1
     first = telegram.push_album([solid(RED), solid(RED)])
-    await telegram.wait_until(lambda: bool(handlers_albums._open))
+    await until(lambda: bool(handlers_albums._open))  # no API call signals it
     second = telegram.push_album([solid(GREEN)])
     assert await telegram.reply_text(second[0]) == GREEN_TEXT  # on its own
     assert await telegram.reply_text(first[0]) == "1 🌭 97%  2 🌭 97%"

@@ -14,8 +14,10 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from nothotdog.bot import i18n, model_texts, replies
+from nothotdog.bot import teach_replies as teach
 from nothotdog.bot.classifier import NoWhy, Verdict
 from nothotdog.bot.outcomes import Judged, Refusal, Refused
+from nothotdog.bot.taught import Answer
 from nothotdog.contract import ModelSpec
 from nothotdog.contract.spec import HOTDOG_DISPLAY
 
@@ -132,6 +134,27 @@ def every_reply(spec: ModelSpec) -> list[Callable[[], object]]:
         lambda: model_texts.description(spec), lambda: model_texts.short_description(spec),
         lambda: [i18n._(text) for _name, text in replies.COMMANDS],
         lambda: model_texts.about(ModelSpec()),
+        *every_teaching_reply(),
+    ]  # fmt: skip
+
+
+def every_teaching_reply() -> list[Callable[[], object]]:
+    """Each sentence of teaching the bot in a chat (bot.teach_replies)."""
+    unsure = Answer("pizza", 0.41, 0.2, sure=False)
+    return [
+        lambda: [i18n._(text) for _name, text in teach.COMMANDS], teach.help_line,
+        teach.teach_usage, teach.bad_label, teach.too_many_labels,
+        lambda: teach.teaching("pizza", 0), lambda: teach.teaching("pizza", 2),
+        lambda: teach.learned("pizza", 1), lambda: teach.learned("pizza", 5, added=4),
+        lambda: teach.label_full("pizza"),
+        lambda: teach.done({"pizza": 3, "sushi": 21}, {"taco": 1}),
+        lambda: teach.not_ready({}), lambda: teach.not_ready({"pizza": 3, "taco": 2}),
+        lambda: teach.labels({}, False, None), lambda: teach.labels({"pizza": 3}, True, None),
+        lambda: teach.labels({"pizza": 3, "taco": 1}, False, "taco"),
+        lambda: teach.reset(0), lambda: teach.reset(1), lambda: teach.reset(22),
+        teach.needs_newer_model, teach.needs_database, teach.admins_only, teach.not_saved,
+        lambda: teach.answer(unsure), lambda: teach.album([unsure, replies.busy()]),
+        teach.privacy, lambda: teach.forgotten(1), lambda: teach.forgotten(7),
     ]  # fmt: skip
 
 

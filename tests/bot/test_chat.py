@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from telegram.ext import Application
 
-from nothotdog.bot import replies
+from nothotdog.bot import replies, teach_replies
 from nothotdog.bot.app import pipeline_of
 from tests.bot.conftest import StartBot
 from tests.bot.harness import until
@@ -79,7 +79,8 @@ async def test_start_and_help_explain_the_bot(
     start = telegram.push_command("/start", chat)
     help_ = telegram.push_command(f"/help@{telegram.username}", chat)
     assert await telegram.reply_text(start) == replies.start()
-    assert await telegram.reply_text(help_) == replies.help_text(10)
+    teach = teach_replies.help_line()  # the tiny model has features, the bot a database
+    assert await telegram.reply_text(help_) == f"{replies.help_text(10)}\n{teach}"
 
 
 async def test_about_reports_the_model_from_its_metadata(
@@ -286,7 +287,8 @@ async def test_startup_registers_commands_and_explains_privacy_mode(
     with caplog.at_level(logging.INFO, logger="nothotdog.bot"):
         await start_bot()
     assert [c["command"] for c in telegram.commands] == [
-        "start", "help", "about", "hotdog", "classify", "why", "privacy", "forget", "language"]
+        "start", "help", "about", "hotdog", "classify", "why", "privacy", "forget", "language",
+        "teach", "done", "labels", "reset"]
     assert telegram.calls_to("deleteWebhook")  # polling mode clears any old webhook
     assert "Group privacy mode is ON" in caplog.text
     assert "Group Privacy > Turn off" in caplog.text

@@ -14,6 +14,7 @@ from nothotdog.bot.app import pipeline_of
 from nothotdog.contract.layout import MB
 from tests.badfiles import png_chunk
 from tests.bot.conftest import StartBot
+from tests.bot.harness import until
 from tests.bot.memory import peak_memory
 from tests.fakebot import FakeTelegram
 from tests.imagefiles import GREEN, GREEN_TEXT, RED, RED_TEXT, solid
@@ -90,7 +91,7 @@ async def test_files_are_admitted_on_their_declared_size_and_wait_their_turn(
     second = telegram.push_document(solid(RED, fmt="PNG"), FakeTelegram.private_chat(2),
                                     file_name="b.png", declared_size=3 * MB)
     small = telegram.push_photo(solid(GREEN), FakeTelegram.private_chat(3))
-    await telegram.wait_until(lambda: pipeline_of(app).admission.waiting == 2)
+    await until(lambda: pipeline_of(app).admission.waiting == 2)  # no API call signals it
     assert len(telegram.calls_to("getFile")) == 1  # waiting costs no download
     assert await telegram.reply_text(small, timeout=30) == GREEN_TEXT
     assert await telegram.reply_text(second, timeout=30) == RED_TEXT

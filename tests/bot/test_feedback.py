@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from nothotdog.bot import replies
+from nothotdog.bot import replies, teach_replies
 from nothotdog.bot.app import build_application
 from nothotdog.bot.cli import main as cli_main
 from nothotdog.bot.feedback import FeedbackStore, votes
@@ -106,7 +106,8 @@ async def test_forget_deletes_that_users_votes_and_says_how_many(
     again = telegram.push_command("/forget", FakeTelegram.private_chat(USER))
     assert await telegram.reply_text(again) == replies.forgotten(0)
     privacy = telegram.push_command("/privacy")
-    assert await telegram.reply_text(privacy) == replies.privacy(True)
+    taught = teach_replies.privacy()  # the tiny model has features: it can be taught
+    assert await telegram.reply_text(privacy) == f"{replies.privacy(True)}\n\n{taught}"
 
 
 async def test_with_the_database_down_verdicts_go_out_and_votes_are_apologised_for(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from telegram.ext import Application
 
-from nothotdog.bot import i18n, replies
+from nothotdog.bot import i18n, replies, teach_replies
 from nothotdog.bot.app import build_application
 from nothotdog.bot.settings import Settings
 from nothotdog.contract.runtime import OnnxModel
@@ -27,6 +27,11 @@ GROUP = FakeTelegram.group_chat()
 def button_texts(message: dict[str, Any]) -> list[str]:
     markup = message.get("reply_markup") or {}
     return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def help_text() -> str:
+    """/help of a bot that can be taught (the tiny model has features, the bot a database)."""
+    return replies.help_text() + "\n" + teach_replies.help_line()
 
 
 def in_(language: str, reply: Callable[[], str]) -> str:
@@ -83,9 +88,9 @@ async def test_language_with_a_code_sets_it_at_once_and_a_wrong_one_is_explained
     assert await telegram.reply_text(wrong) == replies.language_unknown("klingon", i18n.LANGUAGES)
     done = telegram.push_command("/language PT-br")
     assert await telegram.reply_text(done) == "🌍 Pronto! Idioma desta conversa: Português."
-    assert await telegram.reply_text(telegram.push_command("/help")) == in_("pt", replies.help_text)
+    assert await telegram.reply_text(telegram.push_command("/help")) == in_("pt", help_text)
     other = FakeTelegram.private_chat(4004)  # another chat keeps its own language
-    assert await telegram.reply_text(telegram.push_command("/help", other)) == replies.help_text()
+    assert await telegram.reply_text(telegram.push_command("/help", other)) == help_text()
 
 
 async def test_in_a_group_only_an_admin_changes_the_language(
@@ -122,7 +127,8 @@ async def test_a_refusal_outside_the_allow_list_is_in_the_senders_language(
 async def test_menus_and_descriptions_are_set_for_every_language_at_start_up(
     telegram: FakeTelegram, bot: Application
 ) -> None:
-    names = [name for name, _text in replies.COMMANDS]
+    commands = (*replies.COMMANDS, *teach_replies.COMMANDS)
+    names = [name for name, _text in commands]
     assert [c["command"] for c in telegram.commands] == names  # the default: English
     assert telegram.commands[0]["description"] == "What this bot does"
     assert set(telegram.menus) == {"", *(code for code in i18n.LANGUAGES if code != "en")}
@@ -131,8 +137,7 @@ async def test_menus_and_descriptions_are_set_for_every_language_at_start_up(
         menu = telegram.menus[key]
         assert [c["command"] for c in menu] == names
         with i18n.speaking(code):
-            assert [c["description"] for c in menu] == [i18n._(text) for _n, text in
-                                                        replies.COMMANDS]  # fmt: skip
+            assert [c["description"] for c in menu] == [i18n._(text) for _n, text in commands]
         assert telegram.descriptions[key] and telegram.short_descriptions[key]
     assert telegram.menus["fr"][0]["description"] == "Ce que fait ce bot"
     assert "hot-dog" in telegram.descriptions["fr"]

@@ -18,6 +18,7 @@ from nothotdog.bot.app import pipeline_of
 from nothotdog.contract.layout import MB
 from nothotdog.contract.runtime import OnnxModel
 from tests.bot.conftest import StartBot
+from tests.bot.harness import until
 from tests.bot.test_access import _no_file_writes as no_file_writes
 from tests.bot.test_documents import BIG, SIDE, fetched, rgb_png
 from tests.fakebot import FakeTelegram
@@ -228,7 +229,7 @@ async def test_why_is_admitted_on_its_declared_size_and_waits_undownloaded(
     document = telegram.push_document(solid(RED, fmt="PNG"), GROUP, file_name="b.png",
                                       declared_size=8 * MB)
     telegram.push_command("/why", GROUP, reply_to=document)
-    await telegram.wait_until(lambda: pipeline_of(app).admission.waiting == 1)
+    await until(lambda: pipeline_of(app).admission.waiting == 1)  # no API call signals it
     assert len(telegram.calls_to("getFile")) == 1 and not telegram.calls_to("sendPhoto")
     assert await telegram.reply_text(first, timeout=30) == RED_TEXT
     (sent,) = await sent_pictures(telegram)
