@@ -78,27 +78,30 @@ class AnsweredIds:
         self._write_soon()
 
     def confirmed(self, offset: int) -> None:
-        """Telegram was told ``offset``: the rows below it may go."""
+        """Telegram was told ``offset``: the rows below it go with the next write (a write of
+        their own at every confirmation would double the writes)."""
         self._confirmed = max(self._confirmed, offset)
-        if self.kept and min(self.kept) < self._confirmed:
-            self._write_soon()
 
     async def close(self) -> None:
-        """Wait for the write in flight (and the ones it leads to)."""
+        """Wait for the writes in flight, then delete what has been confirmed."""
         while self._writing is not None and not self._writing.done():
             await asyncio.shield(self._writing)
+        if self.kept and min(self.kept) < self._confirmed:
+            self._write_soon()
+            await self._writing
 
     def _write_soon(self) -> None:
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write_all(), name="answered-ids")
 
     async def _write_all(self) -> None:
-        while self._pending or (self.kept and min(self.kept) < self._confirmed):
+        while True:
             below = self._confirmed
             new = {i for i in self._pending if i >= below}  # below: confirmed already
             self._pending.clear()
             try:
-                await self.store.run(self._write, new, below)
+                prune = any(i < below for i in self.kept)
+                await self.store.run(self._write, new, below if prune else None)
             except StoreError as exc:
                 if not self._failing:
                     log.warning("cannot keep answered update ids (%s); after a crash the next "
@@ -109,13 +112,16 @@ class AnsweredIds:
                 log.info("keeping answered update ids again %s", fields(bot_id=self.bot_id))
             self._failing = False
             self.kept = {i for i in self.kept | new if i >= below}
+            if not self._pending:
+                return
 
-    def _write(self, new: set[int], below: int) -> None:
+    def _write(self, new: set[int], below: int | None) -> None:
         dialect = postgresql if self.store.engine.dialect.name == "postgresql" else sqlite
         now = dt.datetime.now(dt.UTC)
         with self.store.engine.begin() as db:
             if new:
                 rows = [{"bot_id": self.bot_id, "update_id": i, "answered_at": now} for i in new]
                 db.execute(dialect.insert(answered).on_conflict_do_nothing(), rows)
-            db.execute(delete(answered).where(answered.c.bot_id == self.bot_id,
-                                              answered.c.update_id < below))  # fmt: skip
+            if below is not None:
+                db.execute(delete(answered).where(answered.c.bot_id == self.bot_id,
+                                                  answered.c.update_id < below))  # fmt: skip
