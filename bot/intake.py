@@ -6,8 +6,10 @@ Updater confirms an update as soon as it has fetched it, and its webhook server 
 before the update is processed, so a stop or a crash lost every photo fetched but not yet
 answered. Here an update is confirmed only once its handlers have finished (its answer is
 sent): polling confirms the finished prefix of update ids (``bot.polling``), the webhook
-answers each POST once its update is done (``bot.webhook``). Nothing is written to disk:
-Telegram holds the line, so no user data is stored to keep it.
+answers each POST once its update is done (``bot.webhook``). Telegram holds the line, so no
+user data is stored to keep it; polling also writes the ids of answered updates it cannot
+confirm yet to the votes' database (``bot.answered``: ids only), so that a crash does not
+answer them twice.
 
 A stop (SIGTERM, SIGINT) takes no new update, finishes the ones it has for at most
 STOP_TIMEOUT_S, confirms them, and exits; what it never finished stays with Telegram for the

@@ -9,7 +9,9 @@ busy moment confirms many in one call), which keeps what a crash can have answer
 confirmed to the answers of one round trip, and a full call looks for new updates as often
 as the held ones it reads again allow (GAP_PER_HELD_S). Confirming on a timer instead (every
 50 ms) let a loaded machine fall behind: killed mid-burst, up to 18 of 200 were answered
-twice.
+twice. Answers finish out of order, though, so many answered updates sit above an older
+unfinished one and cannot be confirmed yet: with a database, their ids are written down
+(``bot.answered``) and a new process after a crash treats them as finished.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import logging
 from telegram import Bot, Update
 from telegram.error import RetryAfter, TelegramError
 
+from nothotdog.bot.answered import AnsweredIds
 from nothotdog.bot.app import ALLOWED_UPDATES
+from nothotdog.bot.feedback import StoreError
 from nothotdog.bot.intake import Intake
 from nothotdog.bot.logs import fields
 from nothotdog.bot.retry import BASE_DELAY, retry_after_seconds, with_retries
@@ -42,12 +46,14 @@ class Ledger:
 
     ``offset`` is 1 + the highest id below which every update we were given has finished:
     what getUpdates may confirm. Telegram hands back everything from the offset on, so an id
-    already in flight or finished is recognised and not started twice.
+    already in flight or finished is recognised and not started twice, and so is one that
+    ``answered`` names (a previous process answered it but did not confirm it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, answered: set[int] | None = None) -> None:
         self.in_flight: set[int] = set()
         self.finished: set[int] = set()  # at or above the offset: not yet confirmable
+        self.answered = answered or set()
         self.offset: int | None = None  # None until the first update: getUpdates' default
         self.idle = asyncio.Event()  # set while nothing is in flight
         self.idle.set()
@@ -68,6 +74,10 @@ class Ledger:
         self.idle.clear()
         if self.offset is None:
             self.offset = update_id
+        if update_id in self.answered:  # finished by a previous process: confirm it only
+            self.answered.discard(update_id)
+            self.finish(update_id)
+            return False
         return True
 
     async def wait_progress(self, seconds: float) -> None:
@@ -88,6 +98,7 @@ class Ledger:
             self.offset = max(self.finished) + 1
             self.idle.set()
         self.finished = {i for i in self.finished if i >= self.offset}
+        self.answered = {i for i in self.answered if i >= self.offset}
         if self.offset != before:
             self.progress.set()
 
@@ -95,10 +106,12 @@ class Ledger:
 class Poller:
     """getUpdates in a loop, each new update processed by ``intake`` as its own task."""
 
-    def __init__(self, bot: Bot, intake: Intake, *, timeout: float = POLL_TIMEOUT_S) -> None:
+    def __init__(self, bot: Bot, intake: Intake, *, timeout: float = POLL_TIMEOUT_S,
+                 answered: AnsweredIds | None = None) -> None:  # fmt: skip
         self.bot = bot
         self.intake = intake
         self.timeout = timeout
+        self.answered = answered  # None without a database (FEEDBACK=false)
         self.ledger = Ledger()
         self.confirmed: int | None = None  # the offset Telegram last saw
         self._fetched_at = self._called_at = 0.0
@@ -112,7 +125,22 @@ class Poller:
     async def start(self) -> None:
         # getUpdates is refused (409) while a webhook is set.
         await with_retries(lambda: self.bot.delete_webhook(), "deleteWebhook")
+        await self._load_answered()
         self._polling = asyncio.create_task(self._loop(), name="getUpdates")
+
+    async def _load_answered(self) -> None:
+        if self.answered is None:
+            log.info("FEEDBACK=false: no database to keep answered update ids in, so after a "
+                     "crash the next process may answer again the updates answered but not yet "
+                     "confirmed")  # fmt: skip
+            return
+        try:
+            self.ledger.answered = await self.answered.load()
+        except StoreError as exc:
+            log.warning("cannot read answered update ids from DATABASE_URL (%s); after a crash "
+                        "the next process may answer again the updates answered but not yet "
+                        "confirmed", type(exc).__name__)  # fmt: skip
+            self.answered = None
 
     async def stop_taking(self) -> None:
         """Stop fetching; a getUpdates cut short loses nothing: what it would have returned
@@ -130,6 +158,8 @@ class Poller:
             except TelegramError as exc:
                 log.warning("could not confirm the last answered updates %s",
                             fields(offset=self.ledger.offset, error=exc))  # fmt: skip
+        if self.answered is not None:
+            await self.answered.close()
 
     async def _loop(self) -> None:
         failures = 0
@@ -176,6 +206,8 @@ class Poller:
             offset=offset, limit=limit, timeout=timeout, allowed_updates=ALLOWED_UPDATES
         )
         self.confirmed = offset
+        if self.answered is not None and offset is not None:
+            self.answered.confirmed(offset)
         self._called_at = asyncio.get_running_loop().time()
         if limit > 1:
             self._fetched_at = self._called_at
@@ -191,6 +223,8 @@ class Poller:
         def finished(task: asyncio.Task[None]) -> None:
             if not task.cancelled():  # cut short by a stop: left for the next process
                 self.ledger.finish(update.update_id)
+                if self.answered is not None:
+                    self.answered.add(update.update_id)
 
         task.add_done_callback(finished)
 

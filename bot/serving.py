@@ -15,6 +15,8 @@ from typing import Any
 
 from telegram.ext import Application
 
+from nothotdog.bot.answered import AnsweredIds
+from nothotdog.bot.app import parts_of
 from nothotdog.bot.intake import INTAKE_KEY, Intake, Source
 from nothotdog.bot.polling import POLL_TIMEOUT_S, Poller
 from nothotdog.bot.webhook import WebhookServer
@@ -40,7 +42,10 @@ async def serving(
         intake = app.bot_data[INTAKE_KEY] = Intake(app)
         source: Source
         if webhook is None:
-            source = Poller(app.bot, intake, timeout=poll_timeout or POLL_TIMEOUT_S)
+            store = parts_of(app).store
+            answered = AnsweredIds(store, app.bot.id) if store is not None else None
+            source = Poller(app.bot, intake, timeout=poll_timeout or POLL_TIMEOUT_S,
+                            answered=answered)  # fmt: skip
         else:
             source = WebhookServer(app.bot, intake, **webhook)
         intake.source = source
