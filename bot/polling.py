@@ -5,13 +5,11 @@ Telegram hands back every update from the offset on, at most 100 per call, so th
 at most 100 updates past the oldest unanswered one; the rest wait with Telegram, unconfirmed.
 While any update is held Telegram answers a long poll at once, so the calls are paced: a
 cheap call (limit 1) confirms as soon as the finished prefix grows (one call at a time, so a
-busy moment confirms many in one call), which keeps what a crash can have answered but not
-confirmed to the answers of one round trip, and a full call looks for new updates as often
-as the held ones it reads again allow (GAP_PER_HELD_S). Confirming on a timer instead (every
-50 ms) let a loaded machine fall behind: killed mid-burst, up to 18 of 200 were answered
-twice. Answers finish out of order, though, so many answered updates sit above an older
-unfinished one and cannot be confirmed yet: with a database, their ids are written down
-(``bot.answered``) and a new process after a crash treats them as finished.
+busy moment confirms many in one call), and a full call looks for new updates as often as the
+held ones it reads again allow (GAP_PER_HELD_S). Answers finish out of order, though, so many
+answered updates sit above an older unfinished one and cannot be confirmed yet: with a
+database, their ids are written down (``bot.answered``) and a new process after a crash
+treats them as finished.
 """
 
 from __future__ import annotations
