@@ -76,14 +76,20 @@ def goals() -> list[dict[str, Any]]:
                             "same answers",
                     "measured": f"{x:.2f}x; {rt['verdicts_differ']} verdicts differ",
                     "met": x >= 1.0 and rt["verdicts_differ"] == 0})
-    for run in (burst or {}).get("runs", []):
-        out.append({"goal": f"every photo at once, {run['runtime']}: >= {BURST_GOAL:.0f} "
-                            "verdicts/s, none lost or twice",
-                    "measured": f"{run['verdicts_per_s']:.1f}/s ({run['verdict']} verdicts of "
-                                f"{run['photos']}, {run['busy']} busy, {run['never answered']} "
-                                f"lost, {run['answered twice']} twice)",
-                    "met": run["verdicts_per_s"] >= BURST_GOAL and run["never answered"] == 0
-                           and run["answered twice"] == 0})
+    if burst:
+        runs = {rt: [r for r in burst["runs"] if r["runtime"] == rt] for rt in
+                ("openvino", "onnxruntime")}  # fmt: skip
+        rate = {rt: sum(r["verdicts_per_s"] for r in rs) / len(rs) for rt, rs in runs.items() if rs}
+        ov = runs["openvino"]
+        if ov:
+            lost = sum(r["never answered"] for r in ov)
+            twice = sum(r["answered twice"] for r in ov)
+            others = f"; onnxruntime {rate['onnxruntime']:.1f}/s" if "onnxruntime" in rate else ""
+            out.append({"goal": f"every photo at once (default runtime): >= {BURST_GOAL:.0f} "
+                                "verdicts/s, none lost or twice",
+                        "measured": f"{rate['openvino']:.1f}/s over {len(ov)} run(s) of "
+                                    f"{ov[0]['photos']}, {lost} lost, {twice} twice{others}",
+                        "met": rate["openvino"] >= BURST_GOAL and lost == 0 and twice == 0})
     if inf:
         by = {c["name"]: c for c in inf["configs"]}
         for name, what in (("ort int8 b1", "onnxruntime int8"), ("shipped b1", "shipped model")):

@@ -4,7 +4,7 @@ What a popular bot meets when it is posted somewhere: many photos from many chat
 The stock ``python -m nothotdog.bot`` (default settings, the shipped model, python-telegram-
 bot's AIORateLimiter as shipped: about 30 sends a second, Telegram's limit for one bot) runs
 against the fake Bot API server (tests/fakebot.py) on 127.0.0.1, once per runtime
-(``RUNTIME=openvino``, ``RUNTIME=onnxruntime``), in the order A B B A when ``--rounds 2``, so
+(``RUNTIME=openvino``, ``RUNTIME=onnxruntime``), in the order A B B A (``--rounds 2``), so
 a drift of the shared machine hits both alike. Each run pushes every photo from its own
 private chat at once and waits for every answer.
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=Path, help="labelled folder: DIR/<label>/*.jpg")
     parser.add_argument("--limit", type=int, help="at most this many photos")
-    parser.add_argument("--rounds", type=int, default=1, help="runs per runtime (A B B A ...)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per runtime (A B B A ...)")
     parser.add_argument("--model", type=Path, help="default: shipped model, else bench int8")
     args = parser.parse_args(argv)
     clock = Stopwatch()
