@@ -78,7 +78,9 @@ class BotProcess:
             return
         self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(self.proc.pid))
         maps = Path(f"/proc/{self.proc.pid}/maps").read_text(errors="replace")
-        self.tensorflow_loaded = "tensorflow" in maps
+        # TensorFlow's own package, not OpenVINO's TensorFlow *frontend*, which importing
+        # openvino maps (openvino/frontend/tensorflow/, libopenvino_tensorflow_frontend).
+        self.tensorflow_loaded = "site-packages/tensorflow/" in maps
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far (0 once it has exited)."""
