@@ -10,6 +10,7 @@ bot.examples', the sentences bot.teach_replies'; this file is the Telegram side.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -77,6 +78,10 @@ class Teaching:
         self.live_albums = Albums(settings.album_wait_s, self._answer_album)
         self._built: OrderedDict[int, tuple[int, NearestMean | None]] = OrderedDict()
         self._paused_until = 0.0  # time.monotonic(): see LOOKUP_PAUSE_S
+        # Lookups in arrival order: each runs in a thread, and without this a photo's lookup
+        # could finish before the one of the photo sent before it, so the later photo reached
+        # the fair line first (seen: a small photo admitted ahead of the document before it).
+        self._lookup_order = asyncio.Lock()
 
     @property
     def offered(self) -> bool:
@@ -158,7 +163,8 @@ class Teaching:
         assert self.examples is not None
         examples, chat, user = self.examples, message.chat.id, message.from_user
         try:
-            state: ChatState | None = await examples.feedback.run(examples.state, chat)
+            async with self._lookup_order:
+                state: ChatState | None = await examples.feedback.run(examples.state, chat)
             if state is None:
                 return False  # never taught: nearly every chat, one primary-key read
             if state.teaching and user is not None and state.teacher_hash == examples.key(user.id):
