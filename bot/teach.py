@@ -6,6 +6,11 @@ asking for the model's features too; those numbers (never the photo) are kept wi
 (bot.examples). After ``/done`` every photo in the chat is judged the same way and answered
 by the nearest label (bot.taught). The rules and the classifier are bot.taught's, the rows
 bot.examples', the sentences bot.teach_replies'; this file is the Telegram side.
+
+The chat-labels lookup runs in a thread before a photo reaches the fair line, so lookups take
+turns in arrival order: otherwise a photo's lookup could finish before the one of the photo
+sent before it and the later photo reach the line first (seen: a small photo admitted ahead
+of the document sent before it).
 """
 
 from __future__ import annotations
@@ -69,19 +74,14 @@ class Teaching:
 
     def __init__(self, model: OnnxModel, store: FeedbackStore | None, settings: Settings,
                  judge: Judge) -> None:  # fmt: skip
-        self.model = model
+        self.model, self.settings, self.judge = model, settings, judge
         version = f"{model.spec.name} {model.spec.version}"
         self.examples = ExampleStore(store, version) if store is not None else None
-        self.settings = settings
-        self.judge = judge
         self.taught_albums = Albums(settings.album_wait_s, self._ack_album)
         self.live_albums = Albums(settings.album_wait_s, self._answer_album)
         self._built: OrderedDict[int, tuple[int, NearestMean | None]] = OrderedDict()
         self._paused_until = 0.0  # time.monotonic(): see LOOKUP_PAUSE_S
-        # Lookups in arrival order: each runs in a thread, and without this a photo's lookup
-        # could finish before the one of the photo sent before it, so the later photo reached
-        # the fair line first (seen: a small photo admitted ahead of the document before it).
-        self._lookup_order = asyncio.Lock()
+        self._lookup_order = asyncio.Lock()  # see "in arrival order" above
 
     @property
     def offered(self) -> bool:
