@@ -112,7 +112,7 @@ class Poller:
         self.answered = answered  # None without a database (FEEDBACK=false)
         self.ledger = Ledger()
         self.confirmed: int | None = None  # the offset Telegram last saw
-        self._fetched_at = self._called_at = 0.0
+        self._fetched_at = 0.0
         self._polling: asyncio.Task[None] | None = None
         self._confirming: asyncio.Task[None] | None = None
 
@@ -206,9 +206,8 @@ class Poller:
         self.confirmed = offset
         if self.answered is not None and offset is not None:
             self.answered.confirmed(offset)
-        self._called_at = asyncio.get_running_loop().time()
         if limit > 1:
-            self._fetched_at = self._called_at
+            self._fetched_at = asyncio.get_running_loop().time()
         if not self.intake.taking:
             return
         for update in updates:
